@@ -1,0 +1,128 @@
+"""The metrics contract: every ``testboost_*`` family Prometheus sees, in one table.
+
+Instruments, views, the docs' metrics reference, the contract tests and the static check of
+every PromQL expression in alert rules and dashboards are all derived from ``CATALOG``.
+Names here are the *exposed* Prometheus names; ``otel_name`` is the instrument name that the
+OpenTelemetry → Prometheus naming rules (counter ``_total``, unit ``s`` → ``_seconds``) turn
+into that exposed name, on the in-process exporter and on the OTLP path alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(str, Enum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+# Every alert threshold is a boundary, so `histogram_quantile` is exact where it matters:
+# 5 s for SlowAPIResponse, 300 s for SlowWorkflowExecution.
+HTTP_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+WORKFLOW_BUCKETS: tuple[float, ...] = (
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+)
+LLM_BUCKETS: tuple[float, ...] = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)
+
+# Closed label value sets (documented, and checked by tests where the code produces them).
+LLM_ERROR_TYPES = (
+    "rate_limit", "timeout", "connection", "auth", "invalid_request", "server_error",
+)
+WORKFLOW_STATUSES = ("completed", "failed", "cancelled")
+# The `path` label of requests that matched no route: one fixed value, whatever the client sent.
+UNMATCHED_PATH = "<unmatched>"
+
+
+@dataclass(frozen=True)
+class MetricFamily:
+    name: str  # exposed Prometheus family name (counters include `_total`)
+    kind: Kind
+    labels: tuple[str, ...]
+    description: str
+    unit: str = ""  # OpenTelemetry unit: "s" for seconds; never "1" (becomes `_ratio` on OTLP)
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def otel_name(self) -> str:
+        """Instrument name whose Prometheus translation is ``name``."""
+        base = self.name
+        if self.kind is Kind.COUNTER:
+            base = base.removesuffix("_total")
+        if self.unit == "s":
+            base = base.removesuffix("_seconds")
+        return base
+
+    @property
+    def series_names(self) -> tuple[str, ...]:
+        """Every sample name this family produces in the exposition."""
+        if self.kind is Kind.HISTOGRAM:
+            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+
+CATALOG: tuple[MetricFamily, ...] = (
+    MetricFamily(
+        "testboost_llm_calls_total", Kind.COUNTER, ("provider", "model"),
+        "LLM attempts, each counted once whatever its outcome.",
+    ),
+    MetricFamily(
+        "testboost_llm_errors_total", Kind.COUNTER, ("provider", "error_type"),
+        "Failed LLM attempts, each counted once, by error type.",
+    ),
+    MetricFamily(
+        "testboost_llm_rate_limit_total", Kind.COUNTER, ("provider",),
+        "LLM attempts answered 429 (also counted in testboost_llm_errors_total).",
+    ),
+    MetricFamily(
+        "testboost_workflow_total", Kind.COUNTER, ("workflow_type", "status"),
+        "Finished workflows by type and final status.",
+    ),
+    MetricFamily(
+        "testboost_http_requests_total", Kind.COUNTER, ("method", "path", "status"),
+        "HTTP requests served, by route template and status code.",
+    ),
+    MetricFamily(
+        "testboost_active_sessions", Kind.GAUGE, (),
+        "Sessions pending, in progress or paused, as the database says.",
+    ),
+    MetricFamily(
+        "testboost_db_connection_pool_size", Kind.GAUGE, (),
+        "Database connections currently checked out of the pool.",
+    ),
+    MetricFamily(
+        "testboost_db_connection_pool_max", Kind.GAUGE, (),
+        "Most connections the pool will hand out (pool_size + max_overflow).",
+    ),
+    MetricFamily(
+        "testboost_workflow_duration_seconds", Kind.HISTOGRAM, ("workflow_type",),
+        "Duration of finished workflows, from start (or creation if never started) to end.",
+        unit="s", buckets=WORKFLOW_BUCKETS,
+    ),
+    MetricFamily(
+        "testboost_llm_request_duration_seconds", Kind.HISTOGRAM, ("provider",),
+        "Duration of each LLM attempt.",
+        unit="s", buckets=LLM_BUCKETS,
+    ),
+    MetricFamily(
+        "testboost_http_request_duration_seconds", Kind.HISTOGRAM, ("method", "path"),
+        "Duration of HTTP requests, by route template.",
+        unit="s", buckets=HTTP_BUCKETS,
+    ),
+)
+
+BY_NAME: dict[str, MetricFamily] = {family.name: family for family in CATALOG}
+
+
+def family_for_series(series_name: str) -> MetricFamily | None:
+    """The catalog family a sample name (``x_bucket``, ``x_total``…) belongs to, if any."""
+    for family in CATALOG:
+        if series_name in family.series_names:
+            return family
+    return None
