@@ -1,0 +1,129 @@
+"""TestBoost telemetry: the public face. The app calls `setup()` once, then the record
+methods at its single call sites; everything else in this package is an implementation detail.
+
+    telemetry = setup()                     # OTEL_* variables choose exporters
+    telemetry.instrument_app(app, token)    # HTTP families (+ spans) and /metrics
+    telemetry.observe_db_pool(engine)
+    telemetry.observe_active_sessions(count)
+    telemetry.record_llm_attempt(...); telemetry.record_workflow_finished(...)
+    telemetry.shutdown()                    # flushes push exporters
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable
+
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+
+from telemetry import db, exporters, tracing
+from telemetry.config import TelemetryConfig, TelemetryConfigError
+from telemetry.http import HttpTelemetry
+from telemetry.instruments import Instruments
+
+__all__ = ["Telemetry", "TelemetryConfig", "TelemetryConfigError", "setup"]
+
+log = logging.getLogger(__name__)
+METER_NAME = "testboost"
+_NO_TRACER = trace.NoOpTracer()
+
+
+class Telemetry:
+    def __init__(self, config: TelemetryConfig, readers: list[MetricReader],
+                 registry: CollectorRegistry | None,
+                 tracer_provider: TracerProvider | None, resource: Resource) -> None:
+        self.config = config
+        self.registry = registry
+        self.tracer_provider = tracer_provider
+        self.tracer: trace.Tracer = (
+            tracer_provider.get_tracer(tracing.TRACER_NAME) if tracer_provider else _NO_TRACER
+        )
+        self.meter_provider: MeterProvider | None = None
+        self.instruments: Instruments | None = None
+        if not config.disabled and readers:
+            self.meter_provider = MeterProvider(metric_readers=readers, resource=resource)
+            self.instruments = Instruments(self.meter_provider.get_meter(METER_NAME))
+
+    @property
+    def enabled(self) -> bool:
+        return not self.config.disabled
+
+    def instrument_app(self, app: Starlette, metrics_token: str | None = None) -> None:
+        """HTTP families and server spans for every request, and GET /metrics."""
+        if self.config.disabled:
+            return
+        if self.instruments is not None or self.tracer_provider is not None:
+            record = self.instruments.http_request if self.instruments else _ignore
+            tracer = self.tracer if self.tracer_provider else None
+            app.add_middleware(HttpTelemetry, record=record, tracer=tracer)
+        if self.config.metrics_exporter != "none":
+            endpoint = exporters.MetricsEndpoint(
+                self.registry, self.config.metrics_exporter, metrics_token
+            )
+            app.add_route("/metrics", endpoint.handle, methods=["GET"], include_in_schema=False)
+
+    def observe_db_pool(self, engine: Engine) -> None:
+        if self.instruments is not None:
+            size, most = db.pool_readers(engine)
+            self.instruments.observe("testboost_db_connection_pool_size", size)
+            self.instruments.observe("testboost_db_connection_pool_max", most)
+        if self.tracer_provider is not None:
+            db.trace_sql(engine, self.tracer_provider)
+
+    def observe_active_sessions(self, count: Callable[[], float | None]) -> None:
+        if self.instruments is not None:
+            self.instruments.observe("testboost_active_sessions", count)
+
+    def record_llm_attempt(self, provider: str, model: str, outcome: str,
+                           seconds: float) -> None:
+        if self.instruments is not None:
+            self.instruments.llm_attempt(provider, model, outcome, seconds)
+
+    def record_workflow_finished(self, workflow_type: str, status: str, seconds: float) -> None:
+        if self.instruments is not None:
+            self.instruments.workflow_finished(workflow_type, status, seconds)
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Flush and stop exporters (push mode sends its last data here)."""
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+
+
+def _ignore(*_args: object) -> None:
+    return None
+
+
+def setup(config: TelemetryConfig | None = None) -> Telemetry:
+    """Build telemetry from `config` (default: the OTEL_* environment)."""
+    config = config or TelemetryConfig.from_env()
+    resource = Resource.create({
+        "service.name": config.service_name,
+        # One id per process: in push mode each worker is its own series, and sums add up.
+        "service.instance.id": f"{uuid.uuid4()}",
+        "process.pid": os.getpid(),
+    })
+    readers: list[MetricReader] = []
+    registry: CollectorRegistry | None = None
+    if not config.disabled:
+        if config.metrics_exporter == "prometheus":
+            registry = CollectorRegistry(auto_describe=False)
+            readers.append(exporters.prometheus_reader(registry))
+        elif config.metrics_exporter == "otlp":
+            readers.append(exporters.otlp_reader(config))
+    telemetry = Telemetry(
+        config, readers, registry, tracing.tracer_provider(config, resource), resource
+    )
+    log.info("Telemetry: %s", "disabled (OTEL_SDK_DISABLED=true)" if config.disabled else
+             f"metrics={config.metrics_exporter} traces={config.traces_exporter}")
+    return telemetry

@@ -1,0 +1,135 @@
+"""Sessions: create one and its workflow starts; list, read, change, pause, resume, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from sqlalchemy import func, select
+
+from app.api.deps import DbDep, WorkflowsDep
+from app.models import Session, Step
+from app.schemas import Problem, SessionCreate, SessionOut, SessionPage, SessionUpdate, StepOut
+from app.workflows.definitions import SessionStatus, SessionType
+from app.workflows.engine import Conflict, NotFound, new_steps
+
+router = APIRouter(prefix="/api/v2/sessions", tags=["sessions"])
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No session has this id"}}
+CONFLICT: Responses = {409: {"model": Problem, "description": "The session's status forbids this"}}
+
+
+def _get(db: DbDep, session_id: str) -> Session:
+    session = db.get(Session, session_id)
+    if session is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"session {session_id} not found")
+    return session
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
+def create_session(body: SessionCreate, db: DbDep, workflows: WorkflowsDep) -> Session:
+    session = Session(
+        session_type=body.session_type.value, project_path=body.project_path,
+        mode=body.mode.value, config=body.config, status=SessionStatus.PENDING.value,
+        steps=new_steps(body.session_type),
+    )
+    db.add(session)
+    db.commit()
+    workflows.submit(session.id)
+    return session
+
+
+@router.get("", response_model=SessionPage)
+def list_sessions(
+    db: DbDep,
+    status_: SessionStatus | None = Query(default=None, alias="status"),
+    session_type: SessionType | None = None,
+    limit: int = Query(default=20, ge=1, le=100),
+    offset: int = Query(default=0, ge=0),
+) -> SessionPage:
+    query = select(Session)
+    if status_ is not None:
+        query = query.where(Session.status == status_.value)
+    if session_type is not None:
+        query = query.where(Session.session_type == session_type.value)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.scalars(
+        query.order_by(Session.created_at.desc(), Session.id).limit(limit).offset(offset)
+    ).all()
+    return SessionPage(
+        items=[SessionOut.model_validate(row) for row in rows],
+        total=total, limit=limit, offset=offset,
+    )
+
+
+@router.get("/{session_id}", response_model=SessionOut, responses=NOT_FOUND)
+def get_session(session_id: str, db: DbDep) -> Session:
+    return _get(db, session_id)
+
+
+@router.patch("/{session_id}", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
+def update_session(session_id: str, body: SessionUpdate, db: DbDep) -> Session:
+    session = _get(db, session_id)
+    if session.status not in (SessionStatus.PENDING, SessionStatus.PAUSED):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"cannot change a session that is {session.status}; pause it first",
+        )
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "mode" in changes:
+        session.mode = changes["mode"].value
+    if "config" in changes:
+        session.config = changes["config"]
+    db.commit()
+    return session
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={**NOT_FOUND, **CONFLICT})
+def delete_session(session_id: str, db: DbDep) -> Response:
+    session = _get(db, session_id)
+    if session.status == SessionStatus.IN_PROGRESS:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "cannot delete a session in progress; cancel it first"
+        )
+    db.delete(session)
+    db.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _act(session_id: str, db: DbDep, action: str, workflows: WorkflowsDep) -> Session:
+    try:
+        getattr(workflows, action)(session_id)
+    except NotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"session {session_id} not found") from None
+    except Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    session = db.get(Session, session_id, populate_existing=True)
+    if session is None:  # deleted in between
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"session {session_id} not found")
+    return session
+
+
+@router.post("/{session_id}/pause", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
+def pause_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
+    return _act(session_id, db, "pause", workflows)
+
+
+@router.post("/{session_id}/resume", response_model=SessionOut,
+             responses={**NOT_FOUND, **CONFLICT})
+def resume_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
+    return _act(session_id, db, "resume", workflows)
+
+
+@router.post("/{session_id}/cancel", response_model=SessionOut,
+             responses={**NOT_FOUND, **CONFLICT})
+def cancel_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
+    return _act(session_id, db, "cancel", workflows)
+
+
+@router.get("/{session_id}/steps", response_model=list[StepOut], responses=NOT_FOUND)
+def list_steps(session_id: str, db: DbDep) -> list[Step]:
+    _get(db, session_id)
+    return list(db.scalars(
+        select(Step).where(Step.session_id == session_id).order_by(Step.position)
+    ).all())

@@ -1,0 +1,121 @@
+"""The one settings object: every ``TESTBOOST_*`` variable the API reads, validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SIMULATED = "simulated"
+DEFAULT_DATABASE_URL = "sqlite:///./var/testboost.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TESTBOOST_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    api_key: SecretStr | None = None
+    # Bearer token that /metrics requires when set (Prometheus: authorization.credentials_file).
+    metrics_token: SecretStr | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+
+    # Unset: `simulated` without a base URL, `openai` (an OpenAI-compatible server) with one.
+    llm_provider: str | None = Field(default=None, pattern=r"^[a-z0-9_.-]{1,40}$")
+    llm_base_url: str | None = None
+    llm_model: str = Field(default="gpt-4o-mini", min_length=1)
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = Field(default=60.0, gt=0, le=600)
+    llm_max_attempts: int = Field(default=4, ge=1, le=10)
+    # Longest Retry-After we honour; a longer one is capped to this.
+    llm_max_retry_wait: float = Field(default=30.0, ge=0, le=600)
+    llm_sim_latency: float = Field(default=0.05, ge=0, le=60)
+    llm_sim_error_ratio: float = Field(default=0.0, ge=0, le=1)
+    llm_sim_rate_limit_ratio: float = Field(default=0.0, ge=0, le=1)
+
+    max_concurrent_workflows: int = Field(default=8, ge=1, le=512)
+    # Requests whose body is larger are refused with 413 before it is read.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("api_key", "metrics_token", "llm_api_key")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() == "":
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _provider_matches_url(self) -> Settings:
+        if self.llm_provider == SIMULATED and self.llm_base_url:
+            raise ValueError(
+                "TESTBOOST_LLM_PROVIDER=simulated conflicts with TESTBOOST_LLM_BASE_URL: "
+                "the simulated provider is never used with a real base URL"
+            )
+        if self.llm_provider not in (None, SIMULATED) and not self.llm_base_url:
+            raise ValueError(
+                f"TESTBOOST_LLM_PROVIDER={self.llm_provider} needs TESTBOOST_LLM_BASE_URL"
+            )
+        return self
+
+    @property
+    def resolved_llm_provider(self) -> str:
+        if self.llm_provider:
+            return self.llm_provider
+        return "openai" if self.llm_base_url else SIMULATED
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a file-backed SQLite URL, else None."""
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split("///", 1)[-1]
+        return None if path in ("", ":memory:") else Path(path)
+
+
+class SettingsError(SystemExit):
+    """Start-up refused: the message names each offending variable."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            variable = f"TESTBOOST_{field.upper()}" if field else "settings"
+            lines.append(f"  {variable}: {error['msg']}")
+        raise SettingsError("Invalid TestBoost configuration:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,125 @@
+"""LLM providers: an OpenAI-compatible HTTP server, or an offline simulation.
+
+A provider makes exactly one attempt per call and raises `AttemptFailed` with its outcome;
+retries live in `client.LLMClient`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import httpx
+
+from app.llm.outcomes import AttemptFailed, Outcome, outcome_for_status
+
+Message = dict[str, str]
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+
+    def complete_once(self, messages: list[Message]) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either delay-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class OpenAICompatible:
+    """`POST {base_url}/chat/completions`: OpenAI, vLLM, Ollama, LM Studio and most proxies."""
+
+    def __init__(self, *, name: str, base_url: str, model: str, api_key: str | None,
+                 timeout: float) -> None:
+        self.name = name
+        self.model = model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def complete_once(self, messages: list[Message]) -> str:
+        try:
+            response = self._http.post(
+                "/chat/completions", json={"model": self.model, "messages": messages}
+            )
+        except httpx.TimeoutException as exc:
+            detail = f"no answer in time ({type(exc).__name__})"
+            raise AttemptFailed(Outcome.TIMEOUT, detail) from exc
+        except httpx.TransportError as exc:
+            raise AttemptFailed(Outcome.CONNECTION, f"{type(exc).__name__}: {exc}") from exc
+        outcome = outcome_for_status(response.status_code)
+        if outcome is not Outcome.SUCCESS:
+            raise AttemptFailed(
+                outcome,
+                f"HTTP {response.status_code}: {response.text[:200]}",
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        return _content(response)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _content(response: httpx.Response) -> str:
+    # A 200 that is not a chat completion is the server's fault, and may pass on a retry.
+    try:
+        body: Any = response.json()
+        content = body["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise AttemptFailed(
+            Outcome.SERVER_ERROR, f"malformed completion: {response.text[:200]!r}"
+        ) from exc
+    if not isinstance(content, str):
+        raise AttemptFailed(Outcome.SERVER_ERROR, "completion content is not text")
+    return content
+
+
+class Simulated:
+    """Offline provider for `make run` and demos: canned answers after a latency, with
+    rate limits and errors injected at the configured ratios."""
+
+    name = "simulated"
+
+    def __init__(self, *, model: str, latency: float, error_ratio: float,
+                 rate_limit_ratio: float, seed: int | None = None) -> None:
+        self.model = model
+        self._latency = latency
+        self._error_ratio = error_ratio
+        self._rate_limit_ratio = rate_limit_ratio
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def complete_once(self, messages: list[Message]) -> str:
+        with self._lock:
+            draw = self._random.random()
+        if self._latency:
+            threading.Event().wait(self._latency)
+        if draw < self._rate_limit_ratio:
+            raise AttemptFailed(Outcome.RATE_LIMIT, "simulated 429", retry_after=0.0)
+        if draw < self._rate_limit_ratio + self._error_ratio:
+            raise AttemptFailed(Outcome.SERVER_ERROR, "simulated 500")
+        prompt = messages[-1]["content"] if messages else ""
+        first_line = prompt.splitlines()[0] if prompt else ""
+        return f"[simulated {self.model}] Done: {first_line[:160]}"
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Install the real monitoring binaries the tests run into the project-local .tools/ (gitignored):
+#   prometheus, promtool          Debian 13 "trixie" packages `prometheus`, `promtool` (2.53.x)
+#   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
+#   vmagent                       trixie `victoria-metrics` (Debian 12's 1.79 has no OTLP input)
+#   docker-compose                Debian 12 package (1.29.2): validates compose files offline
+# Debian 12 cannot run apt against trixie without changing the system's sources, so apt gets a
+# private sources dir, lists and cache under .tools/apt/ and only *downloads*; the .debs are
+# unpacked with dpkg-deb into .tools/root and never installed. The binaries are static Go
+# programs (vmagent also needs libzstd, which Debian 12 has).
+# Idempotent: a tool whose .tools/bin entry already runs is not fetched again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$PWD/.tools"
+BIN="$TOOLS/bin"
+APT_DIR="$TOOLS/apt"
+ROOT="$TOOLS/root"
+mkdir -p "$BIN"
+
+runs() { "$BIN/$1" --version >/dev/null 2>&1; }
+
+missing=0
+for tool in prometheus promtool alertmanager amtool vmagent; do
+  runs "$tool" || missing=1
+done
+
+if [ "$missing" = 1 ]; then
+  # Same mirror as the system's own sources (deb822 first, one-line format as a fallback).
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+    mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+  fi
+  mirror=${mirror:-http://deb.debian.org/debian}
+  mkdir -p "$APT_DIR/sources.list.d" "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" \
+    "$APT_DIR/debs" "$ROOT"
+  cat >"$APT_DIR/sources.list.d/trixie.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-trixie-stable.gpg /usr/share/keyrings/debian-archive-trixie-automatic.gpg
+EOF
+  apt_opts=(
+    -o "Dir::Etc::SourceParts=$APT_DIR/sources.list.d"
+    -o "Dir::Etc::SourceList=/dev/null"
+    -o "Dir::State::Lists=$APT_DIR/lists"
+    -o "Dir::Cache=$APT_DIR/cache"
+    -o "APT::Sandbox::User=root"
+    -o "Debug::NoLocking=1"
+  )
+  echo "fetching trixie packages from $mirror"
+  apt-get "${apt_opts[@]}" -qq update
+  (cd "$APT_DIR/debs" && rm -f ./*.deb &&
+    apt-get "${apt_opts[@]}" -qq download prometheus promtool prometheus-alertmanager victoria-metrics)
+  : >"$ROOT/PACKAGES"
+  for deb in "$APT_DIR"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$ROOT"
+    echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" >>"$ROOT/PACKAGES"
+  done
+  ln -sf "$ROOT/usr/bin/prometheus" "$BIN/prometheus"
+  ln -sf "$ROOT/usr/bin/promtool" "$BIN/promtool"
+  ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/prometheus-alertmanager"
+  ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/alertmanager"
+  ln -sf "$ROOT/usr/bin/amtool" "$BIN/amtool"
+  ln -sf "$ROOT/usr/bin/vmagent" "$BIN/vmagent"
+fi
+
+# docker-compose 1.29.2 from Debian 12 itself (we are root on CI); reuse one already on PATH.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "installing docker-compose (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq docker-compose >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+fi
+ln -sf "$(command -v docker-compose)" "$BIN/docker-compose"
+
+# One line per tool; any tool that does not run fails the script (and so `make test`).
+for tool in prometheus promtool alertmanager amtool vmagent docker-compose; do
+  if ! out=$("$BIN/$tool" --version 2>&1); then
+    echo "$tool: does not run from $BIN/$tool" >&2
+    printf '%s\n' "$out" >&2
+    exit 1
+  fi
+  line=$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | head -n1 || true)
+  if [ -z "$line" ]; then
+    # Debian's vmagent prints an empty version (no build stamp): name the package instead.
+    line="runs; package $(grep -h '^victoria-metrics ' "$ROOT/PACKAGES" 2>/dev/null || echo '?')"
+  fi
+  printf '%-15s %s\n' "$tool" "$line"
+done

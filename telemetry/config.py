@@ -1,0 +1,73 @@
+"""The standard OpenTelemetry variables we honour, parsed once. Invalid values stop start-up.
+
+Endpoints, headers, timeouts and sampler settings (`OTEL_EXPORTER_OTLP_*`, `OTEL_TRACES_SAMPLER*`)
+are read by the OpenTelemetry exporters and SDK themselves; this module only chooses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
+OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
+OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
+OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
+
+DEFAULT_SERVICE_NAME = "testboost-api"
+METRICS_EXPORTERS = ("prometheus", "otlp", "none")
+TRACES_EXPORTERS = ("otlp", "console", "none")
+PROTOCOLS = ("http/protobuf", "grpc")
+
+
+class TelemetryConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    disabled: bool = False
+    service_name: str = DEFAULT_SERVICE_NAME
+    metrics_exporter: str = "prometheus"
+    traces_exporter: str = "none"
+    metrics_protocol: str = "http/protobuf"
+    traces_protocol: str = "http/protobuf"
+    # Push interval. Keep it equal to the scrape interval (15 s) so rates match both paths.
+    export_interval_ms: int = 15_000
+
+    @property
+    def push(self) -> bool:
+        return not self.disabled and self.metrics_exporter == "otlp"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TelemetryConfig:
+        env = os.environ if env is None else env
+
+        def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+            value = env.get(name, "").strip().lower() or default
+            if value not in allowed:
+                expected = ", ".join(allowed)
+                raise TelemetryConfigError(f"{name}={value!r}: expected one of {expected}")
+            return value
+
+        disabled = choice(OTEL_SDK_DISABLED, ("true", "false"), "false") == "true"
+        protocol = choice(OTEL_EXPORTER_OTLP_PROTOCOL, PROTOCOLS, "http/protobuf")
+        interval = env.get(OTEL_METRIC_EXPORT_INTERVAL, "").strip() or "15000"
+        if not interval.isdigit() or int(interval) < 100:
+            raise TelemetryConfigError(
+                f"{OTEL_METRIC_EXPORT_INTERVAL}={interval!r}: expected milliseconds >= 100"
+            )
+        return cls(
+            disabled=disabled,
+            service_name=env.get(OTEL_SERVICE_NAME, "").strip() or DEFAULT_SERVICE_NAME,
+            metrics_exporter=choice(OTEL_METRICS_EXPORTER, METRICS_EXPORTERS, "prometheus"),
+            traces_exporter=choice(OTEL_TRACES_EXPORTER, TRACES_EXPORTERS, "none"),
+            metrics_protocol=choice(OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, PROTOCOLS, protocol),
+            traces_protocol=choice(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, PROTOCOLS, protocol),
+            export_interval_ms=int(interval),
+        )

@@ -1,0 +1,110 @@
+"""Metric readers for each `OTEL_METRICS_EXPORTER`, and the /metrics endpoint.
+
+pull (`prometheus`): an in-process PrometheusMetricReader on a registry of its own, served by
+the API at /metrics (a plain route: mounting prometheus_client's app answers 307).
+push (`otlp`): a PeriodicExportingMetricReader, cumulative temporality so Prometheus' rate()
+works on what arrives; /metrics then serves an empty exposition so the scrape job keeps `up`
+meaning "the API answers" without counting anything twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import secrets
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from telemetry.config import TelemetryConfig
+
+CUMULATIVE: dict[type, AggregationTemporality] = {
+    kind: AggregationTemporality.CUMULATIVE
+    for kind in (Counter, UpDownCounter, Histogram, ObservableCounter,
+                 ObservableUpDownCounter, ObservableGauge)
+}
+PUSH_NOTE = (
+    b"# TestBoost pushes its metrics by OTLP (OTEL_METRICS_EXPORTER=otlp); this endpoint\n"
+    b"# stays up so that up{job=\"testboost-api\"} still says whether the API answers.\n"
+)
+EXPORTER_HEADER = "x-testboost-metrics-exporter"
+
+
+def prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
+    # No otel_scope_* labels, no target_info: the contract's series carry only its labels.
+    return PrometheusMetricReader(
+        disable_target_info=True, scope_info_enabled=False, registry=registry
+    )
+
+
+def otlp_metric_exporter(config: TelemetryConfig) -> MetricExporter:
+    if config.metrics_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(preferred_temporality=CUMULATIVE)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpExporter,
+    )
+
+    return HttpExporter(preferred_temporality=CUMULATIVE)
+
+
+def otlp_reader(config: TelemetryConfig) -> MetricReader:
+    # Exports run on the reader's own thread: nothing waits for the collector on a request.
+    return PeriodicExportingMetricReader(
+        otlp_metric_exporter(config), export_interval_millis=config.export_interval_ms
+    )
+
+
+class MetricsEndpoint:
+    """GET /metrics: the exposition of `registry` (None: push mode), gzip when asked,
+    behind a bearer token when one is configured."""
+
+    def __init__(self, registry: CollectorRegistry | None, exporter: str,
+                 token: str | None) -> None:
+        self._registry = registry
+        self._exporter = exporter
+        self._token = token.encode() if token else None
+
+    async def handle(self, request: Request) -> Response:
+        if self._token is not None and not self._authorized(request):
+            return JSONResponse(
+                {"detail": "metrics require a bearer token (TESTBOOST_METRICS_TOKEN)"},
+                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+            )
+        if self._registry is None:
+            body = PUSH_NOTE
+        else:
+            # Collection runs observable callbacks (a DB count): keep it off the event loop.
+            body = await run_in_threadpool(generate_latest, self._registry)
+        headers = {"Content-Type": CONTENT_TYPE_LATEST, EXPORTER_HEADER: self._exporter}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, headers=headers)
+
+    def _authorized(self, request: Request) -> bool:
+        assert self._token is not None
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and secrets.compare_digest(
+            presented.strip().encode(), self._token
+        )

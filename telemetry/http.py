@@ -1,0 +1,80 @@
+"""HTTP server metrics (and spans, when tracing is on) from one pure ASGI middleware.
+
+Why not FastAPIInstrumentor: measured on this machine class (field facts, uvicorn 1 worker,
+32 connections, wrk) it keeps 0.55 of uninstrumented throughput with metrics only and 0.41
+with spans, and by default labels series with the client's Host header (1,000 random Host
+headers → 1,000 series, 14 MB exposition). A pure ASGI middleware keeps ≈1.0. This one
+records the contract's families directly and starts the same server span the instrumentation
+would (name "METHOD route", http.* semantic-convention attributes, W3C context extracted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import Token
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from telemetry.mapping import method_label, path_label, status_label
+
+RecordHttp = Callable[[str, str, str, float], None]
+
+
+class HttpTelemetry:
+    def __init__(self, app: ASGIApp, record: RecordHttp, tracer: trace.Tracer | None) -> None:
+        self.app = app
+        self.record = record
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = method_label(scope["method"])
+        span, token = self._start_span(scope, method) if self.tracer else (None, None)
+        started = time.perf_counter()
+        status = 500  # an exception escaping the app is answered 500 by Starlette
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        except Exception as exc:
+            if span is not None:
+                span.record_exception(exc)
+            raise
+        finally:
+            path = path_label(scope)
+            self.record(method, path, status_label(status), time.perf_counter() - started)
+            if span is not None and token is not None:
+                _end_span(span, method, path, status)
+                context.detach(token)
+
+    def _start_span(self, scope: Scope, method: str) -> tuple[trace.Span, Token[Context]]:
+        assert self.tracer is not None
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        parent = propagate.extract(headers)
+        span = self.tracer.start_span(method, context=parent, kind=SpanKind.SERVER, attributes={
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+        })
+        return span, context.attach(trace.set_span_in_context(span, parent))
+
+
+def _end_span(span: trace.Span, method: str, path: str, status: int) -> None:
+    if span.is_recording():
+        span.update_name(f"{method} {path}")
+        span.set_attribute("http.route", path)
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+    span.end()

@@ -1,0 +1,58 @@
+"""From what a request, an LLM attempt or a pool reports to the contract's label values.
+
+Pure functions, tested table-style. Nothing here may pass through a value the client chose:
+the HTTP method is folded onto the known set and the path is the route template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from telemetry.catalog import UNMATCHED_PATH
+
+# HTTP semantic conventions, `http.request.method`: anything else is reported as `_OTHER`.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD = "_OTHER"
+LLM_SUCCESS = "success"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def path_label(scope: Mapping[str, Any]) -> str:
+    """The route template Starlette matched (`http.route`), or one fixed value."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED_PATH
+
+
+def status_label(status_code: int) -> str:
+    return str(status_code)
+
+
+def llm_error_type(outcome: str) -> str | None:
+    """`error_type` for a failed attempt, None for a success. Outcomes are already the
+    contract's values (see app.llm.outcomes.Outcome)."""
+    return None if outcome == LLM_SUCCESS else outcome
+
+
+def pool_max(pool_size: int, max_overflow: int) -> int:
+    """SQLAlchemy's QueuePool hands out at most size + overflow (overflow -1 means no cap,
+    which we report as the size alone: the alert then compares against the steady pool)."""
+    return pool_size + max(max_overflow, 0)
+
+
+def prometheus_name(otel_name: str, unit: str, kind: str) -> str:
+    """How the OpenTelemetry → Prometheus translation names a metric (unit suffix, then
+    `_total` for counters), as both the in-process exporter and the OTLP path do."""
+    name = otel_name
+    suffix = {"s": "seconds", "By": "bytes", "ms": "milliseconds"}.get(unit, "")
+    if suffix and not name.endswith("_" + suffix):
+        name = f"{name}_{suffix}"
+    if kind == "counter" and not name.endswith("_total"):
+        name += "_total"
+    return name

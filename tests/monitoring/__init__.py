@@ -1,0 +1,1 @@
+"""Tests of the monitoring configs (Prometheus, Alertmanager, Grafana, compose, collector)."""

@@ -1,0 +1,56 @@
+"""Every PromQL expression the monitoring configs run, for the contract and end-to-end tests.
+
+`dashboard_queries()` walks the Grafana dashboards, `alert_rules()` the Prometheus rule file;
+both read the committed files, so a test using them checks what is actually deployed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+MONITORING = REPO / "monitoring"
+DASHBOARDS_DIR = MONITORING / "grafana" / "dashboards"
+ALERTS_FILE = MONITORING / "prometheus" / "alerts.yml"
+
+
+def dashboard_files() -> list[Path]:
+    return sorted(DASHBOARDS_DIR.glob("*.json"))
+
+
+def load_dashboard(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Panels in order, rows' nested panels included."""
+    out: list[dict[str, Any]] = []
+    for panel in panels:
+        out.append(panel)
+        out.extend(_panels(panel.get("panels", [])))
+    return out
+
+
+def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in _panels(dashboard.get("panels", [])) if p.get("type") != "row"]
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard title, panel title, expr) for every target of every dashboard."""
+    out: list[tuple[str, str, str]] = []
+    for path in dashboard_files():
+        dashboard = load_dashboard(path)
+        for panel in dashboard_panels(dashboard):
+            for target in panel.get("targets", []):
+                out.append((dashboard["title"], panel["title"], target["expr"]))
+    return out
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    """Every alerting rule of alerts.yml (`alert`, `expr`, `for`, `labels`, `annotations`)."""
+    doc = yaml.safe_load(ALERTS_FILE.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]

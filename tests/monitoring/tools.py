@@ -1,0 +1,26 @@
+"""Where the real monitoring binaries are: `.tools/bin` (scripts/install-tools.sh) or PATH.
+
+A missing tool is an error, never a skip: `make test` installs them first (`make tools`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS_BIN = REPO / ".tools" / "bin"
+
+
+def tool_path(name: str) -> str:
+    """Absolute path of the executable `name`, preferring the project-local `.tools/bin`."""
+    local = TOOLS_BIN / name
+    if local.is_file() and local.stat().st_mode & 0o111:
+        return str(local)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise FileNotFoundError(
+        f"{name} not found in {TOOLS_BIN} nor on PATH: run `make tools` "
+        "(scripts/install-tools.sh) first"
+    )
