@@ -95,7 +95,9 @@ class WorkflowEngine:
         with self._lock:
             futures = list(self._scheduled.values())
         self._pool.shutdown(wait=False, cancel_futures=True)
-        _done, not_done = wait(futures, timeout=timeout)
+        # Queued work was cancelled above; `wait` would never see those futures finish.
+        running = [future for future in futures if not future.cancelled()]
+        _done, not_done = wait(running, timeout=timeout)
         if not_done:
             log.warning("%d workflow(s) still running at shutdown; they resume on next start",
                         len(not_done))
