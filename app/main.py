@@ -25,7 +25,7 @@ from app.core.limits import BodySizeLimit
 from app.core.security import LoopbackOnly, require_api_key
 from app.llm.client import LLMClient, make_provider
 from app.models import Session
-from app.workflows.definitions import ACTIVE_STATUSES
+from app.workflows.definitions import ACTIVE_STATUSES, SessionType
 from app.workflows.engine import WorkflowEngine
 
 log = logging.getLogger("app")
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None,
     tel.instrument_app(app, metrics_token)
     tel.observe_db_pool(engine)
     tel.observe_active_sessions(count_active_sessions)
+    tel.prime_counters(llm.provider.name, llm.provider.model, [t.value for t in SessionType])
     return app
 
 

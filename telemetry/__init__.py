@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -59,17 +59,15 @@ class Telemetry:
 
     def instrument_app(self, app: Starlette, metrics_token: str | None = None) -> None:
         """HTTP families and server spans for every request, and GET /metrics."""
-        if self.config.disabled:
-            return
         if self.instruments is not None or self.tracer_provider is not None:
             record = self.instruments.http_request if self.instruments else _ignore
             tracer = self.tracer if self.tracer_provider else None
             app.add_middleware(HttpTelemetry, record=record, tracer=tracer)
-        if self.config.metrics_exporter != "none":
-            endpoint = exporters.MetricsEndpoint(
-                self.registry, self.config.metrics_exporter, metrics_token
-            )
-            app.add_route("/metrics", endpoint.handle, methods=["GET"], include_in_schema=False)
+        # Always served, even with nothing to expose (push, none, SDK disabled): Prometheus
+        # scrapes it for `up`, and HealthCheckFailed must keep meaning "the API is down".
+        exporter = "disabled" if self.config.disabled else self.config.metrics_exporter
+        endpoint = exporters.MetricsEndpoint(self.registry, exporter, metrics_token)
+        app.add_route("/metrics", endpoint.handle, methods=["GET"], include_in_schema=False)
 
     def observe_db_pool(self, engine: Engine) -> None:
         if self.instruments is not None:
@@ -82,6 +80,10 @@ class Telemetry:
     def observe_active_sessions(self, count: Callable[[], float | None]) -> None:
         if self.instruments is not None:
             self.instruments.observe("testboost_active_sessions", count)
+
+    def prime_counters(self, provider: str, model: str, workflow_types: Iterable[str]) -> None:
+        if self.instruments is not None:
+            self.instruments.prime(provider, model, workflow_types)
 
     def record_llm_attempt(self, provider: str, model: str, outcome: str,
                            seconds: float) -> None:

@@ -40,9 +40,10 @@ CUMULATIVE: dict[type, AggregationTemporality] = {
     for kind in (Counter, UpDownCounter, Histogram, ObservableCounter,
                  ObservableUpDownCounter, ObservableGauge)
 }
-PUSH_NOTE = (
-    b"# TestBoost pushes its metrics by OTLP (OTEL_METRICS_EXPORTER=otlp); this endpoint\n"
-    b"# stays up so that up{job=\"testboost-api\"} still says whether the API answers.\n"
+NOT_HERE_NOTE = (
+    b"# TestBoost metrics are not exposed here (OTEL_METRICS_EXPORTER=otlp pushes them; none\n"
+    b"# or OTEL_SDK_DISABLED=true turns them off). This endpoint stays up so that\n"
+    b"# up{job=\"testboost-api\"} still says whether the API answers.\n"
 )
 EXPORTER_HEADER = "x-testboost-metrics-exporter"
 
@@ -76,7 +77,7 @@ def otlp_reader(config: TelemetryConfig) -> MetricReader:
 
 
 class MetricsEndpoint:
-    """GET /metrics: the exposition of `registry` (None: push mode), gzip when asked,
+    """GET /metrics: the exposition of `registry` (None: nothing exposed here), gzip when asked,
     behind a bearer token when one is configured."""
 
     def __init__(self, registry: CollectorRegistry | None, exporter: str,
@@ -92,7 +93,7 @@ class MetricsEndpoint:
                 status_code=401, headers={"WWW-Authenticate": "Bearer"},
             )
         if self._registry is None:
-            body = PUSH_NOTE
+            body = NOT_HERE_NOTE
         else:
             # Collection runs observable callbacks (a DB count): keep it off the event loop.
             body = await run_in_threadpool(generate_latest, self._registry)

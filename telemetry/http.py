@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from telemetry.mapping import method_label, path_label, status_label
+from telemetry.mapping import endpoint_paths, method_label, path_label, status_label
 
 RecordHttp = Callable[[str, str, str, float], None]
 
@@ -29,6 +29,7 @@ class HttpTelemetry:
         self.app = app
         self.record = record
         self.tracer = tracer
+        self._endpoint_paths: dict[object, str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,11 +53,17 @@ class HttpTelemetry:
                 span.record_exception(exc)
             raise
         finally:
-            path = path_label(scope)
+            path = self._path(scope)
             self.record(method, path, status_label(status), time.perf_counter() - started)
             if span is not None and token is not None:
                 _end_span(span, method, path, status)
                 context.detach(token)
+
+    def _path(self, scope: Scope) -> str:
+        if self._endpoint_paths is None and "endpoint" in scope and "app" in scope:
+            # Routes are fixed once the app serves; map them on the first request that needs it.
+            self._endpoint_paths = endpoint_paths(scope["app"].routes)
+        return path_label(scope, self._endpoint_paths or {})
 
     def _start_span(self, scope: Scope, method: str) -> tuple[trace.Span, Token[Context]]:
         assert self.tracer is not None

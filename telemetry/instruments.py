@@ -11,7 +11,14 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from telemetry.catalog import BY_NAME, CATALOG, Kind, MetricFamily
+from telemetry.catalog import (
+    BY_NAME,
+    CATALOG,
+    LLM_ERROR_TYPES,
+    WORKFLOW_STATUSES,
+    Kind,
+    MetricFamily,
+)
 from telemetry.mapping import llm_error_type
 
 Attributes = dict[str, str]
@@ -61,6 +68,23 @@ class Instruments:
             family.otel_name, callbacks=[callback], unit=family.unit,
             description=family.description,
         )
+
+    def prime(self, provider: str, model: str, workflow_types: Iterable[str]) -> None:
+        """Start every known counter series at 0. Prometheus' increase() cannot see events
+        that happen before a series' first scrape, and a dashboard shows "no data" where it
+        should show 0: a first rate limit after start-up would otherwise be missed."""
+        counters = self._instruments
+        counters["testboost_llm_calls_total"].add(
+            0, self._attrs("testboost_llm_calls_total", provider, model))
+        counters["testboost_llm_rate_limit_total"].add(
+            0, self._attrs("testboost_llm_rate_limit_total", provider))
+        for error_type in LLM_ERROR_TYPES:
+            counters["testboost_llm_errors_total"].add(
+                0, self._attrs("testboost_llm_errors_total", provider, error_type))
+        for workflow_type in workflow_types:
+            for status in WORKFLOW_STATUSES:
+                counters["testboost_workflow_total"].add(
+                    0, self._attrs("testboost_workflow_total", workflow_type, status))
 
     def http_request(self, method: str, path: str, status: str, seconds: float) -> None:
         self._http_count.add(1, self._attrs("testboost_http_requests_total", method, path, status))

@@ -6,7 +6,7 @@ the HTTP method is folded onto the known set and the path is the route template.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from telemetry.catalog import UNMATCHED_PATH
@@ -23,11 +23,26 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
-def path_label(scope: Mapping[str, Any]) -> str:
-    """The route template Starlette matched (`http.route`), or one fixed value."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_PATH
+def path_label(scope: Mapping[str, Any], endpoint_paths: Mapping[Any, str]) -> str:
+    """The route template the router matched (`http.route`), or one fixed value.
+
+    FastAPI puts its own routes in `scope["route"]`; for plain Starlette routes (/docs,
+    /metrics) only the endpoint is left in the scope, so `endpoint_paths` maps it back.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path:
+        return path
+    endpoint = scope.get("endpoint")
+    return endpoint_paths.get(endpoint, UNMATCHED_PATH) if endpoint else UNMATCHED_PATH
+
+
+def endpoint_paths(routes: Iterable[Any]) -> dict[Any, str]:
+    """Endpoint → route template, for `path_label`."""
+    return {
+        route.endpoint: route.path
+        for route in routes
+        if getattr(route, "endpoint", None) is not None and isinstance(route.path, str)
+    }
 
 
 def status_label(status_code: int) -> str:

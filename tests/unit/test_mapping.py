@@ -8,6 +8,7 @@ import pytest
 
 from telemetry.catalog import CATALOG, UNMATCHED_PATH, Kind
 from telemetry.mapping import (
+    endpoint_paths,
     llm_error_type,
     method_label,
     path_label,
@@ -31,9 +32,16 @@ def test_method_label_folds_unknown_methods(method: str, label: str) -> None:
     ({"path": "/random/abc123"}, UNMATCHED_PATH),
     ({"route": None}, UNMATCHED_PATH),
     ({"route": SimpleNamespace()}, UNMATCHED_PATH),
+    ({"endpoint": print}, "/docs"),
+    ({"endpoint": len}, UNMATCHED_PATH),
 ])
 def test_path_label_is_the_route_template_or_one_fixed_value(scope: dict, label: str) -> None:
-    assert path_label(scope) == label
+    assert path_label(scope, {print: "/docs"}) == label
+
+
+def test_endpoint_paths_maps_plain_routes() -> None:
+    routes = [SimpleNamespace(endpoint=print, path="/docs"), SimpleNamespace(path="/mount")]
+    assert endpoint_paths(routes) == {print: "/docs"}
 
 
 @pytest.mark.parametrize("outcome,error_type", [

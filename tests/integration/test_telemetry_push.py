@@ -1,0 +1,105 @@
+"""Push mode and traces against a real OTLP/HTTP receiver; the off switch."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from telemetry import TelemetryConfig
+from telemetry.catalog import CATALOG
+from tests.conftest import AppFactory
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.waiting import session_in, until
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> OtlpReceiver:
+    with OtlpReceiver() as server:
+        # The exporters read the standard endpoint variable themselves.
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.endpoint)
+        yield server
+
+
+def run_sessions(client: TestClient, count: int) -> None:
+    ids = [client.post("/api/v2/sessions", json={"session_type": "impact_analysis",
+                                                 "project_path": "/p"}).json()["id"]
+           for _ in range(count)]
+    for session_id in ids:
+        session_in(client, session_id, "completed")
+
+
+def test_push_exports_the_catalog_names_and_labels(make_client: AppFactory,
+                                                   receiver: OtlpReceiver) -> None:
+    client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp",
+                                                   export_interval_ms=200))
+    run_sessions(client, 2)
+    for _ in range(5):
+        client.get("/api/v2/sessions/nope")
+
+    def exported_everything() -> dict | None:
+        points = receiver.latest_points()
+        names = {f.otel_name for f in CATALOG}
+        return points if names <= set(points) else None
+
+    points = until(exported_everything, timeout=10, message="all families pushed")
+    for family in CATALOG:
+        for attrs, _point in points[family.otel_name]:
+            assert set(attrs) == set(family.labels), (family.name, attrs)
+    lookups = {
+        tuple(sorted(a.items())): p for a, p in points["testboost_http_requests"]
+    }
+    key = (("method", "GET"), ("path", "/api/v2/sessions/{session_id}"), ("status", "404"))
+    assert lookups[key].as_int == 5 or lookups[key].as_double == 5
+    histogram = points["testboost_workflow_duration"][0][1]
+    assert list(histogram.explicit_bounds) == list(
+        next(f for f in CATALOG if f.otel_name == "testboost_workflow_duration").buckets)
+    resource = receiver.metrics[-1].resource_metrics[0].resource
+    attributes = {a.key: a.value.string_value for a in resource.attributes}
+    assert attributes["service.name"] == "testboost-api" and attributes["service.instance.id"]
+
+
+def test_push_mode_metrics_endpoint_stays_up_but_empty(make_client: AppFactory,
+                                                       receiver: OtlpReceiver) -> None:
+    client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp"))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["x-testboost-metrics-exporter"] == "otlp"
+    assert "testboost_" not in response.text.replace('up{job="testboost-api"}', "")
+
+
+def test_shutdown_flushes_pushed_metrics(make_client: AppFactory, receiver: OtlpReceiver) -> None:
+    client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp",
+                                                   export_interval_ms=60_000))
+    run_sessions(client, 1)
+    assert receiver.metrics == []  # the interval has not elapsed
+    client.__exit__(None, None, None)
+    assert "testboost_workflow" in receiver.latest_points()
+
+
+def test_sdk_disabled_records_nothing(make_client: AppFactory) -> None:
+    client = make_client(telemetry=TelemetryConfig(disabled=True))
+    run_sessions(client, 1)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["x-testboost-metrics-exporter"] == "disabled"
+    assert "testboost_" not in response.text.replace('up{job="testboost-api"}', "")
+
+
+def test_traces_cover_http_sql_llm_and_workflow(make_client: AppFactory,
+                                               receiver: OtlpReceiver) -> None:
+    client = make_client(telemetry=TelemetryConfig(traces_exporter="otlp"))
+    run_sessions(client, 1)
+    client.get("/api/v2/sessions", headers={
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    client.__exit__(None, None, None)  # flushes the batch processor
+    spans = receiver.spans()
+    names = {span.name for span in spans}
+    assert {"POST /api/v2/sessions", "GET /api/v2/sessions/{session_id}", "workflow.run",
+            "llm.chat"} <= names
+    assert any(span.kind == span.SPAN_KIND_CLIENT and "SELECT" in span.name or
+               span.name.startswith(("SELECT", "INSERT", "UPDATE")) for span in spans)
+    llm = next(span for span in spans if span.name == "llm.chat")
+    attrs = {a.key: a.value.string_value for a in llm.attributes}
+    assert attrs["gen_ai.system"] == "simulated" and attrs["testboost.llm.outcome"] == "success"
+    incoming = next(span for span in spans if span.name == "GET /api/v2/sessions")
+    assert incoming.trace_id.hex() == "0af7651916cd43dd8448eb211c80319c"
