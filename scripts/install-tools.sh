@@ -65,14 +65,18 @@ EOF
   ln -sf "$ROOT/usr/bin/vmagent" "$BIN/vmagent"
 fi
 
-# docker-compose 1.29.2 from Debian 12 itself (we are root on CI); reuse one already on PATH.
-if ! command -v docker-compose >/dev/null 2>&1; then
-  echo "installing docker-compose (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq docker-compose >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+# docker-compose 1.29.2 from Debian 12 itself (we are root on CI); reuse one already on PATH
+# (looked up without .tools/bin, so the symlink never points at itself).
+if ! runs docker-compose; then
+  path_without_tools=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$BIN" | paste -sd: -)
+  if ! PATH=$path_without_tools command -v docker-compose >/dev/null 2>&1; then
+    echo "installing docker-compose (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq docker-compose >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+  fi
+  ln -sf "$(PATH=$path_without_tools command -v docker-compose)" "$BIN/docker-compose"
 fi
-ln -sf "$(command -v docker-compose)" "$BIN/docker-compose"
 
 # One line per tool; any tool that does not run fails the script (and so `make test`).
 for tool in prometheus promtool alertmanager amtool vmagent docker-compose; do

@@ -6,6 +6,7 @@ A missing tool is an error, never a skip: `make test` installs them first (`make
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,4 +24,19 @@ def tool_path(name: str) -> str:
     raise FileNotFoundError(
         f"{name} not found in {TOOLS_BIN} nor on PATH: run `make tools` "
         "(scripts/install-tools.sh) first"
+    )
+
+
+def run_tool(
+    name: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool from `tool_path`, capturing output; the caller asserts on the result."""
+    return subprocess.run(
+        [tool_path(name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=cwd or REPO,
+        check=False,
     )

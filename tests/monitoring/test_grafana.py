@@ -1,0 +1,189 @@
+"""Grafana provisioning and dashboards: the guide's panels in order, the datasource uid on
+every panel and target, a sane schema, and every query answering with a number when run by
+Prometheus' own engine (promtool) over a workload shaped like telemetry/catalog.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from telemetry.catalog import CATALOG, Kind
+
+from .queries import (
+    DASHBOARDS_DIR,
+    dashboard_files,
+    dashboard_panels,
+    dashboard_queries,
+    load_dashboard,
+)
+from .tools import REPO, run_tool
+
+GRAFANA = REPO / "monitoring" / "grafana"
+DATASOURCE = {"type": "prometheus", "uid": "testboost-prometheus"}
+OVERVIEW_TITLES = [
+    "Active Sessions",
+    "LLM Error Rate",
+    "LLM Calls (24h)",
+    "Workflow Duration (p95)",
+    "LLM Calls by Provider",
+    "Workflow Duration by Type",
+    "Database Connection Pool",
+    "API Response Time (p50, p95, p99)",
+]
+
+
+def test_datasource_provisioning() -> None:
+    doc = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    (source,) = doc["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["uid"] == DATASOURCE["uid"]
+    assert source["url"] == "http://prometheus:9090"  # compose service `prometheus`
+    prometheus = yaml.safe_load((REPO / "monitoring/prometheus/prometheus.yml").read_text())
+    assert source["jsonData"]["timeInterval"] == prometheus["global"]["scrape_interval"]
+
+
+def test_dashboard_provider() -> None:
+    doc = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "testboost.yml").read_text())
+    (provider,) = doc["providers"]
+    assert provider["folder"] == "TestBoost"
+    assert provider["type"] == "file"
+    assert provider["updateIntervalSeconds"] == 30
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_overview_has_the_guide_panels_in_order() -> None:
+    overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
+    assert overview["title"] == "TestBoost Overview"
+    assert [p["title"] for p in dashboard_panels(overview)] == OVERVIEW_TITLES
+    error_rate = dashboard_panels(overview)[1]
+    assert error_rate["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    steps = error_rate["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert 0.05 in [s["value"] for s in steps]
+    assert error_rate["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"
+
+
+def test_http_errors_dashboard_covers_the_http_alerts() -> None:
+    dashboard = load_dashboard(DASHBOARDS_DIR / "http-errors.json")
+    exprs = " ".join(e for d, _, e in dashboard_queries() if d == dashboard["title"])
+    for fragment in (
+        'status=~"5.."',
+        'status!="404"',
+        'status="422"',
+        'status=~"401|403"',
+        "sum by (status)",
+        "topk(",
+        "histogram_quantile(0.99",
+    ):
+        assert fragment in exprs
+
+
+@pytest.mark.parametrize("path", dashboard_files(), ids=lambda p: p.name)
+def test_dashboard_schema(path: Path) -> None:
+    dashboard = load_dashboard(path)
+    assert dashboard["uid"] and len(dashboard["uid"]) <= 40
+    assert dashboard["schemaVersion"] >= 36
+    panels = dashboard_panels(dashboard)
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+        assert panel["fieldConfig"]["defaults"]["unit"]
+        assert panel["targets"], panel["title"]
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(set(refs)) == len(refs)
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE, panel["title"]
+            assert "$__" not in target["expr"], "fixed windows only: testable outside Grafana"
+
+
+def test_dashboard_uids_are_unique() -> None:
+    uids = [load_dashboard(p)["uid"] for p in dashboard_files()]
+    assert len(set(uids)) == len(uids)
+
+
+def _workload_series() -> list[dict[str, str]]:
+    """Two label sets per family, counters and histograms growing every minute for 2h."""
+    values = {
+        "provider": "simulated",
+        "model": "sim-1",
+        "error_type": "timeout",
+        "workflow_type": "generate_tests",
+        "status": "200",
+        "method": "GET",
+        "path": "/api/v2/sessions",
+    }
+    series: list[dict[str, str]] = []
+    for family in CATALOG:
+        for instance in ("w1", "w2"):
+            labels = {name: values[name] for name in family.labels}
+            if family.name == "testboost_workflow_total":
+                labels["status"] = "completed"
+            labels |= {"job": "testboost-api", "instance": instance}
+            if family.kind is Kind.COUNTER:
+                series.append(_series(family.name, labels, "0+10x120"))
+            elif family.kind is Kind.GAUGE:
+                level = "20x120" if family.name.endswith("_max") else "5x120"
+                series.append(_series(family.name, labels, level))
+            else:
+                middle = family.buckets[len(family.buckets) // 2]
+                for bound in (*family.buckets, "+Inf"):
+                    grows = bound == "+Inf" or bound >= middle
+                    series.append(
+                        _series(
+                            f"{family.name}_bucket",
+                            labels | {"le": str(bound)},
+                            "0+10x120" if grows else "0x120",
+                        )
+                    )
+                series.append(_series(f"{family.name}_count", labels, "0+10x120"))
+                series.append(_series(f"{family.name}_sum", labels, f"0+{10 * middle}x120"))
+    return series
+
+
+def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    body = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{body}}}", "values": values}
+
+
+def _promtool_returns_numbers(exprs: list[str], tmp_path: Path) -> tuple[bool, str]:
+    tests = {
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": _workload_series(),
+                "promql_expr_test": [
+                    {
+                        "expr": f"count(({expr}) >= 0) > bool 0",
+                        "eval_time": "120m",
+                        "exp_samples": [{"labels": "{}", "value": 1}],
+                    }
+                    for expr in exprs
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "dashboards_test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = run_tool("promtool", "test", "rules", str(path))
+    return result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.tools
+def test_every_panel_query_returns_a_number_on_a_realistic_workload(tmp_path: Path) -> None:
+    """No panel is empty by design: each query, run by promtool's PromQL engine at the end of
+    a 2h workload without any error, returns at least one sample that is a number (NaN fails
+    `>= 0`). Error panels must say 0 rather than nothing."""
+    ok, output = _promtool_returns_numbers([e for _, _, e in dashboard_queries()], tmp_path)
+    assert ok, output
+
+
+@pytest.mark.tools
+def test_the_workload_check_catches_an_empty_panel(tmp_path: Path) -> None:
+    empty = 'sum(rate(testboost_http_requests_total{status=~"5.."}[5m]))'
+    ok, output = _promtool_returns_numbers([empty], tmp_path)
+    assert not ok
+    assert "exp" in output

@@ -1,0 +1,143 @@
+"""Prometheus config and rules, checked by promtool 2.53 (the version compose runs) and by
+structural checks of what the setup guide promises."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .queries import ALERTS_FILE, alert_rules
+from .tools import REPO, run_tool
+
+PROM_DIR = REPO / "monitoring" / "prometheus"
+CONFIG = PROM_DIR / "prometheus.yml"
+UNIT_TESTS = sorted((PROM_DIR / "tests").glob("*.yml"))
+
+# The setup guide's table: name -> severity (thresholds are checked by the promtool tests).
+GUIDE_ALERTS = {
+    "HighLLMErrorRate": "critical",
+    "SlowWorkflowExecution": "warning",
+    "DBConnectionPoolExhausted": "warning",
+    "TooManyActiveSessions": "warning",
+    "SlowAPIResponse": "warning",
+    "HealthCheckFailed": "critical",
+    "LLMRateLimitHit": "warning",
+}
+HTTP_ALERTS = {
+    "HighHTTP5xxErrorRate": "critical",
+    "HighHTTP4xxErrorRate": "warning",
+    "HighHTTPValidationErrorRate": "warning",
+    "HighHTTPAuthFailureRate": "warning",
+}
+
+
+@pytest.mark.tools
+def test_promtool_check_config() -> None:
+    result = run_tool("promtool", "check", "config", str(CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
+
+
+@pytest.mark.tools
+def test_promtool_check_rules() -> None:
+    result = run_tool("promtool", "check", "rules", str(ALERTS_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(alert_rules())} rules found" in result.stdout
+
+
+@pytest.mark.tools
+def test_promtool_unit_tests() -> None:
+    result = run_tool("promtool", "test", "rules", *map(str, UNIT_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(UNIT_TESTS)
+
+
+@pytest.mark.tools
+def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None:
+    """The unit tests compare rendered annotations: a changed threshold text is caught."""
+    shutil.copy(ALERTS_FILE, tmp_path / "alerts.yml")
+    (tmp_path / "tests").mkdir()
+    broken = (PROM_DIR / "tests" / "llm.yml").read_text().replace("10% of LLM", "11% of LLM")
+    (tmp_path / "tests" / "llm.yml").write_text(broken)
+    result = run_tool("promtool", "test", "rules", str(tmp_path / "tests" / "llm.yml"))
+    assert result.returncode != 0
+    assert "HighLLMErrorRate" in result.stdout + result.stderr
+
+
+def test_every_alert_has_a_unit_test_that_fires_and_one_that_does_not() -> None:
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for path in UNIT_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (fires if check.get("exp_alerts") else silent).add(check["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names <= fires, f"no firing case: {sorted(names - fires)}"
+    assert names <= silent, f"no silent case: {sorted(names - silent)}"
+
+
+def test_firing_cases_check_every_annotation() -> None:
+    for path in UNIT_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                for alert in check.get("exp_alerts", []):
+                    assert set(alert["exp_annotations"]) == {
+                        "summary",
+                        "description",
+                        "runbook_url",
+                    }
+                    assert "severity" in alert["exp_labels"]
+
+
+def test_alerts_are_the_guide_ones_plus_http() -> None:
+    severities = {rule["alert"]: rule["labels"]["severity"] for rule in alert_rules()}
+    assert severities == GUIDE_ALERTS | HTTP_ALERTS
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
+def test_alert_shape(rule: dict) -> None:
+    assert re.fullmatch(r"\d+[smh]", rule["for"]), "every alert waits before firing"
+    annotations = rule["annotations"]
+    assert set(annotations) == {"summary", "description", "runbook_url"}
+    assert "{{ $value | humanize" in annotations["description"]
+    assert annotations["runbook_url"] == f"docs/runbooks.md#{rule['alert'].lower()}"
+
+
+def test_config_agrees_with_the_other_files() -> None:
+    config = yaml.safe_load(CONFIG.read_text())
+    assert config["global"]["scrape_interval"] == "15s"
+    assert config["global"]["evaluation_interval"] == "15s"
+    assert config["rule_files"] == ["alerts.yml"]
+    targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093"]  # compose service `alertmanager`
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["testboost-api"]
+    assert api["metrics_path"] == "/metrics"
+    assert api["static_configs"][0]["targets"] == ["host.docker.internal:8000"]
+    assert {"target_label": "instance", "replacement": "testboost-api"} in api["relabel_configs"]
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
+
+
+@pytest.mark.tools
+def test_commented_metrics_token_block_is_valid(tmp_path: Path) -> None:
+    """Uncommenting the token block gives a config promtool accepts (with the file present)."""
+    token = tmp_path / "metrics-token"
+    token.write_text("s3cret\n")
+    text = CONFIG.read_text()
+    block = re.search(
+        r"    # authorization:\n    #   type: Bearer\n    #   credentials_file: (\S+)\n", text
+    )
+    assert block, "the commented authorization block is missing"
+    enabled = text.replace(
+        block.group(0),
+        (f"    authorization:\n      type: Bearer\n      credentials_file: {token}\n"),
+    )
+    (tmp_path / "prometheus.yml").write_text(enabled)
+    shutil.copy(ALERTS_FILE, tmp_path / "alerts.yml")
+    result = run_tool("promtool", "check", "config", str(tmp_path / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert block.group(1) == "/etc/prometheus/secrets/metrics-token"
