@@ -34,19 +34,30 @@ def serve(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if settings.api_key is None and not is_loopback(args.host):
-        print(f"Refusing to listen on {args.host} without TESTBOOST_API_KEY: anyone on the "
-              "network could drive the API. Set a key, or bind 127.0.0.1.", file=sys.stderr)
+        print(
+            f"Refusing to listen on {args.host} without TESTBOOST_API_KEY: anyone on the "
+            "network could drive the API. Set a key, or bind 127.0.0.1.",
+            file=sys.stderr,
+        )
         return 2
     if args.workers > 1 and telemetry_config.metrics_exporter == "prometheus":
-        print("note: with several workers each /metrics scrape shows one process's numbers; "
-              "use OTEL_METRICS_EXPORTER=otlp to sum them (docs/architecture.md)",
-              file=sys.stderr)
+        print(
+            "note: with several workers each /metrics scrape shows one process's numbers; "
+            "use OTEL_METRICS_EXPORTER=otlp to sum them (docs/architecture.md)",
+            file=sys.stderr,
+        )
     configure_logging(settings.log_level)
 
     import uvicorn
 
-    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_config=None, proxy_headers=False)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        proxy_headers=False,
+    )
     return 0
 
 

@@ -32,28 +32,39 @@ log = logging.getLogger("app")
 SHUTDOWN_GRACE_S = 10.0
 
 
-def create_app(settings: Settings | None = None,
-               telemetry_config: telemetry.TelemetryConfig | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, telemetry_config: telemetry.TelemetryConfig | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings)
     sessionmaker = make_sessionmaker(engine)
     tel = telemetry.setup(telemetry_config)
     stop = threading.Event()
     llm = LLMClient(
-        make_provider(settings), max_attempts=settings.llm_max_attempts,
-        max_retry_wait=settings.llm_max_retry_wait, on_attempt=tel.record_llm_attempt,
-        tracer=tel.tracer, stop=stop,
+        make_provider(settings),
+        max_attempts=settings.llm_max_attempts,
+        max_retry_wait=settings.llm_max_retry_wait,
+        on_attempt=tel.record_llm_attempt,
+        tracer=tel.tracer,
+        stop=stop,
     )
     workflows = WorkflowEngine(
-        sessionmaker, llm, max_concurrent=settings.max_concurrent_workflows,
-        on_finished=tel.record_workflow_finished, tracer=tel.tracer, stop=stop,
+        sessionmaker,
+        llm,
+        max_concurrent=settings.max_concurrent_workflows,
+        on_finished=tel.record_workflow_finished,
+        tracer=tel.tracer,
+        stop=stop,
     )
 
     def count_active_sessions() -> float | None:
         try:
             with sessionmaker() as db:
-                query = select(func.count()).select_from(Session).where(
-                    Session.status.in_([s.value for s in ACTIVE_STATUSES]))
+                query = (
+                    select(func.count())
+                    .select_from(Session)
+                    .where(Session.status.in_([s.value for s in ACTIVE_STATUSES]))
+                )
                 return float(db.scalar(query) or 0)
         except SQLAlchemyError:
             return None  # database down: no point rather than a wrong one
@@ -92,8 +103,12 @@ def create_app(settings: Settings | None = None,
     # Middleware runs outermost-last-added: telemetry sees every request, refused ones too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["*"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
     if settings.api_key is None:
         app.add_middleware(LoopbackOnly)
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
@@ -106,10 +121,15 @@ def create_app(settings: Settings | None = None,
 
 def _add_error_handlers(app: FastAPI) -> None:
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("Database unavailable on %s %s: %s", request.method, request.url.path,
-                    type(exc).__name__)
+        log.warning(
+            "Database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
         return JSONResponse(
-            status_code=503, headers={"Retry-After": "5"},
+            status_code=503,
+            headers={"Retry-After": "5"},
             content={"detail": "database unavailable; retry shortly"},
         )
 

@@ -64,7 +64,9 @@ class Session(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
     steps: Mapped[list[Step]] = relationship(
-        back_populates="session", order_by="Step.position", cascade="all, delete-orphan",
+        back_populates="session",
+        order_by="Step.position",
+        cascade="all, delete-orphan",
         passive_deletes=True,
     )
 

@@ -38,9 +38,14 @@ _NO_TRACER = trace.NoOpTracer()
 
 
 class Telemetry:
-    def __init__(self, config: TelemetryConfig, readers: list[MetricReader],
-                 registry: CollectorRegistry | None,
-                 tracer_provider: TracerProvider | None, resource: Resource) -> None:
+    def __init__(
+        self,
+        config: TelemetryConfig,
+        readers: list[MetricReader],
+        registry: CollectorRegistry | None,
+        tracer_provider: TracerProvider | None,
+        resource: Resource,
+    ) -> None:
         self.config = config
         self.registry = registry
         self.tracer_provider = tracer_provider
@@ -85,8 +90,7 @@ class Telemetry:
         if self.instruments is not None:
             self.instruments.prime(provider, model, workflow_types)
 
-    def record_llm_attempt(self, provider: str, model: str, outcome: str,
-                           seconds: float) -> None:
+    def record_llm_attempt(self, provider: str, model: str, outcome: str, seconds: float) -> None:
         if self.instruments is not None:
             self.instruments.llm_attempt(provider, model, outcome, seconds)
 
@@ -109,12 +113,14 @@ def _ignore(*_args: object) -> None:
 def setup(config: TelemetryConfig | None = None) -> Telemetry:
     """Build telemetry from `config` (default: the OTEL_* environment)."""
     config = config or TelemetryConfig.from_env()
-    resource = Resource.create({
-        "service.name": config.service_name,
-        # One id per process: in push mode each worker is its own series, and sums add up.
-        "service.instance.id": f"{uuid.uuid4()}",
-        "process.pid": os.getpid(),
-    })
+    resource = Resource.create(
+        {
+            "service.name": config.service_name,
+            # One id per process: in push mode each worker is its own series, and sums add up.
+            "service.instance.id": f"{uuid.uuid4()}",
+            "process.pid": os.getpid(),
+        }
+    )
     readers: list[MetricReader] = []
     registry: CollectorRegistry | None = None
     if not config.disabled:
@@ -126,6 +132,10 @@ def setup(config: TelemetryConfig | None = None) -> Telemetry:
     telemetry = Telemetry(
         config, readers, registry, tracing.tracer_provider(config, resource), resource
     )
-    log.info("Telemetry: %s", "disabled (OTEL_SDK_DISABLED=true)" if config.disabled else
-             f"metrics={config.metrics_exporter} traces={config.traces_exporter}")
+    log.info(
+        "Telemetry: %s",
+        "disabled (OTEL_SDK_DISABLED=true)"
+        if config.disabled
+        else f"metrics={config.metrics_exporter} traces={config.traces_exporter}",
+    )
     return telemetry

@@ -22,18 +22,57 @@ class Kind(StrEnum):
 # Every alert threshold is a boundary, so `histogram_quantile` is exact where it matters:
 # 5 s for SlowAPIResponse, 300 s for SlowWorkflowExecution.
 HTTP_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 WORKFLOW_BUCKETS: tuple[float, ...] = (
-    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+    1.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    180.0,
+    300.0,
+    600.0,
+    1200.0,
+    1800.0,
+    3600.0,
 )
 LLM_BUCKETS: tuple[float, ...] = (
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
 )
 
 # Closed label value sets (documented, and checked by tests where the code produces them).
 LLM_ERROR_TYPES = (
-    "rate_limit", "timeout", "connection", "auth", "invalid_request", "server_error",
+    "rate_limit",
+    "timeout",
+    "connection",
+    "auth",
+    "invalid_request",
+    "server_error",
 )
 WORKFLOW_STATUSES = ("completed", "failed", "cancelled")
 # The `path` label of requests that matched no route: one fixed value, whatever the client sent.
@@ -69,51 +108,76 @@ class MetricFamily:
 
 CATALOG: tuple[MetricFamily, ...] = (
     MetricFamily(
-        "testboost_llm_calls_total", Kind.COUNTER, ("provider", "model"),
+        "testboost_llm_calls_total",
+        Kind.COUNTER,
+        ("provider", "model"),
         "LLM attempts, each counted once whatever its outcome.",
     ),
     MetricFamily(
-        "testboost_llm_errors_total", Kind.COUNTER, ("provider", "error_type"),
+        "testboost_llm_errors_total",
+        Kind.COUNTER,
+        ("provider", "error_type"),
         "Failed LLM attempts, each counted once, by error type.",
     ),
     MetricFamily(
-        "testboost_llm_rate_limit_total", Kind.COUNTER, ("provider",),
+        "testboost_llm_rate_limit_total",
+        Kind.COUNTER,
+        ("provider",),
         "LLM attempts answered 429 (also counted in testboost_llm_errors_total).",
     ),
     MetricFamily(
-        "testboost_workflow_total", Kind.COUNTER, ("workflow_type", "status"),
+        "testboost_workflow_total",
+        Kind.COUNTER,
+        ("workflow_type", "status"),
         "Finished workflows by type and final status.",
     ),
     MetricFamily(
-        "testboost_http_requests_total", Kind.COUNTER, ("method", "path", "status"),
+        "testboost_http_requests_total",
+        Kind.COUNTER,
+        ("method", "path", "status"),
         "HTTP requests served, by route template and status code.",
     ),
     MetricFamily(
-        "testboost_active_sessions", Kind.GAUGE, (),
+        "testboost_active_sessions",
+        Kind.GAUGE,
+        (),
         "Sessions pending, in progress or paused, as the database says.",
     ),
     MetricFamily(
-        "testboost_db_connection_pool_size", Kind.GAUGE, (),
+        "testboost_db_connection_pool_size",
+        Kind.GAUGE,
+        (),
         "Database connections currently checked out of the pool.",
     ),
     MetricFamily(
-        "testboost_db_connection_pool_max", Kind.GAUGE, (),
+        "testboost_db_connection_pool_max",
+        Kind.GAUGE,
+        (),
         "Most connections the pool will hand out (pool_size + max_overflow).",
     ),
     MetricFamily(
-        "testboost_workflow_duration_seconds", Kind.HISTOGRAM, ("workflow_type",),
+        "testboost_workflow_duration_seconds",
+        Kind.HISTOGRAM,
+        ("workflow_type",),
         "Duration of finished workflows, from start (or creation if never started) to end.",
-        unit="s", buckets=WORKFLOW_BUCKETS,
+        unit="s",
+        buckets=WORKFLOW_BUCKETS,
     ),
     MetricFamily(
-        "testboost_llm_request_duration_seconds", Kind.HISTOGRAM, ("provider",),
+        "testboost_llm_request_duration_seconds",
+        Kind.HISTOGRAM,
+        ("provider",),
         "Duration of each LLM attempt.",
-        unit="s", buckets=LLM_BUCKETS,
+        unit="s",
+        buckets=LLM_BUCKETS,
     ),
     MetricFamily(
-        "testboost_http_request_duration_seconds", Kind.HISTOGRAM, ("method", "path"),
+        "testboost_http_request_duration_seconds",
+        Kind.HISTOGRAM,
+        ("method", "path"),
         "Duration of HTTP requests, by route template.",
-        unit="s", buckets=HTTP_BUCKETS,
+        unit="s",
+        buckets=HTTP_BUCKETS,
     ),
 )
 

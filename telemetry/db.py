@@ -31,10 +31,15 @@ def pool_readers(engine: Engine) -> tuple[Callable[[], float | None], Callable[[
 
 
 def trace_sql(engine: Engine, tracer_provider: TracerProvider) -> None:
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    """SQL spans for this engine, from the SQLAlchemy instrumentation's engine tracer.
 
+    Not `SQLAlchemyInstrumentor().instrument(engine=...)`: it is a process-wide singleton
+    that ignores a second engine (contrib#1103) and also patches `create_engine` globally.
+    """
+    from opentelemetry.instrumentation.sqlalchemy import __version__
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    tracer = tracer_provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", __version__)
     # Metrics off: the pool families above are the contract's; this adds spans only.
-    SQLAlchemyInstrumentor().instrument(
-        engine=engine, tracer_provider=tracer_provider, meter_provider=NoOpMeterProvider(),
-        enable_commenter=False,
-    )
+    unused = NoOpMeterProvider().get_meter("unused").create_up_down_counter("unused")
+    EngineTracer(tracer, engine, unused)

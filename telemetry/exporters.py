@@ -37,13 +37,19 @@ from telemetry.config import TelemetryConfig
 
 CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
-    for kind in (Counter, UpDownCounter, Histogram, ObservableCounter,
-                 ObservableUpDownCounter, ObservableGauge)
+    for kind in (
+        Counter,
+        UpDownCounter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    )
 }
 NOT_HERE_NOTE = (
     b"# TestBoost metrics are not exposed here (OTEL_METRICS_EXPORTER=otlp pushes them; none\n"
     b"# or OTEL_SDK_DISABLED=true turns them off). This endpoint stays up so that\n"
-    b"# up{job=\"testboost-api\"} still says whether the API answers.\n"
+    b'# up{job="testboost-api"} still says whether the API answers.\n'
 )
 EXPORTER_HEADER = "x-testboost-metrics-exporter"
 
@@ -80,8 +86,9 @@ class MetricsEndpoint:
     """GET /metrics: the exposition of `registry` (None: nothing exposed here), gzip when asked,
     behind a bearer token when one is configured."""
 
-    def __init__(self, registry: CollectorRegistry | None, exporter: str,
-                 token: str | None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None, exporter: str, token: str | None
+    ) -> None:
         self._registry = registry
         self._exporter = exporter
         self._token = token.encode() if token else None
@@ -90,7 +97,8 @@ class MetricsEndpoint:
         if self._token is not None and not self._authorized(request):
             return JSONResponse(
                 {"detail": "metrics require a bearer token (TESTBOOST_METRICS_TOKEN)"},
-                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
             )
         if self._registry is None:
             body = NOT_HERE_NOTE

@@ -69,11 +69,16 @@ class HttpTelemetry:
         assert self.tracer is not None
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         parent = propagate.extract(headers)
-        span = self.tracer.start_span(method, context=parent, kind=SpanKind.SERVER, attributes={
-            "http.request.method": method,
-            "url.path": scope["path"],
-            "url.scheme": scope.get("scheme", "http"),
-        })
+        span = self.tracer.start_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "url.scheme": scope.get("scheme", "http"),
+            },
+        )
         return span, context.attach(trace.set_span_in_context(span, parent))
 
 

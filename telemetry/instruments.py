@@ -37,7 +37,9 @@ class Instruments:
                 )
             elif family.kind is Kind.HISTOGRAM:
                 self._instruments[family.name] = meter.create_histogram(
-                    family.otel_name, unit=family.unit, description=family.description,
+                    family.otel_name,
+                    unit=family.unit,
+                    description=family.description,
                     explicit_bucket_boundaries_advisory=family.buckets,
                 )
         self._http_count = self._instruments["testboost_http_requests_total"]
@@ -65,7 +67,9 @@ class Instruments:
             return [] if value is None else [Observation(value)]
 
         self._meter.create_observable_gauge(
-            family.otel_name, callbacks=[callback], unit=family.unit,
+            family.otel_name,
+            callbacks=[callback],
+            unit=family.unit,
             description=family.description,
         )
 
@@ -75,16 +79,20 @@ class Instruments:
         should show 0: a first rate limit after start-up would otherwise be missed."""
         counters = self._instruments
         counters["testboost_llm_calls_total"].add(
-            0, self._attrs("testboost_llm_calls_total", provider, model))
+            0, self._attrs("testboost_llm_calls_total", provider, model)
+        )
         counters["testboost_llm_rate_limit_total"].add(
-            0, self._attrs("testboost_llm_rate_limit_total", provider))
+            0, self._attrs("testboost_llm_rate_limit_total", provider)
+        )
         for error_type in LLM_ERROR_TYPES:
             counters["testboost_llm_errors_total"].add(
-                0, self._attrs("testboost_llm_errors_total", provider, error_type))
+                0, self._attrs("testboost_llm_errors_total", provider, error_type)
+            )
         for workflow_type in workflow_types:
             for status in WORKFLOW_STATUSES:
                 counters["testboost_workflow_total"].add(
-                    0, self._attrs("testboost_workflow_total", workflow_type, status))
+                    0, self._attrs("testboost_workflow_total", workflow_type, status)
+                )
 
     def http_request(self, method: str, path: str, status: str, seconds: float) -> None:
         self._http_count.add(1, self._attrs("testboost_http_requests_total", method, path, status))

@@ -62,10 +62,19 @@ class LoopbackOnly:
         if scope["type"] != "http" or server is None or is_loopback(str(server[0])):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({
-            "detail": "TESTBOOST_API_KEY is unset, so this API serves loopback clients only",
-        }).encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "detail": "TESTBOOST_API_KEY is unset, so this API serves loopback clients only",
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -27,9 +27,16 @@ class Completion:
 
 
 class LLMClient:
-    def __init__(self, provider: Provider, *, max_attempts: int, max_retry_wait: float,
-                 on_attempt: AttemptHook, tracer: trace.Tracer | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        max_attempts: int,
+        max_retry_wait: float,
+        on_attempt: AttemptHook,
+        tracer: trace.Tracer | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.provider = provider
         self._max_attempts = max_attempts
         self._max_retry_wait = max_retry_wait
@@ -59,7 +66,8 @@ class LLMClient:
         """One attempt: its span, its outcome reported exactly once."""
         provider, model = self.provider.name, self.provider.model
         with self._tracer.start_as_current_span(
-            "llm.chat", kind=trace.SpanKind.CLIENT,
+            "llm.chat",
+            kind=trace.SpanKind.CLIENT,
             attributes={"gen_ai.system": provider, "gen_ai.request.model": model},
         ) as span:
             started = time.perf_counter()
@@ -95,6 +103,9 @@ def make_provider(settings: Settings) -> Provider:
     assert settings.llm_base_url is not None  # enforced by Settings
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     return OpenAICompatible(
-        name=name, base_url=settings.llm_base_url, model=settings.llm_model,
-        api_key=key, timeout=settings.llm_timeout,
+        name=name,
+        base_url=settings.llm_base_url,
+        model=settings.llm_model,
+        api_key=key,
+        timeout=settings.llm_timeout,
     )

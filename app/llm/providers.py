@@ -49,8 +49,9 @@ def parse_retry_after(value: str | None) -> float | None:
 class OpenAICompatible:
     """`POST {base_url}/chat/completions`: OpenAI, vLLM, Ollama, LM Studio and most proxies."""
 
-    def __init__(self, *, name: str, base_url: str, model: str, api_key: str | None,
-                 timeout: float) -> None:
+    def __init__(
+        self, *, name: str, base_url: str, model: str, api_key: str | None, timeout: float
+    ) -> None:
         self.name = name
         self.model = model
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -99,8 +100,15 @@ class Simulated:
 
     name = "simulated"
 
-    def __init__(self, *, model: str, latency: float, error_ratio: float,
-                 rate_limit_ratio: float, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        latency: float,
+        error_ratio: float,
+        rate_limit_ratio: float,
+        seed: int | None = None,
+    ) -> None:
         self.model = model
         self._latency = latency
         self._error_ratio = error_ratio

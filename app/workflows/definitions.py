@@ -67,9 +67,15 @@ WORKFLOWS: dict[SessionType, tuple[StepDefinition, ...]] = {
 }
 
 
-def build_prompt(*, session_type: str, mode: str, project_path: str,
-                 config: dict[str, Any], step: StepDefinition,
-                 previous_outputs: list[str]) -> list[dict[str, str]]:
+def build_prompt(
+    *,
+    session_type: str,
+    mode: str,
+    project_path: str,
+    config: dict[str, Any],
+    step: StepDefinition,
+    previous_outputs: list[str],
+) -> list[dict[str, str]]:
     """Chat messages for one step: the task, the project, and what earlier steps found."""
     system = (
         f"You are TestBoost, an assistant for {session_type.replace('_', ' ')} on Java projects."

@@ -53,10 +53,16 @@ def new_steps(session_type: SessionType) -> list[Step]:
 
 
 class WorkflowEngine:
-    def __init__(self, sessions: sessionmaker[DbSession], llm: LLMClient, *,
-                 max_concurrent: int, on_finished: FinishedHook,
-                 tracer: trace.Tracer | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[DbSession],
+        llm: LLMClient,
+        *,
+        max_concurrent: int,
+        on_finished: FinishedHook,
+        tracer: trace.Tracer | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self._sessions = sessions
         self._llm = llm
         self._on_finished = on_finished
@@ -73,11 +79,10 @@ class WorkflowEngine:
         """Resume what a previous process left: in-progress work restarts at its first
         unfinished step (completed steps are kept), and pending sessions are queued again."""
         with self._sessions.begin() as db:
+            db.execute(update(Step).where(Step.status == "running").values(status="pending"))
             db.execute(
-                update(Step).where(Step.status == "running").values(status="pending")
-            )
-            db.execute(
-                update(Session).where(Session.status == S.IN_PROGRESS)
+                update(Session)
+                .where(Session.status == S.IN_PROGRESS)
                 .values(status=S.PENDING, claimed_by=None)
             )
             ids = db.scalars(
@@ -99,8 +104,9 @@ class WorkflowEngine:
         running = [future for future in futures if not future.cancelled()]
         _done, not_done = wait(running, timeout=timeout)
         if not_done:
-            log.warning("%d workflow(s) still running at shutdown; they resume on next start",
-                        len(not_done))
+            log.warning(
+                "%d workflow(s) still running at shutdown; they resume on next start", len(not_done)
+            )
 
     def wait_idle(self, timeout: float) -> bool:
         """For tests and benchmarks: wait until nothing is scheduled."""
@@ -132,8 +138,9 @@ class WorkflowEngine:
         # A running step finishes in the background; its result is kept but no step follows.
         self._finish(session_id)
 
-    def _require_transition(self, session_id: str, to: SessionStatus,
-                            allowed: Iterable[SessionStatus], verb: str) -> None:
+    def _require_transition(
+        self, session_id: str, to: SessionStatus, allowed: Iterable[SessionStatus], verb: str
+    ) -> None:
         allowed = tuple(allowed)
         with self._sessions.begin() as db:
             if _transition(db, session_id, to, allowed):
@@ -176,8 +183,12 @@ class WorkflowEngine:
                 return False
             if session.status == S.PENDING:
                 claimed = _transition(
-                    db, session_id, S.IN_PROGRESS, (S.PENDING,),
-                    claimed_by=self._boot_id, started_at=session.started_at or utcnow(),
+                    db,
+                    session_id,
+                    S.IN_PROGRESS,
+                    (S.PENDING,),
+                    claimed_by=self._boot_id,
+                    started_at=session.started_at or utcnow(),
                 )
                 if not claimed:
                     return False
@@ -193,8 +204,10 @@ class WorkflowEngine:
             step.status = "running"
             step.started_at = utcnow()
             messages = build_prompt(
-                session_type=session.session_type, mode=session.mode,
-                project_path=session.project_path, config=session.config,
+                session_type=session.session_type,
+                mode=session.mode,
+                project_path=session.project_path,
+                config=session.config,
                 step=WORKFLOWS[SessionType(session.session_type)][step.position],
                 previous_outputs=[s.output or "" for s in steps if s.status == "completed"],
             )
@@ -207,18 +220,31 @@ class WorkflowEngine:
             if self._stop.is_set():
                 return False  # shutting down: the step is retried on the next start
             with self._sessions.begin() as db:
-                db.execute(update(Step).where(Step.id == step_id).values(
-                    status="failed", error=str(failure), attempts=failure.attempts,
-                    finished_at=utcnow(),
-                ))
+                db.execute(
+                    update(Step)
+                    .where(Step.id == step_id)
+                    .values(
+                        status="failed",
+                        error=str(failure),
+                        attempts=failure.attempts,
+                        finished_at=utcnow(),
+                    )
+                )
             self._fail(session_id, f"step failed: {failure}")
             return False
 
         with self._sessions.begin() as db:
-            db.execute(update(Step).where(Step.id == step_id).values(
-                status="completed", output=completion.text, attempts=completion.attempts,
-                error=None, finished_at=utcnow(),
-            ))
+            db.execute(
+                update(Step)
+                .where(Step.id == step_id)
+                .values(
+                    status="completed",
+                    output=completion.text,
+                    attempts=completion.attempts,
+                    error=None,
+                    finished_at=utcnow(),
+                )
+            )
             if is_last:
                 self._finish(session_id, S.COMPLETED, db=db)
                 return False
@@ -230,8 +256,14 @@ class WorkflowEngine:
         with self._sessions.begin() as db:
             self._finish(session_id, S.FAILED, db=db, error=reason)
 
-    def _finish(self, session_id: str, status: SessionStatus | None = None, *,
-                db: DbSession | None = None, error: str | None = None) -> None:
+    def _finish(
+        self,
+        session_id: str,
+        status: SessionStatus | None = None,
+        *,
+        db: DbSession | None = None,
+        error: str | None = None,
+    ) -> None:
         """Close the session once: set `finished_at` (and `status` when given, from
         in_progress only) and record the workflow's end. A second call changes nothing."""
         if db is None:
@@ -252,8 +284,13 @@ class WorkflowEngine:
         return None
 
 
-def _transition(db: DbSession, session_id: str, to: SessionStatus,
-                allowed: tuple[SessionStatus, ...], **values: object) -> bool:
+def _transition(
+    db: DbSession,
+    session_id: str,
+    to: SessionStatus,
+    allowed: tuple[SessionStatus, ...],
+    **values: object,
+) -> bool:
     """Move a session to `to` if its status is one of `allowed`; False if it was not."""
     result = db.execute(
         update(Session)

@@ -15,30 +15,44 @@ def keyed(make_client: AppFactory) -> TestClient:
     return make_client(api_key=KEY)
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/v2/sessions"),
-    ("POST", "/api/v2/sessions"),
-    ("GET", "/api/v2/sessions/x"),
-    ("POST", "/api/v2/sessions/x/cancel"),
-    ("GET", "/api/v1/alerts"),
-    ("POST", "/api/v1/alerts/webhook"),
-])
-def test_protected_routes_answer_401_without_the_key(keyed: TestClient, method: str,
-                                                      path: str) -> None:
-    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": f"Basic {KEY}"}, {"X-API-Key": KEY[:-1]}):
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/v2/sessions"),
+        ("POST", "/api/v2/sessions"),
+        ("GET", "/api/v2/sessions/x"),
+        ("POST", "/api/v2/sessions/x/cancel"),
+        ("GET", "/api/v1/alerts"),
+        ("POST", "/api/v1/alerts/webhook"),
+    ],
+)
+def test_protected_routes_answer_401_without_the_key(
+    keyed: TestClient, method: str, path: str
+) -> None:
+    for headers in (
+        {},
+        {"X-API-Key": "wrong"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {KEY}"},
+        {"X-API-Key": KEY[:-1]},
+    ):
         response = keyed.request(method, path, headers=headers, json={})
         assert response.status_code == 401, (headers, response.text)
         assert response.headers["www-authenticate"] == "Bearer"
         assert KEY not in response.text
 
 
-@pytest.mark.parametrize("headers", [{"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"},
-                                     {"authorization": f"bearer {KEY}"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-API-Key": KEY}, {"Authorization": f"Bearer {KEY}"}, {"authorization": f"bearer {KEY}"}],
+)
 def test_either_header_form_is_accepted(keyed: TestClient, headers: dict[str, str]) -> None:
     assert keyed.get("/api/v2/sessions", headers=headers).status_code == 200
-    created = keyed.post("/api/v2/sessions", headers=headers,
-                         json={"session_type": "impact_analysis", "project_path": "/p"})
+    created = keyed.post(
+        "/api/v2/sessions",
+        headers=headers,
+        json={"session_type": "impact_analysis", "project_path": "/p"},
+    )
     assert created.status_code == 201
 
 

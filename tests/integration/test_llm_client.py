@@ -24,12 +24,20 @@ class Attempts(list[tuple[str, str, Outcome, float]]):
         return [a[2] for a in self]
 
 
-def client_for(base_url: str, attempts: Attempts, *, timeout: float = 5.0,
-               max_attempts: int = 3, stop: threading.Event | None = None) -> LLMClient:
-    provider = OpenAICompatible(name="openai", base_url=base_url, model="gpt-test",
-                                api_key="sk-test", timeout=timeout)
-    return LLMClient(provider, max_attempts=max_attempts, max_retry_wait=2.0,
-                     on_attempt=attempts, stop=stop)
+def client_for(
+    base_url: str,
+    attempts: Attempts,
+    *,
+    timeout: float = 5.0,
+    max_attempts: int = 3,
+    stop: threading.Event | None = None,
+) -> LLMClient:
+    provider = OpenAICompatible(
+        name="openai", base_url=base_url, model="gpt-test", api_key="sk-test", timeout=timeout
+    )
+    return LLMClient(
+        provider, max_attempts=max_attempts, max_retry_wait=2.0, on_attempt=attempts, stop=stop
+    )
 
 
 @pytest.fixture
@@ -58,15 +66,19 @@ def test_429_honours_retry_after_then_succeeds(fake: FakeLLM) -> None:
     assert attempts.outcomes == [Outcome.RATE_LIMIT, Outcome.SUCCESS]
 
 
-@pytest.mark.parametrize("reply,outcome", [
-    (Reply(500, {"error": "boom"}), Outcome.SERVER_ERROR),
-    (Reply(503, "upstream down"), Outcome.SERVER_ERROR),
-    (Reply(200, "this is not json"), Outcome.SERVER_ERROR),
-    (Reply(200, {"choices": []}), Outcome.SERVER_ERROR),
-    (Reply(429, {}, {"Retry-After": "0"}), Outcome.RATE_LIMIT),
-])
-def test_retryable_failures_are_retried_then_give_up(fake: FakeLLM, reply: Reply,
-                                                     outcome: Outcome) -> None:
+@pytest.mark.parametrize(
+    "reply,outcome",
+    [
+        (Reply(500, {"error": "boom"}), Outcome.SERVER_ERROR),
+        (Reply(503, "upstream down"), Outcome.SERVER_ERROR),
+        (Reply(200, "this is not json"), Outcome.SERVER_ERROR),
+        (Reply(200, {"choices": []}), Outcome.SERVER_ERROR),
+        (Reply(429, {}, {"Retry-After": "0"}), Outcome.RATE_LIMIT),
+    ],
+)
+def test_retryable_failures_are_retried_then_give_up(
+    fake: FakeLLM, reply: Reply, outcome: Outcome
+) -> None:
     fake.default = reply
     attempts = Attempts()
     client = client_for(fake.base_url, attempts, max_attempts=3)
@@ -77,10 +89,15 @@ def test_retryable_failures_are_retried_then_give_up(fake: FakeLLM, reply: Reply
     assert attempts.outcomes == [outcome] * 3 and fake.count == 3
 
 
-@pytest.mark.parametrize("status,outcome", [
-    (401, Outcome.AUTH), (403, Outcome.AUTH), (400, Outcome.INVALID_REQUEST),
-    (404, Outcome.INVALID_REQUEST),
-])
+@pytest.mark.parametrize(
+    "status,outcome",
+    [
+        (401, Outcome.AUTH),
+        (403, Outcome.AUTH),
+        (400, Outcome.INVALID_REQUEST),
+        (404, Outcome.INVALID_REQUEST),
+    ],
+)
 def test_client_errors_are_not_retried(fake: FakeLLM, status: int, outcome: Outcome) -> None:
     fake.default = Reply(status, {"error": "no"})
     attempts = Attempts()
@@ -119,9 +136,16 @@ def test_retry_wait_is_capped_and_interrupted_by_shutdown(fake: FakeLLM) -> None
     assert attempts.outcomes == [Outcome.RATE_LIMIT]
 
 
-@pytest.mark.parametrize("header,expected", [
-    ("7", 7.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("soon", None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
-])
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ("7", 7.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        (None, None),
+        ("soon", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    ],
+)
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected

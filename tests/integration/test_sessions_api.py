@@ -10,10 +10,10 @@ from tests.conftest import AppFactory
 from tests.support.waiting import session_in
 
 
-
 def create(client: TestClient, session_type: str = "test_generation", **extra: object) -> dict:
-    response = client.post("/api/v2/sessions",
-                           json={"session_type": session_type, "project_path": "/srv/app", **extra})
+    response = client.post(
+        "/api/v2/sessions", json={"session_type": session_type, "project_path": "/srv/app", **extra}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -32,33 +32,40 @@ def test_each_session_type_completes_with_its_steps(client: TestClient, session_
 
 
 def test_unknown_session_type_is_a_clear_422(client: TestClient) -> None:
-    response = client.post("/api/v2/sessions",
-                           json={"session_type": "poetry", "project_path": "/p"})
+    response = client.post(
+        "/api/v2/sessions", json={"session_type": "poetry", "project_path": "/p"}
+    )
     assert response.status_code == 422
     error = response.json()["detail"][0]
     assert error["loc"] == ["body", "session_type"]
     assert "test_generation" in error["msg"] and "impact_analysis" in error["msg"]
 
 
-@pytest.mark.parametrize("body", [
-    {"project_path": "/p"},
-    {"session_type": "test_generation", "project_path": ""},
-    {"session_type": "test_generation", "project_path": "/p", "mode": "turbo"},
-    {"session_type": "test_generation", "project_path": "/p", "surprise": 1},
-    {"session_type": "test_generation", "project_path": "/p", "config": {"a": {"nested": 1}}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"project_path": "/p"},
+        {"session_type": "test_generation", "project_path": ""},
+        {"session_type": "test_generation", "project_path": "/p", "mode": "turbo"},
+        {"session_type": "test_generation", "project_path": "/p", "surprise": 1},
+        {"session_type": "test_generation", "project_path": "/p", "config": {"a": {"nested": 1}}},
+    ],
+)
 def test_bad_bodies_are_422(client: TestClient, body: dict) -> None:
     assert client.post("/api/v2/sessions", json=body).status_code == 422
 
 
 def test_non_json_body_is_422_not_500(client: TestClient) -> None:
-    response = client.post("/api/v2/sessions", content=b"{not json",
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v2/sessions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
 
 
 def test_list_filters_and_paginates(client: TestClient) -> None:
-    ids = [create(client, t)["id"] for t in ("test_generation", "impact_analysis", "test_generation")]
+    ids = [
+        create(client, t)["id"] for t in ("test_generation", "impact_analysis", "test_generation")
+    ]
     for session_id in ids:
         session_in(client, session_id, "completed")
     page = client.get("/api/v2/sessions", params={"session_type": "test_generation"}).json()
@@ -103,7 +110,10 @@ def test_pause_resume_cancel_and_illegal_transitions(make_client: AppFactory) ->
     for action in ("pause", "resume", "cancel"):
         conflict = client.post(f"/api/v2/sessions/{session_id}/{action}")
         assert conflict.status_code == 409 and "cancelled" in conflict.json()["detail"]
-    assert client.patch(f"/api/v2/sessions/{session_id}", json={"mode": "autonomous"}).status_code == 409
+    assert (
+        client.patch(f"/api/v2/sessions/{session_id}", json={"mode": "autonomous"}).status_code
+        == 409
+    )
     assert sum(s["status"] == "completed" for s in steps_while_paused) < 4
 
 
@@ -120,11 +130,15 @@ def test_interactive_mode_pauses_after_each_step(client: TestClient) -> None:
 def test_patch_changes_mode_and_config_of_a_paused_session(client: TestClient) -> None:
     session_id = create(client, "docker_deployment", mode="interactive")["id"]
     session_in(client, session_id, "paused")
-    patched = client.patch(f"/api/v2/sessions/{session_id}",
-                           json={"mode": "autonomous", "config": {"jdk": 21}})
+    patched = client.patch(
+        f"/api/v2/sessions/{session_id}", json={"mode": "autonomous", "config": {"jdk": 21}}
+    )
     assert patched.status_code == 200
     assert patched.json()["mode"] == "autonomous" and patched.json()["config"] == {"jdk": 21}
-    assert client.patch(f"/api/v2/sessions/{session_id}", json={"status": "completed"}).status_code == 422
+    assert (
+        client.patch(f"/api/v2/sessions/{session_id}", json={"status": "completed"}).status_code
+        == 422
+    )
     client.post(f"/api/v2/sessions/{session_id}/resume")
     assert session_in(client, session_id, "completed")["config"] == {"jdk": 21}
 
@@ -148,6 +162,11 @@ def test_health_and_docs(client: TestClient) -> None:
     assert health.json()["checks"]["database"]["status"] == "ok"
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/v2/sessions", "/api/v2/sessions/{session_id}/pause",
-                 "/api/v1/alerts/webhook", "/api/v1/alerts", "/health"):
+    for path in (
+        "/api/v2/sessions",
+        "/api/v2/sessions/{session_id}/pause",
+        "/api/v1/alerts/webhook",
+        "/api/v1/alerts",
+        "/health",
+    ):
         assert path in paths

@@ -39,15 +39,25 @@ def fake() -> FakeLLM:
 def worked(make_client: AppFactory, fake: FakeLLM) -> tuple[TestClient, FakeLLM, list[str]]:
     """Every session type run through a real OpenAI-compatible server that rate-limits,
     fails and times out along the way."""
-    fake.then(Reply(429, {}, {"Retry-After": "0"}), Reply(500, {}), Reply(401, {}),
-              Reply(429, {}, {"Retry-After": "0"}))
-    client = make_client(llm_base_url=fake.base_url, llm_provider="openai",
-                         llm_model="gpt-test", llm_max_retry_wait=0.0, db_pool_size=3,
-                         db_max_overflow=2)
+    fake.then(
+        Reply(429, {}, {"Retry-After": "0"}),
+        Reply(500, {}),
+        Reply(401, {}),
+        Reply(429, {}, {"Retry-After": "0"}),
+    )
+    client = make_client(
+        llm_base_url=fake.base_url,
+        llm_provider="openai",
+        llm_model="gpt-test",
+        llm_max_retry_wait=0.0,
+        db_pool_size=3,
+        db_max_overflow=2,
+    )
     ids = []
     for session_type in SessionType:
-        response = client.post("/api/v2/sessions", json={
-            "session_type": session_type.value, "project_path": "/repo"})
+        response = client.post(
+            "/api/v2/sessions", json={"session_type": session_type.value, "project_path": "/repo"}
+        )
         ids.append(response.json()["id"])
     for session_id in ids:
         session_in(client, session_id, "completed", "failed")
@@ -81,8 +91,10 @@ def test_no_scope_or_resource_labels_anywhere(worked) -> None:
 def test_llm_counters_equal_what_the_provider_saw(worked) -> None:
     client, fake, _ids = worked
     exposition = scrape(client)
-    assert exposition.value("testboost_llm_calls_total",
-                            provider="openai", model="gpt-test") == fake.count
+    assert (
+        exposition.value("testboost_llm_calls_total", provider="openai", model="gpt-test")
+        == fake.count
+    )
     assert exposition.value("testboost_llm_errors_total", error_type="rate_limit") == 2
     assert exposition.value("testboost_llm_errors_total", error_type="server_error") == 1
     assert exposition.value("testboost_llm_errors_total", error_type="auth") == 1
@@ -101,8 +113,14 @@ def test_workflow_counts_match_sessions_and_histogram(worked) -> None:
     assert exposition.value("testboost_workflow_total", status="failed") == 1
     assert exposition.value("testboost_workflow_duration_seconds_count") == 4
     for session in sessions:
-        assert exposition.value("testboost_workflow_total", workflow_type=session["session_type"],
-                                status=session["status"]) == 1
+        assert (
+            exposition.value(
+                "testboost_workflow_total",
+                workflow_type=session["session_type"],
+                status=session["status"],
+            )
+            == 1
+        )
     assert exposition.value("testboost_active_sessions") == 0
 
 
@@ -112,13 +130,16 @@ def test_http_requests_are_counted_once_by_route_template(client: TestClient) ->
     for _ in range(7):
         assert client.get("/api/v2/sessions/missing").status_code == 404
     after = scrape(client)
-    delta = after.value("testboost_http_requests_total", method="GET", path=route,
-                        status="404") - before.value("testboost_http_requests_total",
-                                                     method="GET", path=route, status="404")
+    delta = after.value(
+        "testboost_http_requests_total", method="GET", path=route, status="404"
+    ) - before.value("testboost_http_requests_total", method="GET", path=route, status="404")
     assert delta == 7
     hist = after.value("testboost_http_request_duration_seconds_count", method="GET", path=route)
-    assert hist - before.value("testboost_http_request_duration_seconds_count",
-                               method="GET", path=route) == 7
+    assert (
+        hist
+        - before.value("testboost_http_request_duration_seconds_count", method="GET", path=route)
+        == 7
+    )
     # The scrape itself is a request too, counted once per scrape.
     metrics_before = before.value("testboost_http_requests_total", path="/metrics")
     assert after.value("testboost_http_requests_total", path="/metrics") == metrics_before + 1
@@ -133,22 +154,33 @@ def test_client_controlled_values_add_no_series(client: TestClient) -> None:
     rng = random.Random(7)
     for _ in range(300):
         junk = "".join(rng.choices(string.ascii_letters, k=12))
-        client.get(f"/{junk}/{junk}?q={junk}", headers={"Host": f"{junk}.example",
-                                                          "User-Agent": junk})
+        client.get(
+            f"/{junk}/{junk}?q={junk}", headers={"Host": f"{junk}.example", "User-Agent": junk}
+        )
         client.request(rng.choice(["PROPFIND", "BREW", "get"]), f"/{junk}")
     after = scrape(client)
-    series = lambda e: {(s.name, tuple(sorted(s.labels.items()))) for s in e.samples  # noqa: E731
-                        if s.name.startswith("testboost_http")}
+
+    def series(e):
+        return {
+            (s.name, tuple(sorted(s.labels.items())))
+            for s in e.samples
+            if s.name.startswith("testboost_http")
+        }
+
     assert series(after) == series(before)
     assert after.value("testboost_http_requests_total", path=UNMATCHED_PATH) >= 600
 
 
 def test_active_sessions_and_pool_gauges_follow_reality(make_client: AppFactory) -> None:
-    client = make_client(llm_sim_latency=5.0, db_pool_size=4, db_max_overflow=3,
-                         max_concurrent_workflows=2)
-    ids = [client.post("/api/v2/sessions", json={"session_type": "test_generation",
-                                                 "project_path": "/p"}).json()["id"]
-           for _ in range(3)]
+    client = make_client(
+        llm_sim_latency=5.0, db_pool_size=4, db_max_overflow=3, max_concurrent_workflows=2
+    )
+    ids = [
+        client.post(
+            "/api/v2/sessions", json={"session_type": "test_generation", "project_path": "/p"}
+        ).json()["id"]
+        for _ in range(3)
+    ]
     until(lambda: scrape(client).value("testboost_active_sessions") == 3, message="3 active")
     exposition = scrape(client)
     assert exposition.value("testboost_db_connection_pool_max") == 7
@@ -190,8 +222,9 @@ def test_known_counter_series_start_at_zero(client: TestClient) -> None:
     """increase() only sees events after a series' first scrape: the first rate limit after
     start-up must not be lost, so every closed label set exists from the start."""
     exposition = scrape(client)
-    errors = {s.labels["error_type"]: s.value for s in exposition.series(
-        "testboost_llm_errors_total")}
+    errors = {
+        s.labels["error_type"]: s.value for s in exposition.series("testboost_llm_errors_total")
+    }
     assert errors == dict.fromkeys(LLM_ERROR_TYPES, 0.0)
     assert exposition.value("testboost_llm_rate_limit_total", provider="simulated") == 0
     assert len(exposition.series("testboost_workflow_total")) == len(SessionType) * 3

@@ -21,17 +21,20 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> OtlpReceiver:
 
 
 def run_sessions(client: TestClient, count: int) -> None:
-    ids = [client.post("/api/v2/sessions", json={"session_type": "impact_analysis",
-                                                 "project_path": "/p"}).json()["id"]
-           for _ in range(count)]
+    ids = [
+        client.post(
+            "/api/v2/sessions", json={"session_type": "impact_analysis", "project_path": "/p"}
+        ).json()["id"]
+        for _ in range(count)
+    ]
     for session_id in ids:
         session_in(client, session_id, "completed")
 
 
-def test_push_exports_the_catalog_names_and_labels(make_client: AppFactory,
-                                                   receiver: OtlpReceiver) -> None:
-    client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp",
-                                                   export_interval_ms=200))
+def test_push_exports_the_catalog_names_and_labels(
+    make_client: AppFactory, receiver: OtlpReceiver
+) -> None:
+    client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp", export_interval_ms=200))
     run_sessions(client, 2)
     for _ in range(5):
         client.get("/api/v2/sessions/nope")
@@ -45,21 +48,21 @@ def test_push_exports_the_catalog_names_and_labels(make_client: AppFactory,
     for family in CATALOG:
         for attrs, _point in points[family.otel_name]:
             assert set(attrs) == set(family.labels), (family.name, attrs)
-    lookups = {
-        tuple(sorted(a.items())): p for a, p in points["testboost_http_requests"]
-    }
+    lookups = {tuple(sorted(a.items())): p for a, p in points["testboost_http_requests"]}
     key = (("method", "GET"), ("path", "/api/v2/sessions/{session_id}"), ("status", "404"))
     assert lookups[key].as_int == 5 or lookups[key].as_double == 5
     histogram = points["testboost_workflow_duration"][0][1]
     assert list(histogram.explicit_bounds) == list(
-        next(f for f in CATALOG if f.otel_name == "testboost_workflow_duration").buckets)
+        next(f for f in CATALOG if f.otel_name == "testboost_workflow_duration").buckets
+    )
     resource = receiver.metrics[-1].resource_metrics[0].resource
     attributes = {a.key: a.value.string_value for a in resource.attributes}
     assert attributes["service.name"] == "testboost-api" and attributes["service.instance.id"]
 
 
-def test_push_mode_metrics_endpoint_stays_up_but_empty(make_client: AppFactory,
-                                                       receiver: OtlpReceiver) -> None:
+def test_push_mode_metrics_endpoint_stays_up_but_empty(
+    make_client: AppFactory, receiver: OtlpReceiver
+) -> None:
     client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp"))
     response = client.get("/metrics")
     assert response.status_code == 200
@@ -68,8 +71,9 @@ def test_push_mode_metrics_endpoint_stays_up_but_empty(make_client: AppFactory,
 
 
 def test_shutdown_flushes_pushed_metrics(make_client: AppFactory, receiver: OtlpReceiver) -> None:
-    client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp",
-                                                   export_interval_ms=60_000))
+    client = make_client(
+        telemetry=TelemetryConfig(metrics_exporter="otlp", export_interval_ms=60_000)
+    )
     run_sessions(client, 1)
     assert receiver.metrics == []  # the interval has not elapsed
     client.__exit__(None, None, None)
@@ -85,19 +89,29 @@ def test_sdk_disabled_records_nothing(make_client: AppFactory) -> None:
     assert "testboost_" not in response.text.replace('up{job="testboost-api"}', "")
 
 
-def test_traces_cover_http_sql_llm_and_workflow(make_client: AppFactory,
-                                               receiver: OtlpReceiver) -> None:
+def test_traces_cover_http_sql_llm_and_workflow(
+    make_client: AppFactory, receiver: OtlpReceiver
+) -> None:
     client = make_client(telemetry=TelemetryConfig(traces_exporter="otlp"))
     run_sessions(client, 1)
-    client.get("/api/v2/sessions", headers={
-        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    client.get(
+        "/api/v2/sessions",
+        headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+    )
     client.__exit__(None, None, None)  # flushes the batch processor
     spans = receiver.spans()
     names = {span.name for span in spans}
-    assert {"POST /api/v2/sessions", "GET /api/v2/sessions/{session_id}", "workflow.run",
-            "llm.chat"} <= names
-    assert any(span.kind == span.SPAN_KIND_CLIENT and "SELECT" in span.name or
-               span.name.startswith(("SELECT", "INSERT", "UPDATE")) for span in spans)
+    assert {
+        "POST /api/v2/sessions",
+        "GET /api/v2/sessions/{session_id}",
+        "workflow.run",
+        "llm.chat",
+    } <= names
+    assert any(
+        (span.kind == span.SPAN_KIND_CLIENT and "SELECT" in span.name)
+        or span.name.startswith(("SELECT", "INSERT", "UPDATE"))
+        for span in spans
+    )
     llm = next(span for span in spans if span.name == "llm.chat")
     attrs = {a.key: a.value.string_value for a in llm.attributes}
     assert attrs["gen_ai.system"] == "simulated" and attrs["testboost.llm.outcome"] == "success"

@@ -14,24 +14,31 @@ from tests.conftest import AppFactory
 FIRING: dict[str, Any] = {
     "receiver": "critical-receiver",
     "status": "firing",
-    "alerts": [{
-        "status": "firing",
-        "labels": {"alertname": "HighLLMErrorRate", "severity": "critical",
-                   "provider": "openai"},
-        "annotations": {"summary": "LLM error rate above 5%",
-                        "description": "12.5% of LLM calls to openai failed",
-                        "runbook_url": "docs/runbooks.md#highllmerrorrate"},
-        "startsAt": "2026-11-27T05:00:00.123Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
-        "fingerprint": "5c7f9c2a1b3d4e6f",
-    }],
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "HighLLMErrorRate",
+                "severity": "critical",
+                "provider": "openai",
+            },
+            "annotations": {
+                "summary": "LLM error rate above 5%",
+                "description": "12.5% of LLM calls to openai failed",
+                "runbook_url": "docs/runbooks.md#highllmerrorrate",
+            },
+            "startsAt": "2026-11-27T05:00:00.123Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
+            "fingerprint": "5c7f9c2a1b3d4e6f",
+        }
+    ],
     "groupLabels": {"alertname": "HighLLMErrorRate"},
     "commonLabels": {"alertname": "HighLLMErrorRate", "severity": "critical"},
     "commonAnnotations": {"summary": "LLM error rate above 5%"},
     "externalURL": "http://alertmanager:9093",
     "version": "4",
-    "groupKey": "{}/{severity=\"critical\"}:{alertname=\"HighLLMErrorRate\"}",
+    "groupKey": '{}/{severity="critical"}:{alertname="HighLLMErrorRate"}',
     "truncatedAlerts": 0,
 }
 
@@ -75,8 +82,9 @@ def test_a_new_occurrence_is_a_new_row_and_filters_work(client: TestClient) -> N
     later = copy.deepcopy(FIRING)
     later["alerts"][0]["startsAt"] = "2026-11-27T06:00:00Z"
     other = copy.deepcopy(FIRING)
-    other["alerts"][0].update(fingerprint="aa", labels={"alertname": "SlowAPIResponse",
-                                                         "severity": "warning"})
+    other["alerts"][0].update(
+        fingerprint="aa", labels={"alertname": "SlowAPIResponse", "severity": "warning"}
+    )
     post(client, later)
     post(client, other)
     post(client, resolved())
@@ -87,15 +95,18 @@ def test_a_new_occurrence_is_a_new_row_and_filters_work(client: TestClient) -> N
     assert client.get("/api/v1/alerts", params={"status": "open"}).status_code == 422
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda p: p.pop("alerts"),
-    lambda p: p.update(version="3"),
-    lambda p: p["alerts"][0].pop("fingerprint"),
-    lambda p: p["alerts"][0].update(startsAt="yesterday"),
-    lambda p: p["alerts"][0].update(status="exploded"),
-    lambda p: p["alerts"][0].update(labels=["not", "a", "map"]),
-    lambda p: p.update(alerts="nope"),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.pop("alerts"),
+        lambda p: p.update(version="3"),
+        lambda p: p["alerts"][0].pop("fingerprint"),
+        lambda p: p["alerts"][0].update(startsAt="yesterday"),
+        lambda p: p["alerts"][0].update(status="exploded"),
+        lambda p: p["alerts"][0].update(labels=["not", "a", "map"]),
+        lambda p: p.update(alerts="nope"),
+    ],
+)
 def test_malformed_payloads_are_422(client: TestClient, mutate: Any) -> None:
     payload = copy.deepcopy(FIRING)
     mutate(payload)
@@ -106,8 +117,9 @@ def test_malformed_payloads_are_422(client: TestClient, mutate: Any) -> None:
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[]", b"null", b"\xff\xfe"])
 def test_garbage_bodies_are_4xx(client: TestClient, body: bytes) -> None:
-    response = client.post("/api/v1/alerts/webhook", content=body,
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v1/alerts/webhook", content=body, headers={"content-type": "application/json"}
+    )
     assert 400 <= response.status_code < 500
 
 
@@ -122,6 +134,7 @@ def test_oversized_body_is_413(make_client: AppFactory) -> None:
         for _ in range(10):
             yield b"x" * 1000
 
-    streamed = client.post("/api/v1/alerts/webhook", content=chunks(),
-                           headers={"content-type": "application/json"})
+    streamed = client.post(
+        "/api/v1/alerts/webhook", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert streamed.status_code == 413

@@ -18,14 +18,16 @@ def fake() -> FakeLLM:
 
 
 def create(client: TestClient, session_type: str) -> str:
-    response = client.post("/api/v2/sessions",
-                           json={"session_type": session_type, "project_path": "/repo"})
+    response = client.post(
+        "/api/v2/sessions", json={"session_type": session_type, "project_path": "/repo"}
+    )
     assert response.status_code == 201
     return str(response.json()["id"])
 
 
 def test_every_session_type_completes_through_an_openai_server(
-        make_client: AppFactory, fake: FakeLLM) -> None:
+    make_client: AppFactory, fake: FakeLLM
+) -> None:
     client = make_client(llm_base_url=fake.base_url, llm_model="qwen-test", llm_api_key="k")
     ids = [create(client, t.value) for t in SessionType]
     for session_id in ids:
@@ -35,16 +37,17 @@ def test_every_session_type_completes_through_an_openai_server(
     steps = client.get(f"/api/v2/sessions/{ids[0]}/steps").json()
     assert all(s["output"].startswith("answer ") for s in steps)
     # Later steps see what earlier steps found.
-    last_prompt = [r for r in fake.requests if "JUnit" in str(r["body"]) or
-                   "edge cases" in str(r["body"])][-1]["body"]["messages"][-1]["content"]
+    last_prompt = [
+        r for r in fake.requests if "JUnit" in str(r["body"]) or "edge cases" in str(r["body"])
+    ][-1]["body"]["messages"][-1]["content"]
     assert "Result of step 1" in last_prompt
 
 
 def test_session_fails_cleanly_when_the_provider_keeps_failing(
-        make_client: AppFactory, fake: FakeLLM) -> None:
+    make_client: AppFactory, fake: FakeLLM
+) -> None:
     fake.default = Reply(500, {"error": "down"})
-    client = make_client(llm_base_url=fake.base_url, llm_max_attempts=2,
-                         llm_max_retry_wait=0.0)
+    client = make_client(llm_base_url=fake.base_url, llm_max_attempts=2, llm_max_retry_wait=0.0)
     session_id = create(client, "test_generation")
     failed = session_in(client, session_id, "failed", "completed")
     assert failed["status"] == "failed"
@@ -65,7 +68,8 @@ def test_rate_limited_step_retries_and_completes(make_client: AppFactory, fake: 
 
 
 def test_restart_resumes_unfinished_sessions_without_redoing_steps(
-        make_client: AppFactory, fake: FakeLLM) -> None:
+    make_client: AppFactory, fake: FakeLLM
+) -> None:
     fake.default = Reply(delay=0.15)
     first = make_client(llm_base_url=fake.base_url, max_concurrent_workflows=2)
     ids = [create(first, t) for t in ("test_generation", "maven_maintenance", "impact_analysis")]

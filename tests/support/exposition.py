@@ -29,8 +29,11 @@ class Exposition:
 
     def value(self, name: str, **labels: str) -> float:
         """Sum of the samples of `name` whose labels include `labels` (0 when none)."""
-        return sum(s.value for s in self.series(name)
-                   if all(s.labels.get(k) == v for k, v in labels.items()))
+        return sum(
+            s.value
+            for s in self.series(name)
+            if all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     def count(self, prefix: str = "") -> int:
         return sum(1 for s in self.samples if s.name.startswith(prefix))

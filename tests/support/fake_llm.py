@@ -21,9 +21,12 @@ class Reply:
 
 def completion(text: str) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-test", "object": "chat.completion", "model": "fake",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text}}],
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": "fake",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        ],
     }
 
 
@@ -42,8 +45,13 @@ class FakeLLM:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with fake.lock:
-                    fake.requests.append({"path": self.path, "body": body,
-                                          "authorization": self.headers.get("authorization")})
+                    fake.requests.append(
+                        {
+                            "path": self.path,
+                            "body": body,
+                            "authorization": self.headers.get("authorization"),
+                        }
+                    )
                     reply = fake.script.popleft() if fake.script else fake.default
                 if reply.delay:
                     time.sleep(reply.delay)

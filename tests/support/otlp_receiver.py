@@ -79,5 +79,10 @@ class OtlpReceiver:
     def spans(self) -> list[Any]:
         with self.lock:
             requests = list(self.traces)
-        return [span for request in requests for rs in request.resource_spans
-                for ss in rs.scope_spans for span in ss.spans]
+        return [
+            span
+            for request in requests
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+        ]

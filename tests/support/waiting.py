@@ -11,8 +11,12 @@ from starlette.testclient import TestClient
 T = TypeVar("T")
 
 
-def until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
-          message: str = "condition") -> T:
+def until(
+    check: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -23,8 +27,13 @@ def until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
         time.sleep(interval)
 
 
-def session_in(client: TestClient, session_id: str, *statuses: str,
-               timeout: float = 10.0, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def session_in(
+    client: TestClient,
+    session_id: str,
+    *statuses: str,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         body: dict[str, Any] = client.get(f"/api/v2/sessions/{session_id}", headers=headers).json()
         return body if body["status"] in statuses else None

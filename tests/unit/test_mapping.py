@@ -17,24 +17,38 @@ from telemetry.mapping import (
 )
 
 
-@pytest.mark.parametrize("method,label", [
-    ("GET", "GET"), ("POST", "POST"), ("PATCH", "PATCH"), ("OPTIONS", "OPTIONS"),
-    ("get", "_OTHER"), ("PROPFIND", "_OTHER"), ("X" * 500, "_OTHER"), ("", "_OTHER"),
-])
+@pytest.mark.parametrize(
+    "method,label",
+    [
+        ("GET", "GET"),
+        ("POST", "POST"),
+        ("PATCH", "PATCH"),
+        ("OPTIONS", "OPTIONS"),
+        ("get", "_OTHER"),
+        ("PROPFIND", "_OTHER"),
+        ("X" * 500, "_OTHER"),
+        ("", "_OTHER"),
+    ],
+)
 def test_method_label_folds_unknown_methods(method: str, label: str) -> None:
     assert method_label(method) == label
 
 
-@pytest.mark.parametrize("scope,label", [
-    ({"route": SimpleNamespace(path="/api/v2/sessions/{session_id}")},
-     "/api/v2/sessions/{session_id}"),
-    ({"route": SimpleNamespace(path="/health"), "path": "/health?x=1"}, "/health"),
-    ({"path": "/random/abc123"}, UNMATCHED_PATH),
-    ({"route": None}, UNMATCHED_PATH),
-    ({"route": SimpleNamespace()}, UNMATCHED_PATH),
-    ({"endpoint": print}, "/docs"),
-    ({"endpoint": len}, UNMATCHED_PATH),
-])
+@pytest.mark.parametrize(
+    "scope,label",
+    [
+        (
+            {"route": SimpleNamespace(path="/api/v2/sessions/{session_id}")},
+            "/api/v2/sessions/{session_id}",
+        ),
+        ({"route": SimpleNamespace(path="/health"), "path": "/health?x=1"}, "/health"),
+        ({"path": "/random/abc123"}, UNMATCHED_PATH),
+        ({"route": None}, UNMATCHED_PATH),
+        ({"route": SimpleNamespace()}, UNMATCHED_PATH),
+        ({"endpoint": print}, "/docs"),
+        ({"endpoint": len}, UNMATCHED_PATH),
+    ],
+)
 def test_path_label_is_the_route_template_or_one_fixed_value(scope: dict, label: str) -> None:
     assert path_label(scope, {print: "/docs"}) == label
 
@@ -44,11 +58,18 @@ def test_endpoint_paths_maps_plain_routes() -> None:
     assert endpoint_paths(routes) == {print: "/docs"}
 
 
-@pytest.mark.parametrize("outcome,error_type", [
-    ("success", None), ("rate_limit", "rate_limit"), ("timeout", "timeout"),
-    ("connection", "connection"), ("auth", "auth"), ("invalid_request", "invalid_request"),
-    ("server_error", "server_error"),
-])
+@pytest.mark.parametrize(
+    "outcome,error_type",
+    [
+        ("success", None),
+        ("rate_limit", "rate_limit"),
+        ("timeout", "timeout"),
+        ("connection", "connection"),
+        ("auth", "auth"),
+        ("invalid_request", "invalid_request"),
+        ("server_error", "server_error"),
+    ],
+)
 def test_llm_error_type(outcome: str, error_type: str | None) -> None:
     assert llm_error_type(outcome) == error_type
 
@@ -58,12 +79,15 @@ def test_pool_max(size: int, overflow: int, most: int) -> None:
     assert pool_max(size, overflow) == most
 
 
-@pytest.mark.parametrize("otel_name,unit,kind,exposed", [
-    ("testboost_llm_calls", "", "counter", "testboost_llm_calls_total"),
-    ("testboost_llm_calls_total", "", "counter", "testboost_llm_calls_total"),
-    ("testboost_workflow_duration", "s", "histogram", "testboost_workflow_duration_seconds"),
-    ("testboost_active_sessions", "", "gauge", "testboost_active_sessions"),
-])
+@pytest.mark.parametrize(
+    "otel_name,unit,kind,exposed",
+    [
+        ("testboost_llm_calls", "", "counter", "testboost_llm_calls_total"),
+        ("testboost_llm_calls_total", "", "counter", "testboost_llm_calls_total"),
+        ("testboost_workflow_duration", "s", "histogram", "testboost_workflow_duration_seconds"),
+        ("testboost_active_sessions", "", "gauge", "testboost_active_sessions"),
+    ],
+)
 def test_prometheus_name(otel_name: str, unit: str, kind: str, exposed: str) -> None:
     assert prometheus_name(otel_name, unit, kind) == exposed
 

@@ -21,28 +21,39 @@ def test_base_url_selects_an_openai_compatible_provider() -> None:
     settings = Settings(llm_base_url="http://127.0.0.1:11434/v1/")
     assert settings.resolved_llm_provider == "openai"
     assert settings.llm_base_url == "http://127.0.0.1:11434/v1"
-    assert Settings(llm_base_url="http://x/v1", llm_provider="ollama").resolved_llm_provider == "ollama"
+    assert (
+        Settings(llm_base_url="http://x/v1", llm_provider="ollama").resolved_llm_provider
+        == "ollama"
+    )
 
 
 def test_plain_postgresql_url_uses_psycopg3() -> None:
-    assert Settings(database_url="postgresql://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+    assert (
+        Settings(database_url="postgresql://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+    )
 
 
-@pytest.mark.parametrize("env,variable", [
-    ({"TESTBOOST_DB_POOL_SIZE": "0"}, "TESTBOOST_DB_POOL_SIZE"),
-    ({"TESTBOOST_DB_POOL_SIZE": "many"}, "TESTBOOST_DB_POOL_SIZE"),
-    ({"TESTBOOST_DB_MAX_OVERFLOW": "-1"}, "TESTBOOST_DB_MAX_OVERFLOW"),
-    ({"TESTBOOST_LLM_TIMEOUT": "0"}, "TESTBOOST_LLM_TIMEOUT"),
-    ({"TESTBOOST_MAX_CONCURRENT_WORKFLOWS": "0"}, "TESTBOOST_MAX_CONCURRENT_WORKFLOWS"),
-    ({"TESTBOOST_DATABASE_URL": "mysql://x"}, "TESTBOOST_DATABASE_URL"),
-    ({"TESTBOOST_LLM_BASE_URL": "ftp://x"}, "TESTBOOST_LLM_BASE_URL"),
-    ({"TESTBOOST_LLM_SIM_ERROR_RATIO": "1.5"}, "TESTBOOST_LLM_SIM_ERROR_RATIO"),
-    ({"TESTBOOST_LLM_PROVIDER": "simulated", "TESTBOOST_LLM_BASE_URL": "http://x/v1"},
-     "TESTBOOST_LLM_BASE_URL"),
-    ({"TESTBOOST_LLM_PROVIDER": "vllm"}, "TESTBOOST_LLM_BASE_URL"),
-])
-def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch,
-                                          env: dict[str, str], variable: str) -> None:
+@pytest.mark.parametrize(
+    "env,variable",
+    [
+        ({"TESTBOOST_DB_POOL_SIZE": "0"}, "TESTBOOST_DB_POOL_SIZE"),
+        ({"TESTBOOST_DB_POOL_SIZE": "many"}, "TESTBOOST_DB_POOL_SIZE"),
+        ({"TESTBOOST_DB_MAX_OVERFLOW": "-1"}, "TESTBOOST_DB_MAX_OVERFLOW"),
+        ({"TESTBOOST_LLM_TIMEOUT": "0"}, "TESTBOOST_LLM_TIMEOUT"),
+        ({"TESTBOOST_MAX_CONCURRENT_WORKFLOWS": "0"}, "TESTBOOST_MAX_CONCURRENT_WORKFLOWS"),
+        ({"TESTBOOST_DATABASE_URL": "mysql://x"}, "TESTBOOST_DATABASE_URL"),
+        ({"TESTBOOST_LLM_BASE_URL": "ftp://x"}, "TESTBOOST_LLM_BASE_URL"),
+        ({"TESTBOOST_LLM_SIM_ERROR_RATIO": "1.5"}, "TESTBOOST_LLM_SIM_ERROR_RATIO"),
+        (
+            {"TESTBOOST_LLM_PROVIDER": "simulated", "TESTBOOST_LLM_BASE_URL": "http://x/v1"},
+            "TESTBOOST_LLM_BASE_URL",
+        ),
+        ({"TESTBOOST_LLM_PROVIDER": "vllm"}, "TESTBOOST_LLM_BASE_URL"),
+    ],
+)
+def test_invalid_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], variable: str
+) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as refused:
@@ -51,9 +62,13 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch,
 
 
 def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", "serve", *args],
-                          env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_serve_refuses_a_public_bind_without_a_key() -> None:

@@ -17,7 +17,8 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 
 @router.post(
-    "/webhook", response_model=WebhookResult,
+    "/webhook",
+    response_model=WebhookResult,
     responses={413: {"model": Problem, "description": "Body larger than the configured limit"}},
 )
 def receive_webhook(payload: WebhookPayload, db: DbDep) -> WebhookResult:
@@ -35,9 +36,11 @@ def receive_webhook(payload: WebhookPayload, db: DbDep) -> WebhookResult:
 def _upsert(db: DbSession, alert: WebhookAlert, receiver: str) -> bool:
     """True when the alert was new. Retried once if a concurrent delivery inserted it first."""
     for _ in range(2):
-        row = db.scalar(select(Alert).where(
-            Alert.fingerprint == alert.fingerprint, Alert.starts_at == alert.startsAt
-        ))
+        row = db.scalar(
+            select(Alert).where(
+                Alert.fingerprint == alert.fingerprint, Alert.starts_at == alert.startsAt
+            )
+        )
         is_new = row is None
         if row is None:
             row = Alert(fingerprint=alert.fingerprint, starts_at=alert.startsAt, notifications=0)
@@ -84,5 +87,6 @@ def list_alerts(
     rows = db.scalars(
         query.order_by(Alert.last_received_at.desc(), Alert.id.desc()).limit(limit).offset(offset)
     ).all()
-    return AlertPage(items=[AlertOut.model_validate(r) for r in rows],
-                     total=total, limit=limit, offset=offset)
+    return AlertPage(
+        items=[AlertOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )

@@ -23,8 +23,10 @@ def health(request: Request) -> JSONResponse:
         check_database(request.app.state.engine)
         database = {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
     except SQLAlchemyError as exc:
-        database = {"status": "failing", "error": type(exc.orig or exc).__name__
-                    if hasattr(exc, "orig") else type(exc).__name__}
+        database = {
+            "status": "failing",
+            "error": type(exc.orig or exc).__name__ if hasattr(exc, "orig") else type(exc).__name__,
+        }
     healthy = database["status"] == "ok"
     return JSONResponse(
         status_code=200 if healthy else 503,

@@ -29,8 +29,11 @@ def _get(db: DbDep, session_id: str) -> Session:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
 def create_session(body: SessionCreate, db: DbDep, workflows: WorkflowsDep) -> Session:
     session = Session(
-        session_type=body.session_type.value, project_path=body.project_path,
-        mode=body.mode.value, config=body.config, status=SessionStatus.PENDING.value,
+        session_type=body.session_type.value,
+        project_path=body.project_path,
+        mode=body.mode.value,
+        config=body.config,
+        status=SessionStatus.PENDING.value,
         steps=new_steps(body.session_type),
     )
     db.add(session)
@@ -58,7 +61,9 @@ def list_sessions(
     ).all()
     return SessionPage(
         items=[SessionOut.model_validate(row) for row in rows],
-        total=total, limit=limit, offset=offset,
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -84,8 +89,9 @@ def update_session(session_id: str, body: SessionUpdate, db: DbDep) -> Session:
     return session
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT,
-               responses={**NOT_FOUND, **CONFLICT})
+@router.delete(
+    "/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **CONFLICT}
+)
 def delete_session(session_id: str, db: DbDep) -> Response:
     session = _get(db, session_id)
     if session.status == SessionStatus.IN_PROGRESS:
@@ -115,14 +121,12 @@ def pause_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Sessio
     return _act(session_id, db, "pause", workflows)
 
 
-@router.post("/{session_id}/resume", response_model=SessionOut,
-             responses={**NOT_FOUND, **CONFLICT})
+@router.post("/{session_id}/resume", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
 def resume_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
     return _act(session_id, db, "resume", workflows)
 
 
-@router.post("/{session_id}/cancel", response_model=SessionOut,
-             responses={**NOT_FOUND, **CONFLICT})
+@router.post("/{session_id}/cancel", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
 def cancel_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
     return _act(session_id, db, "cancel", workflows)
 
@@ -130,6 +134,6 @@ def cancel_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Sessi
 @router.get("/{session_id}/steps", response_model=list[StepOut], responses=NOT_FOUND)
 def list_steps(session_id: str, db: DbDep) -> list[Step]:
     _get(db, session_id)
-    return list(db.scalars(
-        select(Step).where(Step.session_id == session_id).order_by(Step.position)
-    ).all())
+    return list(
+        db.scalars(select(Step).where(Step.session_id == session_id).order_by(Step.position)).all()
+    )
