@@ -1,4 +1,6 @@
-"""The `testboost` command: `serve` runs the API (what `make run` calls)."""
+"""The `testboost` command: `serve` runs the API (what `make run` calls); `doctor` checks it
+and its monitoring stack (the doctor package); `stack` runs that stack as local processes
+(devstack/, what `make stack` calls)."""
 
 from __future__ import annotations
 
@@ -69,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--workers", type=int, default=1)
     serve_cmd.set_defaults(func=serve)
+    from devstack.cli import register as register_stack
+
+    register_stack(commands)
+    from doctor import DESCRIPTION, add_arguments, run
+
+    doctor_cmd = commands.add_parser(
+        "doctor", help="check the API and its monitoring stack", description=DESCRIPTION
+    )
+    add_arguments(doctor_cmd)
+    doctor_cmd.set_defaults(func=run)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

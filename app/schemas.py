@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.workflows.definitions import Mode, SessionStatus, SessionType
 
 Config = dict[str, str | int | float | bool | None]
+# Deeper pages are refused (422) rather than handed to the database as a 64-bit overflow.
+MAX_OFFSET = 1_000_000
 
 
 class SessionCreate(BaseModel):

@@ -34,6 +34,9 @@ def make_engine(settings: Settings) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Workflows run in worker threads; SQLite connections are handed between them by the pool.
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        # A database host that does not answer must fail fast, not hang a request.
+        kwargs["connect_args"] = {"connect_timeout": 5}
     engine = create_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -16,6 +16,8 @@ from datetime import datetime
 
 from opentelemetry import trace
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -32,6 +34,8 @@ from app.workflows.definitions import (
 
 log = logging.getLogger(__name__)
 S = SessionStatus
+# Connection-level failures: the database is away, the workflow is not at fault.
+DB_OUTAGE = (OperationalError, PoolTimeout)
 
 # (workflow_type, final status, seconds): the single place a finished workflow becomes telemetry.
 FinishedHook = Callable[[str, str, float], None]
@@ -158,7 +162,7 @@ class WorkflowEngine:
             with self._tracer.start_as_current_span(
                 "workflow.run", attributes={"testboost.session.id": session_id}
             ):
-                while not self._stop.is_set() and self._run_next_step(session_id):
+                while not self._stop.is_set() and self._step_surviving_outages(session_id):
                     pass
         except Exception:
             log.exception("Workflow of session %s crashed", session_id)
@@ -169,11 +173,36 @@ class WorkflowEngine:
         finally:
             with self._lock:
                 self._scheduled.pop(session_id, None)
-            # A resume may have landed while we were leaving: do not strand it.
+            self._resubmit_if_resumed(session_id)
+
+    def _resubmit_if_resumed(self, session_id: str) -> None:
+        """A resume may have landed while we were leaving: do not strand it."""
+        try:
             with self._sessions() as db:
                 status = db.scalar(select(Session.status).where(Session.id == session_id))
-            if status == S.PENDING:
-                self.submit(session_id)
+        except DB_OUTAGE:
+            return  # the next start-up's recovery picks it up
+        if status == S.PENDING:
+            self.submit(session_id)
+
+    def _step_surviving_outages(self, session_id: str) -> bool:
+        """`_run_next_step`, waiting out database outages instead of failing the workflow:
+        every state change is in the database, so a step whose result could not be saved
+        is simply run again once the database answers (at-least-once per step)."""
+        delay = 0.5
+        while True:
+            try:
+                return self._run_next_step(session_id)
+            except DB_OUTAGE as exc:
+                log.warning(
+                    "Database unavailable for session %s (%s); retrying in %.1fs",
+                    session_id,
+                    type(exc).__name__,
+                    delay,
+                )
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 10.0)
 
     def _run_next_step(self, session_id: str) -> bool:
         """Run one step; True while there is more to do."""

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session as DbSession
 
 from app.api.deps import DbDep
 from app.models import Alert, utcnow
-from app.schemas import AlertOut, AlertPage, Problem, WebhookAlert, WebhookPayload, WebhookResult
+from app.schemas import (
+    MAX_OFFSET,
+    AlertOut,
+    AlertPage,
+    Problem,
+    WebhookAlert,
+    WebhookPayload,
+    WebhookResult,
+)
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -76,7 +84,7 @@ def list_alerts(
     status: Literal["firing", "resolved"] | None = None,
     alertname: str | None = Query(default=None, max_length=200),
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> AlertPage:
     query = select(Alert)
     if status is not None:

@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 
 from app.api.deps import DbDep, WorkflowsDep
 from app.models import Session, Step
-from app.schemas import Problem, SessionCreate, SessionOut, SessionPage, SessionUpdate, StepOut
+from app.schemas import (
+    MAX_OFFSET,
+    Problem,
+    SessionCreate,
+    SessionOut,
+    SessionPage,
+    SessionUpdate,
+    StepOut,
+)
 from app.workflows.definitions import SessionStatus, SessionType
 from app.workflows.engine import Conflict, NotFound, new_steps
 
@@ -48,7 +56,7 @@ def list_sessions(
     status_: SessionStatus | None = Query(default=None, alias="status"),
     session_type: SessionType | None = None,
     limit: int = Query(default=20, ge=1, le=100),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> SessionPage:
     query = select(Session)
     if status_ is not None:
