@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 from telemetry import TelemetryConfig
 from telemetry.catalog import CATALOG
 from tests.conftest import AppFactory
-from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.otlp_receiver import GrpcOtlpReceiver, OtlpReceiver
 from tests.support.waiting import session_in, until
 
 
@@ -117,3 +117,40 @@ def test_traces_cover_http_sql_llm_and_workflow(
     assert attrs["gen_ai.system"] == "simulated" and attrs["testboost.llm.outcome"] == "success"
     incoming = next(span for span in spans if span.name == "GET /api/v2/sessions")
     assert incoming.trace_id.hex() == "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_push_over_grpc(make_client: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    with GrpcOtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        client = make_client(
+            telemetry=TelemetryConfig(
+                metrics_exporter="otlp", metrics_protocol="grpc", export_interval_ms=200
+            )
+        )
+        run_sessions(client, 1)
+        points = until(
+            lambda: receiver.latest_points().get("testboost_workflow"),
+            timeout=10,
+            message="a pushed workflow count",
+        )
+        assert {attrs["workflow_type"] for attrs, _ in points} >= {"impact_analysis"}
+
+
+def test_log_records_carry_the_trace_context(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from telemetry.tracing import TraceContextFilter
+
+    logger = logging.getLogger("testboost.test")
+    handler = caplog.handler
+    handler.addFilter(TraceContextFilter())
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        logger.warning("inside")
+    logger.warning("outside")
+    inside, outside = caplog.records[-2:]
+    assert inside.trace_id == format(span.get_span_context().trace_id, "032x")  # type: ignore[attr-defined]
+    assert inside.span_id == format(span.get_span_context().span_id, "016x")  # type: ignore[attr-defined]
+    assert outside.trace_id == "-" and outside.span_id == "-"  # type: ignore[attr-defined]

@@ -86,3 +86,42 @@ class OtlpReceiver:
             for ss in rs.scope_spans
             for span in ss.spans
         ]
+
+
+class GrpcOtlpReceiver(OtlpReceiver):
+    """The same receiver over OTLP/gRPC (metrics only)."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as rpc
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceResponse,
+        )
+
+        self.metrics = []
+        self.traces = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Service(rpc.MetricsServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+                with receiver.lock:
+                    receiver.metrics.append(request)
+                return ExportMetricsServiceResponse()
+
+        self.grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        rpc.add_MetricsServiceServicer_to_server(Service(), self.grpc_server)
+        self.port = self.grpc_server.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> GrpcOtlpReceiver:
+        self.grpc_server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.grpc_server.stop(grace=None)

@@ -23,10 +23,9 @@ def health(request: Request) -> JSONResponse:
         check_database(request.app.state.engine)
         database = {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
     except SQLAlchemyError as exc:
-        database = {
-            "status": "failing",
-            "error": type(exc.orig or exc).__name__ if hasattr(exc, "orig") else type(exc).__name__,
-        }
+        # The driver's error class says enough (refused, timeout…) without leaking the URL.
+        cause = getattr(exc, "orig", None) or exc
+        database = {"status": "failing", "error": f"database unreachable ({type(cause).__name__})"}
     healthy = database["status"] == "ok"
     return JSONResponse(
         status_code=200 if healthy else 503,
