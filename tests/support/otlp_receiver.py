@@ -106,7 +106,7 @@ class GrpcOtlpReceiver(OtlpReceiver):
         receiver = self
 
         class Service(rpc.MetricsServiceServicer):  # type: ignore[misc]
-            def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+            def Export(self, request: Any, context: Any) -> Any:
                 with receiver.lock:
                     receiver.metrics.append(request)
                 return ExportMetricsServiceResponse()
