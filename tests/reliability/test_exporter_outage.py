@@ -58,8 +58,10 @@ def test_api_keeps_serving_while_the_collector_is_away(tmp_path: Path) -> None:
         def read(client: httpx.Client) -> httpx.Response:
             return client.get(f"/api/v2/sessions/{session_id}")
 
-        run_load(api.url, read, seconds=1, threads=4)  # warm-up
         assert api.process is not None
+        with OtlpReceiver(port=collector_port):  # healthy collector: the baseline
+            run_load(api.url, read, seconds=1, threads=4)  # warm-up
+            healthy = run_load(api.url, read, seconds=PHASE_S, threads=4)
         rss_before = rss_mib(api.process.pid)
         down = run_load(api.url, read, seconds=PHASE_S, threads=4)
         stop_hanging = threading.Event()
@@ -69,11 +71,21 @@ def test_api_keeps_serving_while_the_collector_is_away(tmp_path: Path) -> None:
         hanging.join(timeout=5)
         rss_after = rss_mib(api.process.pid)
 
+        print(
+            f"collector outage: healthy {healthy.count} req p99"
+            f" {healthy.quantile(0.99) * 1000:.1f} ms, down {down.count} req p99 {down.quantile(0.99) * 1000:.1f} ms,"
+            f" hanging {hung.count} req p99 {hung.quantile(0.99) * 1000:.1f} ms,"
+            f" RSS {rss_before:.1f} → {rss_after:.1f} MiB"
+        )
         assert down.failures == [] and hung.failures == []
         assert down.count > 100 and hung.count > 100
         # Export runs on the reader's thread: requests never wait for the collector
         # (a 2 s export timeout would show in p99 if they did).
-        assert down.quantile(0.99) < 0.5 and hung.quantile(0.99) < 0.5
+        noise = 2 * healthy.quantile(0.99) + 0.020
+        assert down.quantile(0.99) < noise and hung.quantile(0.99) < noise
+        # Bounded: metrics are cumulative aggregates (no queue), spans wait in the batch
+        # processor's 2,048-span queue, then are dropped. Measured: +12 MiB after 12 s,
+        # +14 MiB after 120 s — it fills, then stays.
         assert rss_after - rss_before < 20, (rss_before, rss_after)
 
         with OtlpReceiver(port=collector_port) as receiver:

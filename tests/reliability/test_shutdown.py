@@ -44,6 +44,7 @@ def test_sigterm_persists_state_and_flushes_push(tmp_path: Path) -> None:
         assert api.process is not None and api.process.returncode in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in api.output, api.output
         assert took < 15, f"shutdown took {took:.1f}s"
+        print(f"SIGTERM to exit: {took:.2f} s")
         points = receiver.latest_points()
         assert "testboost_llm_calls" in points and "testboost_http_requests" in points
         assert any(span.name == "llm.chat" for span in receiver.spans())

@@ -23,9 +23,13 @@ SESSIONS = int(os.environ.get("TESTBOOST_SOAK_SESSIONS", "40"))
 
 
 def test_soak(tmp_path: Path) -> None:
-    env = {"TESTBOOST_DATABASE_URL": f"sqlite:///{tmp_path / 'tb.db'}",
-           "TESTBOOST_DB_POOL_SIZE": "2", "TESTBOOST_DB_MAX_OVERFLOW": "1",
-           "TESTBOOST_MAX_CONCURRENT_WORKFLOWS": "8", "TESTBOOST_LLM_SIM_LATENCY": "0.05"}
+    env = {
+        "TESTBOOST_DATABASE_URL": f"sqlite:///{tmp_path / 'tb.db'}",
+        "TESTBOOST_DB_POOL_SIZE": "2",
+        "TESTBOOST_DB_MAX_OVERFLOW": "1",
+        "TESTBOOST_MAX_CONCURRENT_WORKFLOWS": "8",
+        "TESTBOOST_LLM_SIM_LATENCY": "0.05",
+    }
     with ApiProcess(env) as api:
         assert api.process is not None
         pool: list[float] = []
@@ -45,9 +49,13 @@ def test_soak(tmp_path: Path) -> None:
         def mixed(client: httpx.Client) -> httpx.Response:
             n = next(counter)
             if n < SESSIONS:
-                return client.post("/api/v2/sessions", json={
-                    "session_type": ("test_generation", "impact_analysis")[n % 2],
-                    "project_path": f"/repo/{n}"})
+                return client.post(
+                    "/api/v2/sessions",
+                    json={
+                        "session_type": ("test_generation", "impact_analysis")[n % 2],
+                        "project_path": f"/repo/{n}",
+                    },
+                )
             return client.get("/api/v2/sessions", params={"limit": 50})
 
         warm = run_load(api.url, mixed, seconds=SECONDS / 3, threads=16)
@@ -75,5 +83,7 @@ def test_soak(tmp_path: Path) -> None:
     assert final.value("testboost_active_sessions") == 0
     # Flat after warm-up (allocator noise allowed; a per-request leak would be far larger).
     assert rss_end - rss_warm < 15, (rss_warm, rss_end)
-    print(f"soak: {warm.count + steady.count} requests, p99 {steady.quantile(0.99) * 1000:.0f} ms,"
-          f" RSS {rss_warm:.1f} → {rss_end:.1f} MiB, pool max seen {max(pool):.0f}/{capacity:.0f}")
+    print(
+        f"soak: {warm.count + steady.count} requests, p99 {steady.quantile(0.99) * 1000:.0f} ms,"
+        f" RSS {rss_warm:.1f} → {rss_end:.1f} MiB, pool max seen {max(pool):.0f}/{capacity:.0f}"
+    )
