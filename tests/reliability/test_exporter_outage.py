@@ -73,7 +73,8 @@ def test_api_keeps_serving_while_the_collector_is_away(tmp_path: Path) -> None:
 
         print(
             f"collector outage: healthy {healthy.count} req p99"
-            f" {healthy.quantile(0.99) * 1000:.1f} ms, down {down.count} req p99 {down.quantile(0.99) * 1000:.1f} ms,"
+            f" {healthy.quantile(0.99) * 1000:.1f} ms,"
+            f" down {down.count} req p99 {down.quantile(0.99) * 1000:.1f} ms,"
             f" hanging {hung.count} req p99 {hung.quantile(0.99) * 1000:.1f} ms,"
             f" RSS {rss_before:.1f} → {rss_after:.1f} MiB"
         )
