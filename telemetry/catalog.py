@@ -21,49 +21,17 @@ class Kind(StrEnum):
 
 # Every alert threshold is a boundary, so `histogram_quantile` is exact where it matters:
 # 5 s for SlowAPIResponse, 300 s for SlowWorkflowExecution.
+# fmt: off
 HTTP_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
 WORKFLOW_BUCKETS: tuple[float, ...] = (
-    1.0,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-    180.0,
-    300.0,
-    600.0,
-    1200.0,
-    1800.0,
-    3600.0,
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
 )
 LLM_BUCKETS: tuple[float, ...] = (
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    120.0,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 )
+# fmt: on
 
 # Closed label value sets (documented, and checked by tests where the code produces them).
 LLM_ERROR_TYPES = (

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import secrets
 
 from fastapi import HTTPException, Request, status
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.limits import send_json
 
 
 def presented_key(request: Request) -> str | None:
@@ -62,19 +63,6 @@ class LoopbackOnly:
         if scope["type"] != "http" or server is None or is_loopback(str(server[0])):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(
-            {
-                "detail": "TESTBOOST_API_KEY is unset, so this API serves loopback clients only",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_json(
+            send, 403, "TESTBOOST_API_KEY is unset, so this API serves loopback clients only"
         )
-        await send({"type": "http.response.body", "body": body})

@@ -249,30 +249,18 @@ class WorkflowEngine:
             if self._stop.is_set():
                 return False  # shutting down: the step is retried on the next start
             with self._sessions.begin() as db:
-                db.execute(
-                    update(Step)
-                    .where(Step.id == step_id)
-                    .values(
-                        status="failed",
-                        error=str(failure),
-                        attempts=failure.attempts,
-                        finished_at=utcnow(),
-                    )
-                )
+                _end_step(db, step_id, "failed", error=str(failure), attempts=failure.attempts)
             self._fail(session_id, f"step failed: {failure}")
             return False
 
         with self._sessions.begin() as db:
-            db.execute(
-                update(Step)
-                .where(Step.id == step_id)
-                .values(
-                    status="completed",
-                    output=completion.text,
-                    attempts=completion.attempts,
-                    error=None,
-                    finished_at=utcnow(),
-                )
+            _end_step(
+                db,
+                step_id,
+                "completed",
+                output=completion.text,
+                attempts=completion.attempts,
+                error=None,
             )
             if is_last:
                 self._finish(session_id, S.COMPLETED, db=db)
@@ -311,6 +299,12 @@ class WorkflowEngine:
         seconds = max(0.0, (session.finished_at - began).total_seconds())
         self._on_finished(session.session_type, session.status, seconds)
         return None
+
+
+def _end_step(db: DbSession, step_id: int, status: str, **values: object) -> None:
+    db.execute(
+        update(Step).where(Step.id == step_id).values(status=status, finished_at=utcnow(), **values)
+    )
 
 
 def _transition(
