@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParseError
 
 SIMULATED = "simulated"
 DEFAULT_DATABASE_URL = "sqlite:///./var/testboost.db"
@@ -40,7 +42,8 @@ class Settings(BaseSettings):
     max_concurrent_workflows: int = Field(default=8, ge=1, le=512)
     # Requests whose body is larger are refused with 413 before it is read.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    cors_origins: list[str] = Field(default_factory=list)
+    # Comma-separated (`https://a.example,https://b.example`) or a JSON list.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")
@@ -51,6 +54,16 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
         return value
 
     @field_validator("llm_base_url")
@@ -107,6 +120,8 @@ class SettingsError(SystemExit):
 def load_settings() -> Settings:
     try:
         return Settings()
+    except EnvParseError as exc:  # a value pydantic-settings could not even decode
+        raise SettingsError(f"Invalid TestBoost configuration:\n  {exc}") from None
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
