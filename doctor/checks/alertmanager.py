@@ -1,0 +1,146 @@
+"""Alertmanager: ready, configuration loaded, cluster state, where critical and warning
+alerts are routed, and which alerts fire (compared with Prometheus when it is given)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from doctor.context import Context
+from doctor.model import Check, Failed, Outcome
+from doctor.routing import integrations, receivers_for
+
+SEVERITIES = ("critical", "warning")
+# Prometheus sends an alert as it starts firing; one firing for less than this may be on its way.
+SEND_GRACE_S = 30.0
+CLUSTER_OK = ("ready", "disabled")
+
+
+def ready(context: Context) -> Outcome:
+    response = context.get("alertmanager", "/-/ready")
+    return Outcome(response.status_code == 200, f"HTTP {response.status_code}")
+
+
+def _status(context: Context) -> dict[str, Any]:
+    status: dict[str, Any] = context.json("alertmanager", "/api/v2/status")
+    return status
+
+
+def config(context: Context) -> Outcome:
+    status = _status(context)
+    if not (status.get("config") or {}).get("original", "").strip():
+        return Outcome(False, "no configuration loaded")
+    version = (status.get("versionInfo") or {}).get("version", "?")
+    return Outcome(True, f"loaded; version {version}, up since {status.get('uptime', '?')}")
+
+
+def cluster(context: Context) -> Outcome:
+    state = _status(context).get("cluster") or {}
+    name = state.get("status", "?")
+    peers = len(state.get("peers") or [])
+    return Outcome(name in CLUSTER_OK, f"{name}, {peers} peer(s)")
+
+
+def receivers(context: Context) -> Outcome:
+    try:
+        loaded = yaml.safe_load(_status(context)["config"]["original"]) or {}
+    except (KeyError, yaml.YAMLError) as exc:
+        raise Failed(f"configuration unreadable: {exc}") from None
+    if not loaded.get("route"):
+        raise Failed("no routing tree loaded")
+    defined = {r["name"]: r for r in loaded.get("receivers") or []}
+    parts, ok = [], True
+    for severity in SEVERITIES:
+        labels = {"severity": severity, "alertname": "TestBoostDoctor"}
+        for name in receivers_for(loaded.get("route") or {}, labels):
+            kinds = integrations(defined.get(name, {}))
+            ok = ok and bool(kinds)
+            parts.append(f"{severity} → {name} ({', '.join(kinds) or 'no notifier'})")
+    return Outcome(ok, "; ".join(parts))
+
+
+def firing(context: Context) -> Outcome:
+    active = context.json(
+        "alertmanager",
+        "/api/v2/alerts",
+        {"active": "true", "silenced": "false", "inhibited": "false"},
+    )
+    received = {a["labels"].get("alertname", "?") for a in active}
+    listed = ", ".join(
+        sorted(
+            f"{a['labels'].get('alertname')} ({a['labels'].get('severity', '-')})" for a in active
+        )
+    )
+    detail = f"firing: {listed}" if active else "no alert firing"
+    if context.url("prometheus") is None:
+        return Outcome(True, detail)
+    try:
+        groups = context.prometheus("/api/v1/rules", {"type": "alert"}).get("groups", [])
+    except Failed:
+        return Outcome(True, detail + " (Prometheus not reachable to compare)")
+    lost = sorted(
+        {
+            alert["labels"]["alertname"]
+            for group in groups
+            for rule in group.get("rules", [])
+            for alert in rule.get("alerts", [])
+            if alert.get("state") == "firing" and _firing_for(alert, rule) > SEND_GRACE_S
+        }
+        - received
+    )
+    if lost:
+        return Outcome(False, f"{detail}; firing in Prometheus, not here: {', '.join(lost)}")
+    return Outcome(True, detail)
+
+
+def _firing_for(alert: dict[str, Any], rule: dict[str, Any]) -> float:
+    """Seconds since the alert went from pending to firing (activeAt + the rule's `for`)."""
+    # Prometheus writes nanoseconds; fromisoformat takes at most microseconds.
+    stamp = re.sub(r"(\.\d{6})\d*", r"\1", alert.get("activeAt", "")).replace("Z", "+00:00")
+    try:
+        active = datetime.fromisoformat(stamp)
+    except ValueError:
+        return 0.0
+    return time.time() - active.timestamp() - float(rule.get("duration") or 0)
+
+
+CHECKS = (
+    Check(
+        "alertmanager",
+        "ready",
+        "Start Alertmanager (compose `up -d alertmanager`); `docker logs testboost-alertmanager` "
+        "says why it stopped.",
+        ready,
+    ),
+    Check(
+        "alertmanager",
+        "configuration loaded",
+        "`amtool check-config monitoring/alertmanager/alertmanager.yml`, fix, then reload.",
+        config,
+    ),
+    Check(
+        "alertmanager",
+        "cluster status",
+        "`settling` passes within a minute of a start: re-run; otherwise check the peers "
+        "(--cluster.peer) can reach each other on port 9094.",
+        cluster,
+    ),
+    Check(
+        "alertmanager",
+        "receivers for critical and warning",
+        "Configure the receivers in alertmanager.yml (docs/setup.md#alertmanager): each "
+        "severity must route to a receiver with a notifier (webhook, email, Slack...).",
+        receivers,
+    ),
+    Check(
+        "alertmanager",
+        "alerts reaching Alertmanager",
+        "Prometheus fires alerts Alertmanager never got: check alerting.alertmanagers in "
+        "prometheus.yml and `docker logs testboost-prometheus`; see http://localhost:9093/#/alerts.",
+        firing,
+    ),
+)

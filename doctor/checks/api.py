@@ -1,0 +1,87 @@
+"""The API: /health answers, /metrics answers, and /metrics shows the contract (pull mode)."""
+
+from __future__ import annotations
+
+from doctor.context import Context
+from doctor.contract import exposition_findings
+from doctor.model import Check, Failed, Outcome
+
+EXPORTER_HEADER = "x-testboost-metrics-exporter"
+PUSH = "otlp"
+OFF = ("none", "disabled")
+
+
+def health(context: Context) -> Outcome:
+    response = context.get("api", "/health")
+    if response.status_code == 200:
+        return Outcome(True, "healthy")
+    try:
+        checks = response.json().get("checks", {})
+        failing = [name for name, c in checks.items() if c.get("status") != "ok"]
+    except (ValueError, AttributeError):
+        failing = []
+    detail = f"failing: {', '.join(failing)}" if failing else response.text[:100]
+    return Outcome(False, f"HTTP {response.status_code}; {detail}")
+
+
+def _metrics(context: Context) -> tuple[str, str]:
+    """(exporter, body) of a 200 /metrics; anything else fails with the reason."""
+    # testboost_http_requests_total gets its first series from a request: make sure there was
+    # one (answered from the memo when the /health check already ran).
+    context.get("api", "/health")
+    response = context.get("api", "/metrics")
+    if response.status_code == 401:
+        given = "the token given was refused" if context.options.metrics_token else "no token given"
+        raise Failed(f"HTTP 401: /metrics needs a bearer token ({given})")
+    if response.status_code != 200:
+        raise Failed(f"HTTP {response.status_code}")
+    return response.headers.get(EXPORTER_HEADER, "unknown"), response.text
+
+
+def metrics(context: Context) -> Outcome:
+    exporter, body = _metrics(context)
+    if exporter in OFF:
+        return Outcome(False, f"metrics turned off ({EXPORTER_HEADER}: {exporter})")
+    if exporter == PUSH:
+        return Outcome(True, "push mode (OTLP): the API pushes its metrics, /metrics is empty")
+    samples = sum(1 for line in body.splitlines() if line.startswith("testboost_"))
+    return Outcome(True, f"pull mode ({exporter}): {samples} testboost_* samples")
+
+
+def families(context: Context) -> Outcome:
+    exporter, body = _metrics(context)
+    if exporter == PUSH:
+        return Outcome(True, "push mode: families are checked in Prometheus instead")
+    if exporter in OFF:
+        return Outcome(False, f"metrics turned off ({exporter})")
+    try:
+        findings, seen = exposition_findings(body)
+    except ValueError as exc:
+        return Outcome(False, f"exposition does not parse: {exc}")
+    return Outcome(not findings.problems, findings.summary(seen))
+
+
+CHECKS = (
+    Check(
+        "api",
+        "/health",
+        "Start the API (`make run`, or compose `up -d`); a 503 names the failing dependency "
+        "(database: TESTBOOST_DATABASE_URL); see `docker logs testboost-api`.",
+        health,
+    ),
+    Check(
+        "api",
+        "/metrics reachable",
+        "`curl -i http://localhost:8000/metrics` must answer 200: start the API; for 401 pass "
+        "--metrics-token (TESTBOOST_METRICS_TOKEN); for none/disabled unset "
+        "OTEL_METRICS_EXPORTER=none / OTEL_SDK_DISABLED.",
+        metrics,
+    ),
+    Check(
+        "api",
+        "catalog families and labels",
+        "The API does not expose the contract of telemetry/catalog.py (docs/metrics.md): "
+        "deploy the API and the monitoring configs from the same version.",
+        families,
+    ),
+)

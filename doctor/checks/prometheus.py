@@ -1,0 +1,162 @@
+"""Prometheus: ready, the API target UP, the contract's families stored, rules and alerts
+loaded, an Alertmanager to send to, and data behind every shipped dashboard query."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from doctor.context import Context
+from doctor.contract import Findings, check_present, stored_label_findings
+from doctor.model import Check, Failed, Outcome
+from doctor.shipped import GUIDE_ALERTS, SCRAPE_JOB, load_dashboards
+from telemetry.catalog import CATALOG
+
+LABELS_WINDOW_S = 600  # label names of series seen in the last 10 minutes
+MAX_LISTED = 4  # panels named in a failure; --json has the same line
+
+
+def ready(context: Context) -> Outcome:
+    response = context.get("prometheus", "/-/ready")
+    return Outcome(response.status_code == 200, f"HTTP {response.status_code}")
+
+
+def target(context: Context) -> Outcome:
+    data = context.prometheus("/api/v1/targets", {"state": "active"})
+    targets = [t for t in data.get("activeTargets", []) if t.get("scrapePool") == SCRAPE_JOB]
+    if not targets:
+        raise Failed(f"no active target in job {SCRAPE_JOB!r}")
+    parts = []
+    for t in targets:
+        where = t.get("scrapeUrl", "?")
+        duration = float(t.get("lastScrapeDuration") or 0)
+        timing = f"scrape {duration:.3f}s of {t.get('scrapeTimeout', '?')} timeout"
+        error = t.get("lastError") or ""
+        parts.append(
+            f"{where} {t.get('health', '?')}, {timing}" + (f", error: {error}" if error else "")
+        )
+    up = all(t.get("health") == "up" for t in targets)
+    return Outcome(up, "; ".join(parts))
+
+
+def families(context: Context) -> Outcome:
+    result = context.prometheus(
+        "/api/v1/query", {"query": 'group by (__name__) ({__name__=~"testboost_.+"})'}
+    )["result"]
+    stored = {series["metric"]["__name__"] for series in result}
+    if not stored:
+        return Outcome(False, "no testboost_* series in Prometheus now")
+    findings, seen = Findings(), 0
+    now = time.time()
+    for family in CATALOG:
+        if not check_present(family, stored, findings):
+            continue
+        seen += 1
+        series = family.series_names[0]
+        names = context.prometheus(
+            "/api/v1/labels",
+            {"match[]": series, "start": f"{now - LABELS_WINDOW_S:.0f}", "end": f"{now:.0f}"},
+        )
+        problem = stored_label_findings(family, series, set(names or []))
+        if problem:
+            findings.problems.append(problem)
+    return Outcome(not findings.problems, findings.summary(seen))
+
+
+def _alerting_rules(context: Context) -> list[dict[str, Any]]:
+    groups = context.prometheus("/api/v1/rules", {"type": "alert"}).get("groups", [])
+    return [rule for group in groups for rule in group.get("rules", [])]
+
+
+def rules(context: Context) -> Outcome:
+    loaded = _alerting_rules(context)
+    if not loaded:
+        return Outcome(False, "no alerting rules loaded")
+    broken = [f"{r['name']}: {r.get('lastError', '')}" for r in loaded if r.get("health") == "err"]
+    if broken:
+        return Outcome(False, "; ".join(broken))
+    return Outcome(True, f"{len(loaded)} alerting rules, none in error")
+
+
+def alerts(context: Context) -> Outcome:
+    names = {rule["name"] for rule in _alerting_rules(context)}
+    missing = [name for name in GUIDE_ALERTS if name not in names]
+    if missing:
+        return Outcome(False, f"missing: {', '.join(missing)}")
+    return Outcome(True, f"all {len(GUIDE_ALERTS)} present")
+
+
+def alertmanagers(context: Context) -> Outcome:
+    active = context.prometheus("/api/v1/alertmanagers").get("activeAlertmanagers", [])
+    urls = [a.get("url", "?") for a in active]
+    return Outcome(bool(urls), f"sends to {', '.join(urls)}" if urls else "no Alertmanager")
+
+
+def dashboards(context: Context) -> Outcome:
+    empty, total = [], 0
+    for dashboard in load_dashboards(context.options.monitoring_dir):
+        for query in dashboard.queries:
+            total += 1
+            data = context.prometheus("/api/v1/query", {"query": query.expr})
+            if not data.get("result"):
+                empty.append(f"{query.dashboard} > {query.panel}")
+    if empty:
+        panels = list(dict.fromkeys(empty))
+        shown = "; ".join(panels[:MAX_LISTED]) + (
+            f"; and {len(panels) - MAX_LISTED} more panels" if len(panels) > MAX_LISTED else ""
+        )
+        return Outcome(False, f"{len(empty)}/{total} queries without data: {shown}")
+    return Outcome(True, f"{total}/{total} queries return data")
+
+
+CHECKS = (
+    Check(
+        "prometheus",
+        "ready",
+        "Start Prometheus (compose `up -d prometheus`); `docker logs testboost-prometheus` says "
+        "why it stopped.",
+        ready,
+    ),
+    Check(
+        "prometheus",
+        f"target {SCRAPE_JOB} UP",
+        "Open http://localhost:9090/targets: the testboost-api target must be UP. Start the API, "
+        "fix its address in prometheus.yml (host.docker.internal:8000 on Docker Desktop), or "
+        "give Prometheus the metrics token (credentials_file).",
+        target,
+    ),
+    Check(
+        "prometheus",
+        "catalog families stored",
+        "Query testboost_active_sessions at http://localhost:9090/graph. Pull: the target must "
+        "be UP. Push: check OTEL_EXPORTER_OTLP_ENDPOINT and the collector's remote write.",
+        families,
+    ),
+    Check(
+        "prometheus",
+        "rules loaded and healthy",
+        "`promtool check rules monitoring/prometheus/alerts.yml`; rule_files in prometheus.yml "
+        "must name alerts.yml; then reload Prometheus.",
+        rules,
+    ),
+    Check(
+        "prometheus",
+        "the seven guide alerts",
+        "Mount monitoring/prometheus/alerts.yml as /etc/prometheus/alerts.yml and reload.",
+        alerts,
+    ),
+    Check(
+        "prometheus",
+        "Alertmanager configured",
+        "alerting.alertmanagers in prometheus.yml must reach Alertmanager (alertmanager:9093 "
+        "in compose).",
+        alertmanagers,
+    ),
+    Check(
+        "prometheus",
+        "dashboard queries return data",
+        "Grafana will show no data there: run the query at http://localhost:9090/graph. "
+        "Histogram panels need traffic in their window (a finished workflow, LLM calls).",
+        dashboards,
+    ),
+)

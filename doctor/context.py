@@ -1,0 +1,99 @@
+"""What the checks share: the URLs given, credentials, and one HTTP client whose answers are
+memoised, so that checks reading the same endpoint cost one request and a component that
+cannot be reached costs one timeout, not one per check."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from doctor.model import Failed, Unreachable
+
+COMPONENTS = ("api", "prometheus", "alertmanager", "grafana")
+
+
+@dataclass(frozen=True)
+class Options:
+    api: str | None = None
+    prometheus: str | None = None
+    alertmanager: str | None = None
+    grafana: str | None = None
+    metrics_token: str | None = None
+    grafana_token: str | None = None
+    grafana_user: str | None = None
+    grafana_password: str | None = None
+    monitoring_dir: Path | None = None
+    timeout: float = 5.0
+
+
+class Context:
+    def __init__(self, options: Options, client: httpx.Client | None = None) -> None:
+        self.options = options
+        self._client = client or httpx.Client(timeout=options.timeout, follow_redirects=False)
+        self._responses: dict[tuple[str, str, tuple[tuple[str, str], ...]], httpx.Response] = {}
+        self._unreachable: dict[str, str] = {}
+
+    def close(self) -> None:
+        self._client.close()
+
+    def url(self, component: str) -> str | None:
+        value: str | None = getattr(self.options, component)
+        return value.rstrip("/") if value else None
+
+    def get(
+        self, component: str, path: str, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """GET `path` on `component`; any HTTP status is returned, a transport error raises."""
+        base = self.url(component)
+        if base is None:
+            raise Failed(f"no {component} URL")
+        if component in self._unreachable:
+            raise Unreachable(self._unreachable[component])
+        key = (component, path, tuple(sorted((params or {}).items())))
+        if key not in self._responses:
+            try:
+                self._responses[key] = self._client.get(
+                    base + path, params=params, headers=self._headers(component, path)
+                )
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+                self._unreachable[component] = f"{base} unreachable: {reason}"
+                raise Unreachable(self._unreachable[component]) from None
+        return self._responses[key]
+
+    def json(self, component: str, path: str, params: dict[str, str] | None = None) -> Any:
+        """The JSON body of a 2xx answer; anything else is a failure naming the status."""
+        response = self.get(component, path, params)
+        if not response.is_success:
+            raise Failed(f"GET {path}: HTTP {response.status_code} {_excerpt(response.text)}")
+        try:
+            return response.json()
+        except ValueError:
+            raise Failed(f"GET {path}: not JSON: {_excerpt(response.text)}") from None
+
+    def prometheus(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """`data` of a Prometheus HTTP API answer (`{"status": "success", "data": ...}`)."""
+        body = self.json("prometheus", path, params)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise Failed(f"GET {path}: {body.get('error') if isinstance(body, dict) else body}")
+        return body.get("data")
+
+    def _headers(self, component: str, path: str) -> dict[str, str]:
+        o = self.options
+        if component == "api" and path == "/metrics" and o.metrics_token:
+            return {"Authorization": f"Bearer {o.metrics_token}"}
+        if component == "grafana" and o.grafana_token:
+            return {"Authorization": f"Bearer {o.grafana_token}"}
+        if component == "grafana" and o.grafana_user:
+            pair = f"{o.grafana_user}:{o.grafana_password or ''}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        return {}
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,86 @@
+"""Checks as data: a `Check` names what it verifies and how to fix it; `run()` gives a `Result`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from doctor.context import Context
+
+
+class Status(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+class Failed(Exception):
+    """Raised by a check's probe: the check fails, the message is its detail."""
+
+
+class Unreachable(Failed):
+    """The component did not answer at all: its checks fail with the component's hint."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a probe found: passed or not, and one line saying what was seen."""
+
+    passed: bool
+    detail: str
+
+
+Probe = Callable[["Context"], Outcome]
+
+# When nothing answers, the fix is the guide's first step for that component.
+UNREACHABLE_HINTS = {
+    "api": "Start the API (`make run`, or `docker compose ... up -d testboost-api`) and check "
+    "`curl http://localhost:8000/health`; `docker logs testboost-api` says why it stopped.",
+    "prometheus": "Start Prometheus (`docker compose ... up -d prometheus`); "
+    "`docker logs testboost-prometheus` says why it stopped.",
+    "alertmanager": "Start Alertmanager (`docker compose ... up -d alertmanager`); "
+    "`docker logs testboost-alertmanager` says why it stopped.",
+    "grafana": "Start Grafana (`docker compose ... up -d grafana`); "
+    "`docker logs testboost-grafana` says why it stopped.",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    component: str  # "api", "prometheus", "alertmanager" or "grafana": the URL it needs
+    name: str
+    hint: str  # the fix, one line, from the setup guide's troubleshooting
+    probe: Probe
+
+    def run(self, context: Context) -> Result:
+        if context.url(self.component) is None:
+            return Result(self, Status.SKIP, f"no --{self.component} URL given")
+        try:
+            outcome = self.probe(context)
+        except Unreachable as exc:
+            return Result(self, Status.FAIL, str(exc), UNREACHABLE_HINTS[self.component])
+        except Failed as exc:
+            outcome = Outcome(False, str(exc))
+        if outcome.passed:
+            return Result(self, Status.PASS, outcome.detail)
+        return Result(self, Status.FAIL, outcome.detail, self.hint)
+
+
+@dataclass(frozen=True)
+class Result:
+    check: Check
+    status: Status
+    detail: str
+    hint: str = ""  # the fix, on failures only
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "component": self.check.component,
+            "check": self.check.name,
+            "status": self.status.value,
+            "detail": self.detail,
+            "hint": self.hint,
+        }

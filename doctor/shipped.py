@@ -1,0 +1,77 @@
+"""What this repository ships that the checks compare against: the Grafana dashboards (their
+uids and every PromQL expression), the datasource uid, and the setup guide's seven alerts.
+
+The dashboards are read from the checkout (`monitoring/` beside this package) or from
+`--monitoring-dir`, so the queries checked are the ones Grafana runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from doctor.model import Failed
+
+DEFAULT_MONITORING_DIR = Path(__file__).resolve().parent.parent / "monitoring"
+# monitoring/grafana/provisioning/datasources/prometheus.yml (tests/doctor checks they agree).
+DATASOURCE_UID = "testboost-prometheus"
+# The setup guide's preconfigured alerts; alerts.yml adds HTTP error-rate alerts to these.
+GUIDE_ALERTS = (
+    "HighLLMErrorRate",
+    "SlowWorkflowExecution",
+    "DBConnectionPoolExhausted",
+    "TooManyActiveSessions",
+    "SlowAPIResponse",
+    "HealthCheckFailed",
+    "LLMRateLimitHit",
+)
+SCRAPE_JOB = "testboost-api"
+
+
+@dataclass(frozen=True)
+class Query:
+    dashboard: str
+    panel: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    uid: str
+    title: str
+    queries: tuple[Query, ...]
+
+
+def dashboards_dir(monitoring_dir: Path | None) -> Path:
+    return (monitoring_dir or DEFAULT_MONITORING_DIR) / "grafana" / "dashboards"
+
+
+def load_dashboards(monitoring_dir: Path | None = None) -> list[Dashboard]:
+    folder = dashboards_dir(monitoring_dir)
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise Failed(f"no dashboards in {folder}: run from a checkout or pass --monitoring-dir")
+    return [_dashboard(json.loads(path.read_text())) for path in files]
+
+
+def _dashboard(doc: dict[str, Any]) -> Dashboard:
+    title = doc["title"]
+    queries = tuple(
+        Query(title, panel["title"], target["expr"])
+        for panel in _panels(doc.get("panels", []))
+        if panel.get("type") != "row"
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    )
+    return Dashboard(doc["uid"], title, queries)
+
+
+def _panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Panels in order, the panels nested in rows included."""
+    out: list[dict[str, Any]] = []
+    for panel in panels:
+        out.append(panel)
+        out.extend(_panels(panel.get("panels", [])))
+    return out

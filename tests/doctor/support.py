@@ -1,0 +1,28 @@
+"""Running the doctor's checks of one component against a fake or in-process server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from doctor.checks import CHECKS
+from doctor.cli import run_checks
+from doctor.context import Context, Options
+from doctor.model import Result, Status
+
+
+def results_for(component: str, client: httpx.Client | None = None, **options: Any) -> list[Result]:
+    checks = [c for c in CHECKS if c.component == component]
+    if client is None:
+        return run_checks(Options(**options), checks)
+    context = Context(Options(**options), client=client)
+    return [check.run(context) for check in checks]
+
+
+def by_name(results: list[Result]) -> dict[str, Result]:
+    return {r.check.name: r for r in results}
+
+
+def statuses(results: list[Result]) -> dict[str, Status]:
+    return {r.check.name: r.status for r in results}

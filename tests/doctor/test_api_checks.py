@@ -1,0 +1,85 @@
+"""API checks against the real app in process (pull, push, off, metrics token), and the
+states a running app rarely shows (database down, nothing listening)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from doctor.model import UNREACHABLE_HINTS, Status
+from telemetry import TelemetryConfig
+from tests.conftest import BASE_URL, AppFactory
+from tests.doctor.fake_http import FakeServer
+from tests.doctor.support import by_name, results_for, statuses
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.waiting import session_in
+
+METRICS, FAMILIES = "/metrics reachable", "catalog families and labels"
+
+
+def run_a_session(client: TestClient, headers: dict[str, str] | None = None) -> None:
+    created = client.post(
+        "/api/v2/sessions",
+        json={"session_type": "impact_analysis", "project_path": "/p"},
+        headers=headers,
+    )
+    session_in(client, created.json()["id"], "completed", headers=headers)
+
+
+def test_pull_mode_app_passes(client: TestClient) -> None:
+    run_a_session(client)
+    results = by_name(results_for("api", client, api=BASE_URL))
+    assert {r.status for r in results.values()} == {Status.PASS}
+    assert results[METRICS].detail.startswith("pull mode (prometheus)")
+    assert results[FAMILIES].detail == "11/11 families"
+
+
+def test_metrics_token_is_sent_and_required(make_client: AppFactory) -> None:
+    client = make_client(metrics_token="s3cret")
+    missing = by_name(results_for("api", client, api=BASE_URL))
+    assert missing[METRICS].status is Status.FAIL
+    assert "needs a bearer token (no token given)" in missing[METRICS].detail
+    assert "--metrics-token" in missing[METRICS].hint
+    wrong = by_name(results_for("api", client, api=BASE_URL, metrics_token="nope"))
+    assert "the token given was refused" in wrong[METRICS].detail
+    given = results_for("api", client, api=BASE_URL, metrics_token="s3cret")
+    assert {r.status for r in given} == {Status.PASS}
+
+
+def test_push_mode_is_recognised_and_reported(
+    make_client: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp"))
+        results = by_name(results_for("api", client, api=BASE_URL))
+        client.__exit__(None, None, None)
+    assert {r.status for r in results.values()} == {Status.PASS}
+    assert results[METRICS].detail.startswith("push mode (OTLP)")
+    assert "checked in Prometheus instead" in results[FAMILIES].detail
+
+
+def test_metrics_turned_off_fails(make_client: AppFactory) -> None:
+    client = make_client(telemetry=TelemetryConfig(metrics_exporter="none"))
+    results = by_name(results_for("api", client, api=BASE_URL))
+    assert results[METRICS].status is Status.FAIL
+    assert "metrics turned off" in results[METRICS].detail
+    assert "OTEL_METRICS_EXPORTER=none" in results[METRICS].hint
+
+
+def test_unhealthy_api_names_the_failing_dependency() -> None:
+    body = {"status": "unhealthy", "checks": {"database": {"status": "failing"}}}
+    with FakeServer({"/health": (503, body)}) as api:
+        result = by_name(results_for("api", api=api.url))["/health"]
+    assert result.status is Status.FAIL
+    assert result.detail == "HTTP 503; failing: database"
+    assert "TESTBOOST_DATABASE_URL" in result.hint
+
+
+def test_unreachable_api_fails_every_check_with_the_start_hint() -> None:
+    with FakeServer() as server:
+        url = server.url  # a port nobody listens on once the server is closed
+    results = results_for("api", api=url, timeout=2)
+    assert set(statuses(results).values()) == {Status.FAIL}
+    assert all("unreachable" in r.detail for r in results)
+    assert {r.hint for r in results} == {UNREACHABLE_HINTS["api"]}

@@ -1,0 +1,153 @@
+"""`testboost doctor` as a command: the console script, defaults and SKIP, exit codes, the
+table (colours on a terminal only) and --json."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from doctor.checks import CHECKS
+from doctor.cli import DEFAULT_GRAFANA, DEFAULT_URLS, main
+from doctor.context import Options
+from doctor.model import Check, Outcome, Result, Status
+from doctor.report import RESET, table
+from doctor.shipped import DATASOURCE_UID
+from tests.doctor.fake_http import FakeServer
+
+REPO = Path(__file__).resolve().parents[2]
+TESTBOOST = REPO / ".venv" / "bin" / "testboost"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def closed_port_url() -> str:
+    with FakeServer() as server:
+        return server.url
+
+
+def run_main(*argv: str, out: io.StringIO | None = None) -> tuple[int, str]:
+    import argparse
+
+    from doctor.cli import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out = out or io.StringIO()
+    code = run(parser.parse_args(list(argv)), out)
+    return code, out.getvalue()
+
+
+def test_console_script_is_installed_with_the_subcommand() -> None:
+    done = subprocess.run(
+        [str(TESTBOOST), "doctor", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    for flag in (
+        "--api",
+        "--prometheus",
+        "--alertmanager",
+        "--grafana",
+        "--grafana-token",
+        "--grafana-user",
+        "--metrics-token",
+        "--json",
+    ):
+        assert flag in done.stdout
+
+
+def test_defaults_are_the_compose_ports_and_grafana_is_opt_in() -> None:
+    assert DEFAULT_URLS == {
+        "api": "http://127.0.0.1:8000",
+        "prometheus": "http://127.0.0.1:9090",
+        "alertmanager": "http://127.0.0.1:9093",
+    }
+    assert DEFAULT_GRAFANA == "http://127.0.0.1:3000"
+    code, out = run_main("--api", "", "--prometheus", "", "--alertmanager", "", "--json")
+    document = json.loads(out)
+    assert code == 0 and document["ok"] is True
+    assert document["summary"] == {"pass": 0, "fail": 0, "skip": len(CHECKS)}
+    assert {c["detail"] for c in document["checks"] if c["component"] == "grafana"} == {
+        "no --grafana URL given"
+    }
+
+
+def test_bare_grafana_flag_means_the_default_port() -> None:
+    import argparse
+
+    from doctor.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--grafana"]).grafana == DEFAULT_GRAFANA
+    assert parser.parse_args([]).grafana is None
+
+
+def test_a_failure_exits_1_and_names_the_component_in_json() -> None:
+    url = closed_port_url()
+    code, out = run_main(
+        "--api", "", "--prometheus", "", "--alertmanager", url, "--timeout", "2", "--json"
+    )
+    document = json.loads(out)
+    assert code == 1 and document["ok"] is False
+    failed = [c for c in document["checks"] if c["status"] == "FAIL"]
+    assert {c["component"] for c in failed} == {"alertmanager"}
+    assert all(c["hint"].startswith("Start Alertmanager") for c in failed)
+    assert document["urls"]["alertmanager"] == url
+
+
+def test_table_is_plain_off_a_terminal_and_coloured_on_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    args = ("--api", "", "--prometheus", "", "--alertmanager", closed_port_url(), "--timeout", "2")
+    _, plain = run_main(*args)
+    assert "\033[" not in plain
+    assert plain.splitlines()[0].split() == ["STATUS", "COMPONENT", "CHECK", "DETAIL"]
+    assert plain.count("fix: Start Alertmanager") == 1  # one fix for one stopped component
+    assert "0 passed, 5 failed, 13 skipped — FAILED: alertmanager ready;" in plain
+    _, coloured = run_main(*args, out=Terminal())
+    assert "\033[1;31mFAIL" + RESET in coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    _, no_color = run_main(*args, out=Terminal())
+    assert "\033[" not in no_color
+
+
+def test_table_columns_line_up() -> None:
+    check = Check("api", "a check", "do this", lambda _: Outcome(True, "fine"))
+    other = Check("prometheus", "another check", "do that", lambda _: Outcome(False, "bad"))
+    text = table([Result(check, Status.PASS, "fine"), Result(other, Status.FAIL, "bad", "do that")])
+    lines = text.splitlines()
+    assert lines[1].index("a check") == lines[2].index("another check")
+    assert lines[3].strip() == "fix: do that"
+
+
+def test_grafana_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESTBOOST_GRAFANA_TOKEN", "from-env")
+    routes = {f"/api/datasources/uid/{DATASOURCE_UID}/health": (401, {"message": "Unauthorized"})}
+    with FakeServer(routes) as grafana:
+        run_main("--api", "", "--prometheus", "", "--alertmanager", "", "--grafana", grafana.url)
+    assert {h.get("Authorization") for p, h in grafana.requests if p != "/api/health"} == {
+        "Bearer from-env"
+    }
+
+
+def test_module_entry_point_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "doctor", "--api", "", "--prometheus", "", "--alertmanager", ""],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "0 passed, 0 failed, 18 skipped — OK" in done.stdout
+
+
+def test_options_default_to_nothing_checked() -> None:
+    assert Options().api is None and main is not None

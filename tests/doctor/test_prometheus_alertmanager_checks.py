@@ -1,0 +1,237 @@
+"""Prometheus and Alertmanager checks in the states the live tests cannot easily produce (a
+rule in error, an alert missing, a receiver without notifier, an alert lost between the two).
+The healthy shapes follow the Prometheus HTTP API and Alertmanager v2 API; the end-to-end
+test (test_doctor_e2e.py) runs the same checks against the real binaries."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doctor.model import Status
+from doctor.shipped import GUIDE_ALERTS, SCRAPE_JOB
+from telemetry.catalog import CATALOG
+from tests.doctor.fake_http import FakeServer
+from tests.doctor.support import by_name, results_for
+from tests.monitoring.queries import alert_rules
+
+AM_STATUS = json.loads(
+    (Path(__file__).parent / "fixtures" / "alertmanager-status.json").read_text()
+)
+
+
+def ok(data: Any) -> tuple[int, dict[str, Any]]:
+    return 200, {"status": "success", "data": data}
+
+
+def vector(*metrics: dict[str, str]) -> dict[str, Any]:
+    return {"resultType": "vector", "result": [{"metric": m, "value": [0, "1"]} for m in metrics]}
+
+
+class Prometheus:
+    """A healthy Prometheus; tests change one answer."""
+
+    def __init__(self) -> None:
+        self.stored = {name for family in CATALOG for name in family.series_names}
+        self.empty_queries: set[str] = set()
+        self.target = {
+            "scrapePool": SCRAPE_JOB,
+            "scrapeUrl": "http://host.docker.internal:8000/metrics",
+            "health": "up",
+            "lastError": "",
+            "lastScrapeDuration": 0.004,
+            "scrapeTimeout": "10s",
+            "labels": {"job": SCRAPE_JOB, "instance": "testboost-api"},
+        }
+        self.rules = [
+            {
+                "name": r["alert"],
+                "type": "alerting",
+                "health": "ok",
+                "state": "inactive",
+                "duration": 60,
+                "alerts": [],
+            }
+            for r in alert_rules()
+        ]
+        self.alertmanagers = [{"url": "http://alertmanager:9093/api/v2/alerts"}]
+
+    def query(self, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        expr = params["query"][0]
+        if expr.startswith("group by (__name__)"):
+            return ok(vector(*({"__name__": name} for name in sorted(self.stored))))
+        return ok(vector() if expr in self.empty_queries else vector({}))
+
+    def labels(self, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        family = next(f for f in CATALOG if params["match[]"][0] in f.series_names)
+        return ok(["__name__", "job", "instance", "le", *family.labels])
+
+    def routes(self) -> dict[str, Any]:
+        return {
+            "/-/ready": (200, "Prometheus Server is Ready.\n"),
+            "/api/v1/targets": ok({"activeTargets": [self.target], "droppedTargets": []}),
+            "/api/v1/query": self.query,
+            "/api/v1/labels": self.labels,
+            "/api/v1/rules": ok({"groups": [{"name": "testboost", "rules": self.rules}]}),
+            "/api/v1/alertmanagers": ok({"activeAlertmanagers": self.alertmanagers}),
+        }
+
+    def fire(self, name: str, seconds_ago: float) -> None:
+        """`name` fires since `seconds_ago` (active since then plus the rule's `for`)."""
+        rule = next(r for r in self.rules if r["name"] == name)
+        active = datetime.now(UTC) - timedelta(seconds=seconds_ago + rule["duration"])
+        stamp = active.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"  # nanoseconds, as Prometheus
+        rule["alerts"].append({"labels": {"alertname": name}, "state": "firing", "activeAt": stamp})
+
+
+class Alertmanager:
+    def __init__(self) -> None:
+        self.status = copy.deepcopy(AM_STATUS)
+        self.alerts: list[str] = []
+
+    def routes(self) -> dict[str, Any]:
+        return {
+            "/-/ready": (200, "OK"),
+            "/api/v2/status": (200, self.status),
+            "/api/v2/alerts": (
+                200,
+                [{"labels": {"alertname": n, "severity": "critical"}} for n in self.alerts],
+            ),
+        }
+
+
+def run(prometheus: Prometheus, alertmanager: Alertmanager) -> dict[str, Any]:
+    with FakeServer(prometheus.routes()) as p, FakeServer(alertmanager.routes()) as a:
+        results = results_for("prometheus", prometheus=p.url, alertmanager=a.url)
+        results += results_for("alertmanager", prometheus=p.url, alertmanager=a.url)
+    return {f"{r.check.component} {r.check.name}": r for r in results}
+
+
+def failures(results: dict[str, Any]) -> dict[str, str]:
+    return {name: r.detail for name, r in results.items() if r.status is Status.FAIL}
+
+
+def test_healthy_shapes_pass() -> None:
+    results = run(Prometheus(), Alertmanager())
+    assert failures(results) == {}
+    assert results["alertmanager receivers for critical and warning"].detail == (
+        "critical → critical-receiver (webhook); warning → warning-receiver (webhook)"
+    )
+
+
+# Without a configuration there is no routing tree either.
+ALSO_FAILS = {"no configuration": ["alertmanager receivers for critical and warning"]}
+
+
+def change(prometheus: Prometheus, alertmanager: Alertmanager, case: str) -> None:
+    if case == "target down":
+        prometheus.target.update(health="down", lastError="server returned HTTP status 401")
+    elif case == "no target":
+        prometheus.target["scrapePool"] = "other"
+    elif case == "histogram without buckets":
+        prometheus.stored.discard("testboost_http_request_duration_seconds_bucket")
+    elif case == "rule in error":
+        prometheus.rules[0].update(
+            health="err", lastError="vector contains metrics with the same labelset"
+        )
+    elif case == "alert missing":
+        prometheus.rules = [r for r in prometheus.rules if r["name"] != "HealthCheckFailed"]
+    elif case == "no alertmanager":
+        prometheus.alertmanagers = []
+    elif case == "panel without data":
+        prometheus.empty_queries.add("max(testboost_active_sessions)")
+    elif case == "cluster settling":
+        alertmanager.status["cluster"]["status"] = "settling"
+    elif case == "no configuration":
+        alertmanager.status["config"]["original"] = ""
+    elif case == "receiver without notifier":
+        original = alertmanager.status["config"]["original"]
+        alertmanager.status["config"]["original"] = original.replace(
+            "- name: warning-receiver\n  webhook_configs:", "- name: warning-receiver\n  x_unused:"
+        )
+    elif case == "alert lost":
+        prometheus.fire("HealthCheckFailed", seconds_ago=120)
+
+
+@pytest.mark.parametrize(
+    ("case", "failed", "words"),
+    [
+        (
+            "target down",
+            "prometheus target testboost-api UP",
+            "error: server returned HTTP status 401",
+        ),
+        (
+            "no target",
+            "prometheus target testboost-api UP",
+            "no active target in job 'testboost-api'",
+        ),
+        (
+            "histogram without buckets",
+            "prometheus catalog families stored",
+            "testboost_http_request_duration_seconds without "
+            "testboost_http_request_duration_seconds_bucket",
+        ),
+        ("rule in error", "prometheus rules loaded and healthy", "same labelset"),
+        ("alert missing", "prometheus the seven guide alerts", "missing: HealthCheckFailed"),
+        ("no alertmanager", "prometheus Alertmanager configured", "no Alertmanager"),
+        (
+            "panel without data",
+            "prometheus dashboard queries return data",
+            "1/25 queries without data: TestBoost Overview > Active Sessions",
+        ),
+        ("cluster settling", "alertmanager cluster status", "settling"),
+        ("no configuration", "alertmanager configuration loaded", "no configuration loaded"),
+        (
+            "receiver without notifier",
+            "alertmanager receivers for critical and warning",
+            "warning → warning-receiver (no notifier)",
+        ),
+        (
+            "alert lost",
+            "alertmanager alerts reaching Alertmanager",
+            "firing in Prometheus, not here: HealthCheckFailed",
+        ),
+    ],
+)
+def test_each_broken_piece_is_named(case: str, failed: str, words: str) -> None:
+    prometheus, alertmanager = Prometheus(), Alertmanager()
+    change(prometheus, alertmanager, case)
+    results = run(prometheus, alertmanager)
+    assert list(failures(results)) == [failed, *ALSO_FAILS.get(case, [])]
+    assert words in results[failed].detail
+    assert results[failed].hint == results[failed].check.hint
+
+
+def test_firing_alerts_are_listed() -> None:
+    prometheus, alertmanager = Prometheus(), Alertmanager()
+    prometheus.fire("HealthCheckFailed", seconds_ago=120)
+    alertmanager.alerts = ["HealthCheckFailed"]
+    result = run(prometheus, alertmanager)["alertmanager alerts reaching Alertmanager"]
+    assert result.status is Status.PASS
+    assert result.detail == "firing: HealthCheckFailed (critical)"
+
+
+def test_an_alert_that_just_started_firing_may_still_be_on_its_way() -> None:
+    prometheus = Prometheus()
+    prometheus.fire("HealthCheckFailed", seconds_ago=2)
+    result = run(prometheus, Alertmanager())["alertmanager alerts reaching Alertmanager"]
+    assert result.status is Status.PASS and result.detail == "no alert firing"
+
+
+def test_guide_alerts_are_the_seven_of_the_guide() -> None:
+    assert len(GUIDE_ALERTS) == 7
+    assert set(GUIDE_ALERTS) <= {r["alert"] for r in alert_rules()}
+
+
+def test_dashboard_check_without_dashboards_says_where_it_looked(tmp_path: Path) -> None:
+    with FakeServer(Prometheus().routes()) as p:
+        results = by_name(results_for("prometheus", prometheus=p.url, monitoring_dir=tmp_path))
+    result = results["dashboard queries return data"]
+    assert result.status is Status.FAIL
+    assert f"no dashboards in {tmp_path}" in result.detail and "--monitoring-dir" in result.detail
