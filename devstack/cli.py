@@ -1,0 +1,214 @@
+"""`testboost stack up|down|status`: the local stack from a shell (what `make stack` runs).
+
+`up` starts the processes detached, records them in <workdir>/state.json and returns; `down`
+and `status`, from any shell, act on exactly the processes recorded there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from devstack.configs import API_KEY_SECRET, StackError
+from devstack.stack import READY_PATHS, Stack, StackConfig
+
+DEFAULT_WORKDIR = Path("var") / "stack"
+# The setup guide's ports; vmagent's own default.
+DEFAULT_PORTS = {"api": 8000, "prometheus": 9090, "alertmanager": 9093, "vmagent": 8429}
+HINTS = {
+    "api": "docs /docs, metrics /metrics, alert inbox /api/v1/alerts",
+    "prometheus": "targets /targets, alerts /alerts",
+    "alertmanager": "alerts /#/alerts",
+    "vmagent": "OTLP/HTTP in at /opentelemetry/v1/metrics",
+}
+LABELS = {"api": "API", "prometheus": "Prometheus", "alertmanager": "Alertmanager"}
+
+
+def register(commands: Any) -> None:
+    """Add `stack` to the `testboost` subcommands (`commands`: argparse subparsers)."""
+    stack = commands.add_parser(
+        "stack", help="run the API, Prometheus and Alertmanager locally (no Docker)"
+    )
+    actions = stack.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start the stack in the background and print its URLs")
+    up.add_argument("--push", action="store_true", help="push OTLP through vmagent")
+    for name, port in DEFAULT_PORTS.items():
+        up.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT")
+    up.add_argument("--workers", type=int, default=1, help="API worker processes")
+    up.add_argument(
+        "--fast", action="store_true", help="1 s intervals and `for` (to see alerts fire quickly)"
+    )
+    up.add_argument(
+        "--foreground", action="store_true", help="stay attached; Ctrl-C stops the stack"
+    )
+    for action in (
+        up,
+        actions.add_parser("down", help="stop what `up` started"),
+        actions.add_parser("status", help="is each component running?"),
+    ):
+        action.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    stack.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        action = {"up": up, "down": down, "status": status}[args.action]
+        return action(args)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _state_file(workdir: Path) -> Path:
+    return workdir / "state.json"
+
+
+def _recorded(workdir: Path) -> Stack | None:
+    path = _state_file(workdir)
+    if not path.exists():
+        return None
+    return Stack.from_state(json.loads(path.read_text()))
+
+
+def _api_key(workdir: Path) -> str | None:
+    """TESTBOOST_API_KEY if set, else the key of a previous run (stable across restarts)."""
+    key = os.environ.get("TESTBOOST_API_KEY")
+    if key:
+        return key
+    previous = workdir / "secrets" / API_KEY_SECRET
+    return previous.read_text().strip() if previous.exists() else None
+
+
+def up(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir.resolve()
+    recorded = _recorded(workdir)
+    if recorded is not None and any(recorded.status().values()):
+        raise StackError(
+            f"a local stack is already running (recorded in {_state_file(workdir)}): "
+            "see `testboost stack status`, stop it with `testboost stack down`"
+        )
+    mode: Literal["pull", "push"] = "push" if args.push else "pull"
+    # The shell's TESTBOOST_* settings reach the API (e.g. TESTBOOST_LLM_SIM_ERROR_RATIO).
+    api_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("TESTBOOST_") and k != "TESTBOOST_API_KEY"
+    }
+    config = StackConfig(
+        workdir=workdir,
+        mode=mode,
+        api_port=args.api_port,
+        prometheus_port=args.prometheus_port,
+        alertmanager_port=args.alertmanager_port,
+        vmagent_port=args.vmagent_port,
+        fast=args.fast,
+        api_key=_api_key(workdir),
+        api_env=api_env,
+        workers=args.workers,
+    )
+    stack = Stack(config)
+    started = time.monotonic()
+    first = "1 s" if args.fast else "15 s"
+    print(
+        f"Starting the local stack ({mode} mode) in {_shown(workdir)}/; it is up once Prometheus "
+        f"has the API's first metrics ({first} scrape interval) ...",
+        flush=True,
+    )
+    stack.up(timeout=60)
+    _state_file(workdir).write_text(json.dumps(stack.state(), indent=2) + "\n")
+    print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
+    for name, url in _ordered(stack.urls):
+        print(f"  {LABELS.get(name, name):<13} {url:<24} {HINTS[name]}")
+    key_file = _shown(workdir / "secrets" / API_KEY_SECRET)
+    print(f"API key (required on /api/*) is in {key_file}, e.g.")
+    print(
+        f'  curl -H "X-API-Key: $(cat {key_file})" -H "Content-Type: application/json" \\\n'
+        f'       -d \'{{"session_type": "test_generation", "project_path": "/demo"}}\' '
+        f"{stack.urls['api']}/api/v2/sessions"
+    )
+    print(
+        f"Logs: {_shown(workdir / 'logs')}/<component>.log   Configs used: {_shown(workdir)}/*.yml"
+    )
+    if args.foreground:
+        print("Ctrl-C stops the stack.", flush=True)
+        _wait_for_interrupt()
+        stack.down()
+        _state_file(workdir).unlink(missing_ok=True)
+        print("Stopped.")
+        return 0
+    print(
+        "Status: `testboost stack status` (make stack-status)   "
+        "Stop: `testboost stack down` (make stack-down)"
+    )
+    return 0
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+
+
+def down(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir.resolve()
+    stack = _recorded(workdir)
+    if stack is None:
+        print(f"No local stack recorded in {_shown(_state_file(workdir))}: nothing to stop.")
+        return 0
+    for name in reversed(list(stack.processes)):
+        process = stack.processes[name]
+        was_running = process.alive()
+        process.stop()
+        print(
+            f"  {name:<13} pid {process.pid:<8} {'stopped' if was_running else 'was not running'}"
+        )
+    _state_file(workdir).unlink()
+    print(f"Local stack stopped. Data and logs stay in {_shown(workdir)}/.")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir.resolve()
+    stack = _recorded(workdir)
+    if stack is None:
+        print(
+            f"No local stack recorded in {_shown(_state_file(workdir))} (`make stack` starts one)."
+        )
+        return 1
+    running = stack.status()
+    with httpx.Client(timeout=2.0) as client:
+        for name, url in _ordered(stack.urls):
+            state = "running" if running[name] else "STOPPED"
+            if running[name]:
+                try:
+                    ok = client.get(url + READY_PATHS[name]).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                state += ", ready" if ok else ", NOT READY"
+            pid = stack.processes[name].pid
+            print(f"  {name:<13} {state:<18} pid {pid:<8} {url}")
+    return 0 if all(running.values()) else 1
+
+
+def _ordered(urls: dict[str, str]) -> list[tuple[str, str]]:
+    """The API first, as a user reads it: what they call, then what watches it."""
+    return [(name, urls[name]) for name in DEFAULT_PORTS if name in urls]
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current directory when inside it (shorter to copy)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

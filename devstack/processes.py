@@ -1,0 +1,209 @@
+"""Starting, watching and stopping the stack's processes.
+
+Each component runs in a session of its own (its pid is its process group id), so stopping it
+stops its children too (uvicorn workers). A process is identified by its pid *and* its start
+time from /proc, so a recorded pid that the system reused for something else is never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from devstack.configs import REPO, StackError
+
+TOOLS_BIN = REPO / ".tools" / "bin"
+STOP_GRACE_S = 10.0
+
+
+def find_tool(*names: str) -> str:
+    """The first of `names` found in the project's .tools/bin, then on PATH."""
+    for name in names:
+        local = TOOLS_BIN / name
+        if local.is_file() and os.access(local, os.X_OK):
+            return str(local)
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise StackError(
+        f"{names[0]} not found in {TOOLS_BIN} nor on PATH: run `make tools` "
+        "(scripts/install-tools.sh) to install it into .tools/"
+    )
+
+
+# Debian's alertmanager reads its templates from this fixed path (no flag moves it).
+ALERTMANAGER_ASSETS = Path("/usr/share/prometheus/alertmanager")
+
+
+def ensure_alertmanager_assets(binary: str) -> None:
+    """An alertmanager unpacked into .tools/ (scripts/install-tools.sh) finds its templates
+    only at ALERTMANAGER_ASSETS, where the Debian package would have put them: link them there
+    when that path is free."""
+    if (ALERTMANAGER_ASSETS / "default.tmpl").exists():
+        return
+    unpacked = Path(binary).resolve().parents[1] / "share" / "prometheus" / "alertmanager"
+    if not (unpacked / "default.tmpl").exists():
+        return  # not a Debian build from .tools: nothing we know how to fix
+    try:
+        ALERTMANAGER_ASSETS.parent.mkdir(parents=True, exist_ok=True)
+        if ALERTMANAGER_ASSETS.is_symlink():  # dangling: into a checkout since removed
+            ALERTMANAGER_ASSETS.unlink()
+        ALERTMANAGER_ASSETS.symlink_to(unpacked, target_is_directory=True)
+    except OSError as exc:
+        raise StackError(
+            f"alertmanager needs its templates at {ALERTMANAGER_ASSETS} ({exc.strerror}); "
+            f"run: sudo mkdir -p {ALERTMANAGER_ASSETS.parent} && "
+            f"sudo ln -s {unpacked} {ALERTMANAGER_ASSETS}"
+        ) from None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_free(port: int, what: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(
+                f"port {port} ({what}) is already in use on 127.0.0.1: stop what listens there "
+                f"(`ss -ltnp 'sport = :{port}'`) or choose another port"
+            ) from None
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (which may contain spaces)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Clock ticks since boot at which `pid` started; None if it is gone (or a zombie)."""
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def group_members(pgid: int, not_before: int) -> list[int]:
+    """Live processes of group `pgid` started at or after `not_before` (so ours, not a
+    later group that reused the number)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(entry.name)
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid and int(fields[19]) >= not_before:
+            members.append(int(entry.name))
+    return members
+
+
+@dataclass
+class Process:
+    """One component's process: started here (`popen` set) or found in a state file."""
+
+    name: str
+    pid: int
+    started: int | None
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def spawn(
+        cls, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path
+    ) -> Process:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(name, popen.pid, start_time(popen.pid), log, popen)
+
+    def alive(self) -> bool:
+        if self.popen is not None and self.popen.poll() is not None:
+            return False
+        return self.started is not None and start_time(self.pid) == self.started
+
+    def running(self) -> list[int]:
+        """Our live processes: the leader and any child left in its group (uvicorn workers)."""
+        if self.started is None:
+            return []
+        return group_members(self.pid, self.started)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_GRACE_S) -> None:
+        """Signal the process group; SIGKILL what outlives `timeout`. Bounded."""
+        for this_signal, wait_s in ((sig, timeout), (signal.SIGKILL, 5.0)):
+            if not self.running():
+                break
+            try:
+                os.killpg(self.pid, this_signal)
+            except (ProcessLookupError, PermissionError):
+                break
+            deadline = time.monotonic() + wait_s
+            while self.running() and time.monotonic() < deadline:
+                self._poll()
+                time.sleep(0.05)
+        self._reap()
+
+    def _poll(self) -> None:
+        # Our own child stays a zombie (still in the group) until it is waited for.
+        if self.popen is not None:
+            self.popen.poll()
+
+    def _reap(self) -> None:
+        if self.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=5)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def wait_ready(process: Process, url: str, deadline: float) -> None:
+    """Poll `url` until it answers 200; fail early, with the log, if the process dies."""
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            if not process.alive():
+                raise StackError(
+                    f"{process.name} exited during start-up; last lines of {process.log}:\n"
+                    f"{process.log_tail()}"
+                )
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"{process.name} not ready at {url} in time; last lines of {process.log}:\n"
+                    f"{process.log_tail()}"
+                )
+            time.sleep(0.1)

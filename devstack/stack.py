@@ -1,0 +1,294 @@
+"""`Stack`: start the chain API → Prometheus → rules → Alertmanager → API webhook (and, in push
+mode, API → OTLP → vmagent → remote write → Prometheus) as local processes, and stop exactly
+what was started."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from devstack.configs import REPO, StackError, write_configs
+from devstack.processes import (
+    Process,
+    ensure_alertmanager_assets,
+    find_tool,
+    free_port,
+    require_free,
+    wait_ready,
+)
+
+# Start order (receivers first, so nothing the API sends is lost); stop order is the reverse.
+COMPONENTS = ("alertmanager", "prometheus", "vmagent", "api")
+READY_PATHS = {
+    "api": "/health",
+    "prometheus": "/-/ready",
+    "alertmanager": "/-/ready",
+    "vmagent": "/health",
+}
+# Variables the stack sets for the API; inherited ones would silently change what it tests.
+OWNED_ENV_PREFIXES = ("TESTBOOST_", "OTEL_")
+
+
+@dataclass
+class StackConfig:
+    workdir: Path
+    mode: Literal["pull", "push"] = "pull"
+    # 0: pick a free port. Chosen ports are kept across stop()/start().
+    api_port: int = 0
+    prometheus_port: int = 0
+    alertmanager_port: int = 0
+    vmagent_port: int = 0
+    # Tests: 1 s scrape/evaluation/export intervals, `for` and Alertmanager group timings.
+    fast: bool = False
+    # The key the API requires and Alertmanager's webhook presents; None: a random one.
+    api_key: str | None = None
+    # Extra environment for the API (TESTBOOST_*, OTEL_*), applied last.
+    api_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("pull", "push"):
+            raise StackError(f"mode must be 'pull' or 'push', not {self.mode!r}")
+        if self.workers < 1:
+            raise StackError("workers must be at least 1")
+        self.workdir = Path(self.workdir).resolve()
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.workdir = config.workdir
+        self.api_key = config.api_key or secrets.token_urlsafe(24)
+        self.components = tuple(c for c in COMPONENTS if c != "vmagent" or config.mode == "push")
+        wanted = {
+            "api": config.api_port,
+            "prometheus": config.prometheus_port,
+            "alertmanager": config.alertmanager_port,
+            "vmagent": config.vmagent_port,
+        }
+        self.ports = {name: wanted[name] or free_port() for name in self.components}
+        self.processes: dict[str, Process] = {}
+
+    # --- public surface -------------------------------------------------------------------
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+
+    @property
+    def database_url(self) -> str:
+        return self.api_environment()["TESTBOOST_DATABASE_URL"]
+
+    def up(self, timeout: float = 60) -> None:
+        """Start every component, wait until each answers its readiness check and Prometheus
+        holds the API's first metrics; on any failure, stop what was started and raise."""
+        for name in self.components:
+            if getattr(self.config, f"{name}_port"):
+                require_free(self.ports[name], name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_configs(self.workdir, self.ports, self.api_key, self.config.fast)
+        deadline, since = time.monotonic() + timeout, time.time()
+        try:
+            for name in self.components:
+                self._spawn(name)
+            for name in self.components:
+                self._wait_ready(name, deadline)
+            self._wait_first_data(since, deadline)
+        except BaseException:
+            self.down()
+            raise
+
+    def start(self, name: str, timeout: float = 60) -> None:
+        """(Re)start one component with the same ports and configuration."""
+        self._known(name)
+        if name in self.processes and self.processes[name].alive():
+            raise StackError(f"{name} is already running (pid {self.processes[name].pid})")
+        self._spawn(name)
+        self._wait_ready(name, time.monotonic() + timeout)
+
+    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop one component (SIGKILL to simulate a crash); the others keep running."""
+        self._known(name)
+        process = self.processes.get(name)
+        if process is not None:
+            process.stop(sig)
+
+    def down(self) -> None:
+        """Stop everything this stack started, API first. Data and logs stay in workdir."""
+        for name in reversed(COMPONENTS):
+            process = self.processes.get(name)
+            if process is not None:
+                process.stop()
+
+    def status(self) -> dict[str, bool]:
+        return {
+            name: name in self.processes and self.processes[name].alive()
+            for name in self.components
+        }
+
+    def log(self, name: str) -> Path:
+        return self.workdir / "logs" / f"{name}.log"
+
+    def __enter__(self) -> Stack:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # --- state, for `testboost stack down|status` from another shell -----------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "mode": self.config.mode,
+            "workdir": str(self.workdir),
+            "urls": self.urls,
+            "ports": self.ports,
+            "processes": {
+                name: {"pid": p.pid, "started": p.started, "log": str(p.log)}
+                for name, p in self.processes.items()
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Stack:
+        ports = state["ports"]
+        stack = cls(
+            StackConfig(
+                workdir=Path(state["workdir"]),
+                mode=state["mode"],
+                **{f"{name}_port": port for name, port in ports.items()},
+            )
+        )
+        stack.processes = {
+            name: Process(name, info["pid"], info["started"], Path(info["log"]))
+            for name, info in state["processes"].items()
+        }
+        return stack
+
+    # --- components ------------------------------------------------------------------------
+
+    def api_environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(OWNED_ENV_PREFIXES)}
+        env.update(
+            TESTBOOST_DATABASE_URL=f"sqlite:///{self.workdir / 'testboost.db'}",
+            TESTBOOST_API_KEY=self.api_key,
+            OTEL_METRICS_EXPORTER="prometheus",
+            OTEL_TRACES_EXPORTER="none",
+        )
+        if self.config.mode == "push":
+            env.update(
+                OTEL_METRICS_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="http/protobuf",
+                # vmagent's OTLP/HTTP path is not the standard /v1/metrics.
+                OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=(
+                    f"{self.urls['vmagent']}/opentelemetry/v1/metrics"
+                ),
+                # Agrees with the scrape interval, as in compose/docker-compose.otel.yaml.
+                OTEL_METRIC_EXPORT_INTERVAL="1000" if self.config.fast else "15000",
+            )
+        env.update(self.config.api_env)
+        return env
+
+    def _argv(self, name: str) -> list[str]:
+        work, ports = self.workdir, self.ports
+        if name == "api":
+            return [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--host=127.0.0.1",
+                f"--port={ports['api']}",
+                f"--workers={self.config.workers}",
+            ]
+        if name == "prometheus":
+            argv = [
+                find_tool("prometheus"),
+                f"--config.file={work / 'prometheus.yml'}",
+                f"--storage.tsdb.path={work / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+            ]
+            if self.config.mode == "push":
+                argv.append("--web.enable-remote-write-receiver")  # vmagent writes here
+            return argv
+        if name == "alertmanager":
+            binary = find_tool("alertmanager", "prometheus-alertmanager")
+            ensure_alertmanager_assets(binary)
+            return [
+                binary,
+                f"--config.file={work / 'alertmanager.yml'}",
+                f"--storage.path={work / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                "--cluster.listen-address=",  # no gossip port: one instance, nothing to share
+            ]
+        return [
+            find_tool("vmagent"),
+            f"-httpListenAddr=127.0.0.1:{ports['vmagent']}",
+            f"-remoteWrite.url={self.urls['prometheus']}/api/v1/write",
+            f"-remoteWrite.tmpDataPath={work / 'vmagent-data'}",
+            # OTLP names → the catalog's Prometheus names (_total, _seconds, _bucket).
+            "-opentelemetry.usePrometheusNaming",
+        ]
+
+    def _spawn(self, name: str) -> None:
+        env = self.api_environment() if name == "api" else dict(os.environ)
+        self.processes[name] = Process.spawn(name, self._argv(name), env, self.log(name), REPO)
+
+    def _wait_ready(self, name: str, deadline: float) -> None:
+        wait_ready(self.processes[name], self.urls[name] + READY_PATHS[name], deadline)
+
+    def _wait_first_data(self, since: float, deadline: float) -> None:
+        """Up means the chain works: Prometheus has scraped the API (`up` = 1) and holds its
+        primed counters (scraped, or pushed through vmagent), in samples newer than `since`
+        (the data directory may hold a previous run's). Prometheus' first scrape comes
+        a few seconds after its start (target updates are batched every 5 s); until then a
+        workload's first events would be the series' baseline, invisible to increase()."""
+        env = self.api_environment()
+        metrics_on = env.get("OTEL_SDK_DISABLED", "").lower() != "true" and env.get(
+            "OTEL_METRICS_EXPORTER"
+        ) in ("prometheus", "otlp")
+        queries = [f'timestamp(up{{job="testboost-api"}} == 1) > {since:.3f}']
+        if metrics_on:
+            queries.append(f"timestamp(testboost_llm_calls_total) > {since:.3f}")
+        with httpx.Client(base_url=self.urls["prometheus"], timeout=5) as prometheus:
+            for query in queries:
+                while not _answers(prometheus, query):
+                    if time.monotonic() > deadline:
+                        raise StackError(
+                            f"Prometheus has no answer to {query!r} in time; its view of the "
+                            f"API target: {_api_target(prometheus)}; logs in {self.log('api')} "
+                            f"and {self.log('prometheus')}"
+                        )
+                    time.sleep(0.2)
+
+    def _known(self, name: str) -> None:
+        if name not in self.components:
+            raise StackError(f"no component {name!r} in this stack ({', '.join(self.components)})")
+
+
+def _answers(prometheus: httpx.Client, query: str) -> bool:
+    try:
+        body = prometheus.get("/api/v1/query", params={"query": query}).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return body.get("status") == "success" and bool(body["data"]["result"])
+
+
+def _api_target(prometheus: httpx.Client) -> str:
+    try:
+        targets = prometheus.get("/api/v1/targets").json()["data"]["activeTargets"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return "unknown (/api/v1/targets does not answer)"
+    for target in targets:
+        if target["labels"].get("job") == "testboost-api":
+            return f"{target['scrapeUrl']} {target['health']} {target['lastError']!r}"
+    return "no testboost-api target"
