@@ -16,12 +16,31 @@ from contextvars import Token
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telemetry.mapping import endpoint_paths, method_label, path_label, status_label
 
 RecordHttp = Callable[[str, str, str, float], None]
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class ScopeHeaders(Getter[RawHeaders]):
+    """Reads propagation headers straight from the ASGI scope's (lower-cased) header list,
+    instead of decoding every header into a dict first: the propagators ask for two or three
+    names, a browser sends a dozen headers or more."""
+
+    def get(self, carrier: RawHeaders, key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        values = [value.decode("latin-1") for header, value in carrier if header == name]
+        return values or None
+
+    def keys(self, carrier: RawHeaders) -> list[str]:
+        return [header.decode("latin-1") for header, _value in carrier]
+
+
+SCOPE_HEADERS = ScopeHeaders()
 
 
 class HttpTelemetry:
@@ -67,8 +86,7 @@ class HttpTelemetry:
 
     def _start_span(self, scope: Scope, method: str) -> tuple[trace.Span, Token[Context]]:
         assert self.tracer is not None
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        parent = propagate.extract(headers)
+        parent = propagate.extract(scope["headers"], getter=SCOPE_HEADERS)
         span = self.tracer.start_span(
             method,
             context=parent,

@@ -1,0 +1,233 @@
+"""Scrape micro-benchmark: /metrics rendering for N HTTP label sets (plus every other family the
+API exposes), ours against prometheus_client's `generate_latest` on its own instruments holding
+the same series and values, and against the exporter path we used before (PrometheusMetricReader
++ generate_latest). In-process, no HTTP: this times the work a scrape does.
+
+    python -m bench.scrape --series 1000 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import prometheus_client
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.workflows.definitions import SessionType
+from telemetry.catalog import CATALOG, LLM_ERROR_TYPES, WORKFLOW_STATUSES, Kind
+from telemetry.exposition import PrometheusTextReader
+from telemetry.instruments import Instruments
+from telemetry.mapping import KNOWN_METHODS
+
+METHODS = sorted(KNOWN_METHODS)
+STATUSES = ("200", "201", "204", "400", "404", "409", "422", "500")
+WORKFLOW_TYPES = tuple(t.value for t in SessionType)
+
+
+class ClientMirror:
+    """The catalog's families as prometheus_client instruments, fed the same calls."""
+
+    def __init__(self) -> None:
+        # Our exposition has no `_created` series; compare like with like.
+        prometheus_client.disable_created_metrics()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.metrics: dict[str, Any] = {}
+        for family in CATALOG:
+            if family.kind is Kind.COUNTER:
+                metric: Any = prometheus_client.Counter(
+                    family.name, family.description, family.labels, registry=self.registry
+                )
+            elif family.kind is Kind.HISTOGRAM:
+                metric = prometheus_client.Histogram(
+                    family.name,
+                    family.description,
+                    family.labels,
+                    registry=self.registry,
+                    buckets=family.buckets,
+                )
+            else:
+                metric = prometheus_client.Gauge(
+                    family.name, family.description, registry=self.registry
+                )
+            self.metrics[family.name] = metric
+
+    def touch(self, family: str, *labels: str) -> None:
+        self.metrics[family].labels(*labels)
+
+    def add(self, family: str, amount: float, *labels: str) -> None:
+        self.metrics[family].labels(*labels).inc(amount)
+
+    def record(self, family: str, value: float, *labels: str) -> None:
+        self.metrics[family].labels(*labels).observe(value)
+
+    def set(self, family: str, value: float) -> None:
+        self.metrics[family].set(value)
+
+
+@dataclass
+class Setup:
+    ours: PrometheusTextReader
+    before_registry: CollectorRegistry
+    client: ClientMirror
+
+
+def build(series: int) -> Setup:
+    limit = series + 100  # above the SDK's default of 2000: the point is to render them all
+    limits: dict[type, int] = {Counter: limit, Histogram: limit}
+    ours = PrometheusTextReader(cardinality_limits=limits)
+    before_registry = CollectorRegistry(auto_describe=False)
+    before = PrometheusMetricReader(
+        disable_target_info=True,
+        scope_info_enabled=False,
+        registry=before_registry,
+        cardinality_limits=limits,
+    )
+    provider = MeterProvider(metric_readers=[ours, before])
+    instruments = Instruments(provider.get_meter("testboost"))
+    client = ClientMirror()
+    gauges = {
+        "testboost_active_sessions": 3.0,
+        "testboost_db_connection_pool_size": 2.0,
+        "testboost_db_connection_pool_max": 20.0,
+    }
+    for name, value in gauges.items():
+        instruments.observe(name, _constant(value))
+        client.set(name, value)
+
+    # Counters primed at 0, as the app does at start-up.
+    instruments.prime("simulated", "gpt-4o-mini", WORKFLOW_TYPES)
+    client.touch("testboost_llm_calls_total", "simulated", "gpt-4o-mini")
+    client.touch("testboost_llm_rate_limit_total", "simulated")
+    for error_type in LLM_ERROR_TYPES:
+        client.touch("testboost_llm_errors_total", "simulated", error_type)
+    for workflow_type in WORKFLOW_TYPES:
+        for status in WORKFLOW_STATUSES:
+            client.touch("testboost_workflow_total", workflow_type, status)
+
+    for i, (outcome, seconds) in enumerate([("success", 0.4), ("rate_limit", 0.02)] * 5):
+        instruments.llm_attempt("simulated", "gpt-4o-mini", outcome, seconds + i / 100)
+        client.add("testboost_llm_calls_total", 1, "simulated", "gpt-4o-mini")
+        client.record("testboost_llm_request_duration_seconds", seconds + i / 100, "simulated")
+        if outcome != "success":
+            client.add("testboost_llm_errors_total", 1, "simulated", outcome)
+            client.add("testboost_llm_rate_limit_total", 1, "simulated")
+    for workflow_type in WORKFLOW_TYPES:
+        instruments.workflow_finished(workflow_type, "completed", 42.0)
+        client.add("testboost_workflow_total", 1, workflow_type, "completed")
+        client.record("testboost_workflow_duration_seconds", 42.0, workflow_type)
+
+    for i in range(series):
+        method, path = METHODS[i % len(METHODS)], f"/api/v2/route{i}/{{id}}"
+        status = STATUSES[i % len(STATUSES)]
+        for seconds in (0.003, 0.04, 0.7 + i % 7):
+            instruments.http_request(method, path, status, seconds)
+            client.add("testboost_http_requests_total", 1, method, path, status)
+            client.record("testboost_http_request_duration_seconds", seconds, method, path)
+    return Setup(ours, before_registry, client)
+
+
+def _constant(value: float) -> Callable[[], float]:
+    return lambda: value
+
+
+def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def timed(render: Callable[[], bytes], runs: int) -> tuple[float, bytes]:
+    """Median seconds over `runs` renders (after one untimed render that fills caches)."""
+    body = render()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        body = render()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), body
+
+
+def run(series_counts: list[int], runs: int = 5) -> list[dict[str, Any]]:
+    rows = []
+    for series in series_counts:
+        setup = build(series)
+        cold_started = time.perf_counter()
+        setup.ours.render()
+        cold = time.perf_counter() - cold_started
+        ours, body = timed(setup.ours.render, runs)
+        client, client_body = timed(partial(generate_latest, setup.client.registry), runs)
+        before, _ = timed(partial(generate_latest, setup.before_registry), max(1, runs // 2))
+        started = time.perf_counter()
+        zipped = gzip.compress(body, compresslevel=1)
+        gzip_s = time.perf_counter() - started
+        same = samples(body.decode()) == samples(client_body.decode())
+        rows.append(
+            {
+                "series": series,
+                "lines": body.count(b"\n"),
+                "ours_ms": ours * 1000,
+                "ours_cold_ms": cold * 1000,
+                "client_ms": client * 1000,
+                "before_ms": before * 1000,
+                "ratio": ours / client,
+                "before_ratio": before / client,
+                "us_per_series": ours / series * 1e6,
+                "bytes": len(body),
+                "gzip_bytes": len(zipped),
+                "gzip_ms": gzip_s * 1000,
+                "same_series": same,
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| HTTP label sets | sample lines | ours (warm) | ours (first) | prometheus_client "
+        "| ratio | before (OTel exporter) | before ratio | µs/series | text | gzip -1 "
+        "| same series |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['series']:,} | {r['lines']:,} | {r['ours_ms']:.1f} ms"
+            f" | {r['ours_cold_ms']:.1f} ms"
+            f" | {r['client_ms']:.1f} ms | **{r['ratio']:.2f}x** | {r['before_ms']:.1f} ms"
+            f" | {r['before_ratio']:.2f}x | {r['us_per_series']:.1f} | {r['bytes'] / 1e6:.1f} MB"
+            f" | {r['gzip_bytes'] / 1e6:.2f} MB in {r['gzip_ms']:.0f} ms"
+            f" | {'yes' if r['same_series'] else 'NO'} |"
+        )
+    if len(rows) >= 2:
+        a, b = rows[0], rows[-1]
+        growth = (b["ours_ms"] / a["ours_ms"]) / (b["series"] / a["series"])
+        client_growth = (b["client_ms"] / a["client_ms"]) / (b["series"] / a["series"])
+        lines.append(
+            f"\nGrowth {a['series']:,} → {b['series']:,} series, time ratio divided by series "
+            f"ratio (1.0 = linear): ours {growth:.2f}, prometheus_client {client_growth:.2f}."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.scrape")
+    parser.add_argument("--series", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    print(table(run(args.series, args.runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

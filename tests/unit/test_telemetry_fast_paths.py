@@ -1,0 +1,91 @@
+"""The request-path shortcuts in telemetry/ keep what they skip invisible: SQL spans only where
+a sampled parent would keep them, exemplars only where they can leave the process, propagation
+headers read from the raw ASGI list."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import context, trace
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from sqlalchemy import create_engine, text
+
+from telemetry import TelemetryConfig, _exemplars, db
+from telemetry.http import SCOPE_HEADERS
+
+
+@pytest.fixture
+def traced_engine(tmp_path):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # parent-based, always on at the root
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.trace_sql(engine, provider)
+    yield engine, exporter, provider.get_tracer("test")
+    engine.dispose()
+
+
+def query_under(engine, parent: trace.Span | None) -> None:
+    token = context.attach(trace.set_span_in_context(parent)) if parent else None
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1")).fetchall()
+    finally:
+        if token is not None:
+            context.detach(token)
+
+
+def sql_spans(exporter: InMemorySpanExporter) -> list:
+    return [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.CLIENT]
+
+
+def test_no_sql_span_under_an_unsampled_parent(traced_engine) -> None:
+    engine, exporter, _tracer = traced_engine
+    unsampled = NonRecordingSpan(
+        SpanContext(trace_id=1, span_id=2, is_remote=True, trace_flags=TraceFlags(0))
+    )
+    query_under(engine, unsampled)
+    assert sql_spans(exporter) == []
+
+
+def test_sql_span_under_a_sampled_parent_and_at_the_root(traced_engine) -> None:
+    engine, exporter, tracer = traced_engine
+    with tracer.start_as_current_span("request") as parent:
+        query_under(engine, parent)
+    query_under(engine, None)
+    spans = sql_spans(exporter)
+    assert len(spans) == 2
+    assert spans[0].parent is not None
+    assert spans[0].parent.span_id == parent.get_span_context().span_id
+    assert spans[1].parent is None  # no parent: traced as before, a root span
+
+
+@pytest.mark.parametrize(
+    "config,env,off",
+    [
+        (TelemetryConfig(), None, True),  # pull: the text format carries no exemplars
+        (TelemetryConfig(traces_exporter="otlp"), None, True),
+        (TelemetryConfig(metrics_exporter="otlp"), None, True),  # no traces: nothing to link
+        (TelemetryConfig(metrics_exporter="otlp", traces_exporter="otlp"), None, False),
+        (TelemetryConfig(), "trace_based", False),  # the standard variable decides
+    ],
+)
+def test_exemplars_only_where_they_can_leave(
+    config: TelemetryConfig, env: str | None, off: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if env is None:
+        monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
+    else:
+        monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", env)
+    assert isinstance(_exemplars(config), AlwaysOffExemplarFilter) is off
+
+
+def test_scope_headers_getter() -> None:
+    raw = [(b"host", b"x"), (b"traceparent", b"00-ab-cd-01"), (b"baggage", b"a=1")]
+    assert SCOPE_HEADERS.get(raw, "traceparent") == ["00-ab-cd-01"]
+    assert SCOPE_HEADERS.get(raw, "TraceParent") == ["00-ab-cd-01"]
+    assert SCOPE_HEADERS.get(raw, "tracestate") is None
+    assert SCOPE_HEADERS.keys(raw) == ["host", "traceparent", "baggage"]
