@@ -10,7 +10,7 @@ PORT ?= 8000
 TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export TESTBOOST_TEST_POSTGRES_URL
 
-.PHONY: install tools run test test-unit lint stack stack-down bench clean
+.PHONY: soak install tools run test test-unit lint stack stack-push stack-down stack-status bench bench-smoke clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -30,19 +30,52 @@ tools:
 run: install
 	$(VENV)/bin/testboost serve --host $(HOST) --port $(PORT)
 
+# The local stack without Docker: API, Prometheus, Alertmanager (+ vmagent for push) as local
+# processes on 127.0.0.1 only (devstack/), state and logs in var/stack/. Ports: API $(PORT),
+# Prometheus 9090, Alertmanager 9093, vmagent 8429; more options: `testboost stack up --help`.
+stack: install tools
+	$(VENV)/bin/testboost stack up --api-port $(PORT)
+
+stack-push: install tools
+	$(VENV)/bin/testboost stack up --push --api-port $(PORT)
+
+stack-down:
+	@if [ -x $(VENV)/bin/testboost ]; then $(VENV)/bin/testboost stack down; fi
+
+stack-status: install
+	$(VENV)/bin/testboost stack status
+
 test: install tools
 	scripts/check-postgres.sh
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy app telemetry
+	$(VENV)/bin/mypy app telemetry doctor devstack bench
 	$(VENV)/bin/pytest
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
+# Benchmarks (bench/, results in docs/benchmarks.md): API variants side by side under wrk,
+# scrape rendering, cardinality/memory; ~9 minutes. wrk comes from Debian when missing.
+# More options: `.venv/bin/python -m bench.run --help` (e.g. BENCH_ARGS=--postgres).
+bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| echo "wrk unavailable: the harness falls back to a Python load generator" >&2
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+# Every phase of `make bench`, tiny (~45 s); tests/bench_smoke runs the same under pytest.
+bench-smoke: install
+	$(VENV)/bin/python -m bench.run --smoke
+
+# The long forms of the reliability tests (docs/reliability.md): 60 s collector outage
+# phases, 200 sessions over 2 minutes. `make test` runs the short forms.
+soak: install
+	TESTBOOST_OUTAGE_SECONDS=60 TESTBOOST_SOAK_SECONDS=120 TESTBOOST_SOAK_SESSIONS=200 \
+		$(VENV)/bin/pytest -s tests/reliability/test_exporter_outage.py tests/reliability/test_soak.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app telemetry
+	$(VENV)/bin/mypy app telemetry doctor devstack bench
 
 clean:
 	rm -rf $(VENV) var .tools .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 import telemetry
 from app.api.routes import alerts, health, sessions
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine, make_sessionmaker, migrate
+from app.core.db import make_engine, make_gauge_engine, make_sessionmaker, migrate
 from app.core.limits import BodySizeLimit
 from app.core.security import LoopbackOnly, require_api_key
 from app.llm.client import LLMClient, make_provider
@@ -57,9 +57,12 @@ def create_app(
         stop=stop,
     )
 
+    gauge_engine = make_gauge_engine(settings)
+    gauge_sessions = make_sessionmaker(gauge_engine)
+
     def count_active_sessions() -> float | None:
         try:
-            with sessionmaker() as db:
+            with gauge_sessions() as db:
                 query = (
                     select(func.count())
                     .select_from(Session)
@@ -81,6 +84,7 @@ def create_app(
         llm.close()
         tel.shutdown()
         engine.dispose()
+        gauge_engine.dispose()
 
     app = FastAPI(
         title="TestBoost API",

@@ -228,3 +228,22 @@ def test_known_counter_series_start_at_zero(client: TestClient) -> None:
     assert errors == dict.fromkeys(LLM_ERROR_TYPES, 0.0)
     assert exposition.value("testboost_llm_rate_limit_total", provider="simulated") == 0
     assert len(exposition.series("testboost_workflow_total")) == len(SessionType) * 3
+
+
+def test_metrics_answer_fast_while_the_pool_is_exhausted(make_client: AppFactory) -> None:
+    """The moment DBConnectionPoolExhausted should fire is the moment a scrape must not wait
+    for the request pool."""
+    import time
+
+    client = make_client(db_pool_size=2, db_max_overflow=0, db_pool_timeout=10)
+    held = [client.app.state.engine.connect() for _ in range(2)]
+    try:
+        started = time.monotonic()
+        exposition = scrape(client)
+        assert time.monotonic() - started < 2
+        assert exposition.value("testboost_db_connection_pool_size") == 2
+        assert exposition.value("testboost_db_connection_pool_max") == 2
+        assert exposition.series("testboost_active_sessions")
+    finally:
+        for connection in held:
+            connection.close()

@@ -85,19 +85,23 @@ def test_serve_refuses_invalid_settings_with_a_message() -> None:
     assert result.returncode == 2 and "OTEL_METRICS_EXPORTER" in result.stderr
 
 
-@pytest.mark.parametrize("value,origins", [
-    ("https://a.example", ["https://a.example"]),
-    ("https://a.example, https://b.example", ["https://a.example", "https://b.example"]),
-    ('["https://a.example"]', ["https://a.example"]),
-    ("", []),
-])
-def test_cors_origins_from_env(monkeypatch: pytest.MonkeyPatch, value: str,
-                               origins: list[str]) -> None:
+@pytest.mark.parametrize(
+    "value,origins",
+    [
+        ("https://a.example", ["https://a.example"]),
+        ("https://a.example, https://b.example", ["https://a.example", "https://b.example"]),
+        ('["https://a.example"]', ["https://a.example"]),
+        ("", []),
+    ],
+)
+def test_cors_origins_from_env(
+    monkeypatch: pytest.MonkeyPatch, value: str, origins: list[str]
+) -> None:
     monkeypatch.setenv("TESTBOOST_CORS_ORIGINS", value)
     assert load_settings().cors_origins == origins
 
 
 def test_undecodable_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBOOST_CORS_ORIGINS", "[not json")
-    with pytest.raises(SettingsError, match="TESTBOOST|cors_origins"):
+    with pytest.raises(SettingsError, match=r"TESTBOOST_CORS_ORIGINS"):
         load_settings()
