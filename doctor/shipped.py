@@ -60,7 +60,7 @@ def _dashboard(doc: dict[str, Any]) -> Dashboard:
     title = doc["title"]
     queries = tuple(
         Query(title, panel["title"], target["expr"])
-        for panel in _panels(doc.get("panels", []))
+        for panel in all_panels(doc.get("panels", []))
         if panel.get("type") != "row"
         for target in panel.get("targets", [])
         if target.get("expr")
@@ -68,10 +68,10 @@ def _dashboard(doc: dict[str, Any]) -> Dashboard:
     return Dashboard(doc["uid"], title, queries)
 
 
-def _panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Panels in order, the panels nested in rows included."""
     out: list[dict[str, Any]] = []
     for panel in panels:
         out.append(panel)
-        out.extend(_panels(panel.get("panels", [])))
+        out.extend(all_panels(panel.get("panels", [])))
     return out

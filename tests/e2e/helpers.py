@@ -17,6 +17,7 @@ from devstack import Stack
 from telemetry.catalog import CATALOG, Kind, MetricFamily
 from tests.monitoring.queries import alert_rules
 from tests.support.fake_llm import FakeLLM, Reply
+from tests.support.waiting import until
 
 Series = list[dict[str, Any]]
 SESSIONS = "/api/v2/sessions"
@@ -76,17 +77,6 @@ class Prometheus:
 def api_client(stack: Stack, *, key: bool = True) -> httpx.Client:
     headers = {"X-API-Key": stack.api_key} if key else {}
     return httpx.Client(base_url=stack.urls["api"], headers=headers, timeout=30)
-
-
-def until(check: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.1)
 
 
 def create_sessions(api: httpx.Client, count: int, mode: str = "autonomous") -> list[str]:

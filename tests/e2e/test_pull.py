@@ -33,11 +33,11 @@ from tests.e2e.helpers import (
     finite,
     llm_env,
     run_workload,
-    until,
     without_fallback,
 )
 from tests.monitoring.queries import dashboard_queries
 from tests.support.fake_llm import FakeLLM
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
 

@@ -12,6 +12,9 @@ from typing import Any
 
 import yaml
 
+# The doctor reads the shipped dashboards the same way.
+from doctor.shipped import all_panels
+
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"
 DASHBOARDS_DIR = MONITORING / "grafana" / "dashboards"
@@ -26,17 +29,8 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Panels in order, rows' nested panels included."""
-    out: list[dict[str, Any]] = []
-    for panel in panels:
-        out.append(panel)
-        out.extend(_panels(panel.get("panels", [])))
-    return out
-
-
 def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in _panels(dashboard.get("panels", [])) if p.get("type") != "row"]
+    return [p for p in all_panels(dashboard.get("panels", [])) if p.get("type") != "row"]
 
 
 def dashboard_queries() -> list[tuple[str, str, str]]:
