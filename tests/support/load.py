@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
+# One RSS reading for the benchmarks and the reliability tests alike.
+from bench.variants import rss_mib as rss_mib
+
 
 @dataclass
 class LoadResult:
@@ -58,11 +61,3 @@ def run_load(
     for thread in pool:
         thread.join(timeout=seconds + 30)
     return result
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
