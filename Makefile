@@ -6,8 +6,9 @@ UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# PostgreSQL used by the DB tests when reachable (this machine kind serves one, trust auth).
-TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# PostgreSQL the DB tests also run on: scripts/test-postgres.sh installs Debian's server when
+# missing and starts a cluster of the project's own on this port (data in .tools/postgres/).
+TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 export TESTBOOST_TEST_POSTGRES_URL
 
 .PHONY: soak install tools run test test-unit lint stack stack-push stack-down stack-status bench bench-smoke clean
@@ -46,7 +47,7 @@ stack-status: install
 	$(VENV)/bin/testboost stack status
 
 test: install tools
-	scripts/check-postgres.sh
+	scripts/test-postgres.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy app telemetry doctor devstack bench
 	$(VENV)/bin/pytest
@@ -78,4 +79,5 @@ lint: install
 	$(VENV)/bin/mypy app telemetry doctor devstack bench
 
 clean:
+	-scripts/test-postgres.sh stop
 	rm -rf $(VENV) var .tools .pytest_cache .mypy_cache .ruff_cache

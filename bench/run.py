@@ -91,7 +91,7 @@ def database_url(args: argparse.Namespace, work: Path) -> str:
     from sqlalchemy.engine import make_url
 
     admin_url = os.environ.get(
-        "TESTBOOST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        "TESTBOOST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/postgres"
     )
     try:
         admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
