@@ -5,11 +5,20 @@ and its monitoring stack (the doctor package); `stack` runs that stack as local 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.config import SettingsError, load_settings
 from app.core.security import is_loopback
+
+if TYPE_CHECKING:
+    from telemetry import TelemetryConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s span=%(span_id)s] %(message)s"
 
@@ -42,25 +51,46 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.workers > 1 and telemetry_config.metrics_exporter == "prometheus":
-        print(
-            "note: with several workers each /metrics scrape shows one process's numbers; "
-            "use OTEL_METRICS_EXPORTER=otlp to sum them (docs/architecture.md)",
-            file=sys.stderr,
-        )
     configure_logging(settings.log_level)
+    with _shared_metrics_dir(args.workers, telemetry_config):
+        import uvicorn
 
-    import uvicorn
-
-    uvicorn.run(
-        "app.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        proxy_headers=False,
-    )
+        uvicorn.run(
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            proxy_headers=False,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir(workers: int, telemetry_config: TelemetryConfig) -> Iterator[None]:
+    """Pull mode with several workers: a directory they publish their metrics to, so that a
+    scrape of any of them shows the sum (telemetry/multiprocess.py). An empty one for each
+    start: TESTBOOST_METRICS_DIR emptied when given, a fresh one removed at exit otherwise."""
+    if (
+        workers < 2
+        or telemetry_config.disabled
+        or telemetry_config.metrics_exporter != "prometheus"
+    ):
+        yield
+        return
+    from telemetry.config import TESTBOOST_METRICS_DIR
+    from telemetry.multiprocess import clear
+
+    if telemetry_config.metrics_dir:
+        clear(Path(telemetry_config.metrics_dir))
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="testboost-metrics-") as directory:
+        os.environ[TESTBOOST_METRICS_DIR] = directory
+        try:
+            yield
+        finally:
+            del os.environ[TESTBOOST_METRICS_DIR]
 
 
 def main(argv: list[str] | None = None) -> int:

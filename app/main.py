@@ -119,7 +119,7 @@ def create_app(
     tel.instrument_app(app, metrics_token)
     tel.observe_db_pool(engine)
     tel.observe_active_sessions(count_active_sessions)
-    tel.prime_counters(llm.provider.name, llm.provider.model, [t.value for t in SessionType])
+    tel.prime(llm.provider.name, llm.provider.model, [t.value for t in SessionType], app.routes)
     return app
 
 

@@ -64,7 +64,8 @@ def render() -> str:
             lines += [
                 "",
                 "Each histogram exposes `<name>_bucket` (with `le`), `<name>_sum` and "
-                "`<name>_count`. A histogram appears with its first observation.",
+                "`<name>_count`. Label sets known at start-up (every workflow type, the configured",
+                "provider, every route and method) are there at zero from the start.",
             ]
         else:
             lines += ["| Metric | Labels | Instrument | Description |", "|---|---|---|---|"]
@@ -74,6 +75,28 @@ def render() -> str:
             ]
         lines.append("")
     lines += [
+        "## First observations",
+        "",
+        "Prometheus takes the first sample of a series as its baseline: a series that appeared",
+        "already holding observations would add nothing to `rate()` or `increase()`. So every",
+        "counter and histogram series shows 0 first: label sets known at start-up are there at",
+        "zero from the start, and any other (an HTTP status first answered, say) shows 0 for",
+        "a short hold after it is created, then its real value — two scrape intervals in pull",
+        "mode, three export intervals in push mode (`OTEL_METRIC_EXPORT_INTERVAL`, which must",
+        "equal the scrape interval). A scrape interval longer than that breaks the guarantee.",
+        "",
+        "## Several workers",
+        "",
+        "In pull mode one scrape of the shared port shows the sum over every worker process",
+        "([architecture](architecture.md#several-workers)): counters and histograms are summed",
+        "over live and exited workers (a replaced worker's counts stay), gauges over live",
+        "workers by their rule — "
+        + ", ".join(
+            f"`{f.name}`: {f.across_workers}" for f in CATALOG if f.kind is Kind.GAUGE
+        )
+        + ". In push mode each worker pushes its own series (its `service.instance.id`) and",
+        "the queries sum them.",
+        "",
         "## Label values",
         "",
         "| Label | Values |",

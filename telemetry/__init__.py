@@ -5,6 +5,7 @@ methods at its single call sites; everything else in this package is an implemen
     telemetry.instrument_app(app, token)    # HTTP families (+ spans) and /metrics
     telemetry.observe_db_pool(engine)
     telemetry.observe_active_sessions(count)
+    telemetry.prime(provider, model, workflow_types, app.routes)  # known series at zero
     telemetry.record_llm_attempt(...); telemetry.record_workflow_finished(...)
     telemetry.shutdown()                    # flushes push exporters
 """
@@ -15,6 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.sdk.environment_variables import OTEL_METRICS_EXEMPLAR_FILTER
@@ -24,12 +26,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from telemetry import db, exporters, tracing
+from telemetry.catalog import BY_NAME
 from telemetry.config import TelemetryConfig, TelemetryConfigError
 from telemetry.exposition import PrometheusTextReader
 from telemetry.http import HttpTelemetry
 from telemetry.instruments import Instruments
+from telemetry.mapping import route_label_sets
+from telemetry.multiprocess import WorkerMetrics
+from telemetry.series_start import SeriesStart
 
 __all__ = ["Telemetry", "TelemetryConfig", "TelemetryConfigError", "setup"]
 
@@ -46,9 +53,13 @@ class Telemetry:
         pull_reader: PrometheusTextReader | None,
         tracer_provider: TracerProvider | None,
         resource: Resource,
+        series_start: SeriesStart,
+        workers: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
         self.pull_reader = pull_reader
+        self.series_start = series_start
+        self.workers = workers
         self.tracer_provider = tracer_provider
         self.tracer: trace.Tracer = (
             tracer_provider.get_tracer(tracing.TRACER_NAME) if tracer_provider else _NO_TRACER
@@ -90,9 +101,27 @@ class Telemetry:
         if self.instruments is not None:
             self.instruments.observe("testboost_active_sessions", count)
 
-    def prime_counters(self, provider: str, model: str, workflow_types: Iterable[str]) -> None:
-        if self.instruments is not None:
-            self.instruments.prime(provider, model, workflow_types)
+    def prime(
+        self,
+        provider: str,
+        model: str,
+        workflow_types: Iterable[str],
+        routes: Iterable[BaseRoute] = (),
+    ) -> None:
+        """Every label set known at start-up exists at zero before its first observation
+        (telemetry/series_start.py): a first rate limit or a workflow type that runs once
+        after a restart would otherwise be invisible to increase()."""
+        if self.instruments is None:
+            return
+        workflow_types = list(workflow_types)
+        self.instruments.prime(provider, model, workflow_types)
+        self.series_start.prime(
+            BY_NAME["testboost_workflow_duration_seconds"], [(t,) for t in workflow_types]
+        )
+        self.series_start.prime(BY_NAME["testboost_llm_request_duration_seconds"], [(provider,)])
+        self.series_start.prime(
+            BY_NAME["testboost_http_request_duration_seconds"], route_label_sets(routes)
+        )
 
     def record_llm_attempt(self, provider: str, model: str, outcome: str, seconds: float) -> None:
         if self.instruments is not None:
@@ -103,7 +132,10 @@ class Telemetry:
             self.instruments.workflow_finished(workflow_type, status, seconds)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Flush and stop exporters (push mode sends its last data here)."""
+        """Flush and stop exporters (push mode sends its last data here; a pull-mode worker
+        publishes its last counts for the others to serve)."""
+        if self.workers is not None:
+            self.workers.stop()
         if self.meter_provider is not None:
             self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)
         if self.tracer_provider is not None:
@@ -126,6 +158,14 @@ def _exemplars(config: TelemetryConfig) -> ExemplarFilter | None:
     return AlwaysOffExemplarFilter()
 
 
+def _pull_transform(
+    series_start: SeriesStart, workers: WorkerMetrics | None
+) -> exporters.Transform:
+    if workers is None:
+        return series_start.apply
+    return lambda data: series_start.apply(workers.merged(data))
+
+
 def setup(config: TelemetryConfig | None = None) -> Telemetry:
     """Build telemetry from `config` (default: the OTEL_* environment)."""
     config = config or TelemetryConfig.from_env()
@@ -139,15 +179,27 @@ def setup(config: TelemetryConfig | None = None) -> Telemetry:
     )
     readers: list[MetricReader] = []
     pull_reader: PrometheusTextReader | None = None
+    workers: WorkerMetrics | None = None
+    series_start = SeriesStart(METER_NAME, config.new_series_hold_s)
     if not config.disabled:
         if config.metrics_exporter == "prometheus":
-            pull_reader = exporters.prometheus_reader()
+            if config.metrics_dir:
+                workers = WorkerMetrics(Path(config.metrics_dir))
+            pull_reader = exporters.prometheus_reader(_pull_transform(series_start, workers))
             readers.append(pull_reader)
         elif config.metrics_exporter == "otlp":
-            readers.append(exporters.otlp_reader(config))
+            readers.append(exporters.otlp_reader(config, series_start.apply))
     telemetry = Telemetry(
-        config, readers, pull_reader, tracing.tracer_provider(config, resource), resource
+        config,
+        readers,
+        pull_reader,
+        tracing.tracer_provider(config, resource),
+        resource,
+        series_start,
+        workers,
     )
+    if workers is not None and pull_reader is not None:
+        workers.start(pull_reader.snapshot)
     log.info(
         "Telemetry: %s",
         "disabled (OTEL_SDK_DISABLED=true)"

@@ -55,6 +55,10 @@ class MetricFamily:
     description: str
     unit: str = ""  # OpenTelemetry unit: "s" for seconds; never "1" (becomes `_ratio` on OTLP)
     buckets: tuple[float, ...] = ()
+    # How a gauge of several pull-mode workers is merged into the one series a scrape shows
+    # (telemetry/multiprocess.py): "sum" over live workers, or "max" for a value every worker
+    # reads alike. Counters and histograms are always summed.
+    across_workers: str = "sum"
 
     @property
     def otel_name(self) -> str:
@@ -110,18 +114,19 @@ CATALOG: tuple[MetricFamily, ...] = (
         Kind.GAUGE,
         (),
         "Sessions pending, in progress or paused, as the database says.",
+        across_workers="max",
     ),
     MetricFamily(
         "testboost_db_connection_pool_size",
         Kind.GAUGE,
         (),
-        "Database connections currently checked out of the pool.",
+        "Database connections currently checked out of the pool (summed over workers).",
     ),
     MetricFamily(
         "testboost_db_connection_pool_max",
         Kind.GAUGE,
         (),
-        "Most connections the pool will hand out (pool_size + max_overflow).",
+        "Most connections the pool will hand out (pool_size + max_overflow; summed over workers).",
     ),
     MetricFamily(
         "testboost_workflow_duration_seconds",
@@ -150,6 +155,7 @@ CATALOG: tuple[MetricFamily, ...] = (
 )
 
 BY_NAME: dict[str, MetricFamily] = {family.name: family for family in CATALOG}
+BY_OTEL_NAME: dict[str, MetricFamily] = {family.otel_name: family for family in CATALOG}
 
 
 def family_for_series(series_name: str) -> MetricFamily | None:

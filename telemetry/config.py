@@ -18,6 +18,8 @@ OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
+# Ours: the directory pull-mode workers share (telemetry/multiprocess.py).
+TESTBOOST_METRICS_DIR = "TESTBOOST_METRICS_DIR"
 
 DEFAULT_SERVICE_NAME = "testboost-api"
 METRICS_EXPORTERS = ("prometheus", "otlp", "none")
@@ -39,10 +41,26 @@ class TelemetryConfig:
     traces_protocol: str = "http/protobuf"
     # Push interval. Keep it equal to the scrape interval (15 s) so rates match both paths.
     export_interval_ms: int = 15_000
+    # How long a new series shows zero before its observations (telemetry/series_start.py);
+    # None: derived from the interval, see `new_series_hold_s`. Tests reading /metrics at once
+    # set 0.
+    new_series_hold_ms: int | None = None
+    # Pull mode with several workers: where they publish their collections; None: one process.
+    metrics_dir: str | None = None
 
     @property
     def push(self) -> bool:
         return not self.disabled and self.metrics_exporter == "otlp"
+
+    @property
+    def new_series_hold_s(self) -> float:
+        """Long enough for every scraper to record a new series' zero first. Pull: twice the
+        scrape interval (one interval, plus margin for a late scrape). Push: the zero must
+        also survive in the collector's exporter until Prometheus scrapes it there, one
+        export interval later: three intervals."""
+        if self.new_series_hold_ms is not None:
+            return self.new_series_hold_ms / 1000
+        return self.export_interval_ms / 1000 * (3 if self.push else 2)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TelemetryConfig:
@@ -70,4 +88,5 @@ class TelemetryConfig:
             metrics_protocol=choice(OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, PROTOCOLS, protocol),
             traces_protocol=choice(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, PROTOCOLS, protocol),
             export_interval_ms=int(interval),
+            metrics_dir=env.get(TESTBOOST_METRICS_DIR, "").strip() or None,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.sdk.metrics import (
     Counter,
@@ -26,7 +27,9 @@ from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     CardinalityLimits,
     MetricExporter,
+    MetricExportResult,
     MetricReader,
+    MetricsData,
     PeriodicExportingMetricReader,
 )
 from starlette.concurrency import run_in_threadpool
@@ -53,12 +56,15 @@ NOT_HERE_NOTE = (
     b'# up{job="testboost-api"} still says whether the API answers.\n'
 )
 EXPORTER_HEADER = "x-testboost-metrics-exporter"
+Transform = Callable[[MetricsData | None], MetricsData | None]
 
 
-def prometheus_reader(cardinality_limits: CardinalityLimits | None = None) -> PrometheusTextReader:
+def prometheus_reader(
+    transform: Transform | None = None, cardinality_limits: CardinalityLimits | None = None
+) -> PrometheusTextReader:
     # No otel_scope_* labels, no target_info: the contract's series carry only its labels.
     # The SDK's default cardinality limit (2,000 series per metric) stays unless asked.
-    return PrometheusTextReader(cardinality_limits=cardinality_limits)
+    return PrometheusTextReader(cardinality_limits=cardinality_limits, transform=transform)
 
 
 def otlp_metric_exporter(config: TelemetryConfig) -> MetricExporter:
@@ -75,11 +81,33 @@ def otlp_metric_exporter(config: TelemetryConfig) -> MetricExporter:
     return HttpExporter(preferred_temporality=CUMULATIVE)
 
 
-def otlp_reader(config: TelemetryConfig) -> MetricReader:
+def otlp_reader(config: TelemetryConfig, transform: Transform | None = None) -> MetricReader:
     # Exports run on the reader's own thread: nothing waits for the collector on a request.
-    return PeriodicExportingMetricReader(
-        otlp_metric_exporter(config), export_interval_millis=config.export_interval_ms
-    )
+    exporter = otlp_metric_exporter(config)
+    if transform is not None:
+        exporter = TransformingExporter(exporter, transform)
+    return PeriodicExportingMetricReader(exporter, export_interval_millis=config.export_interval_ms)
+
+
+class TransformingExporter(MetricExporter):
+    """Hands each collection through `transform` before the wrapped exporter sends it."""
+
+    def __init__(self, inner: MetricExporter, transform: Transform) -> None:
+        super().__init__(preferred_temporality=CUMULATIVE)
+        self._inner = inner
+        self._transform = transform
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        data = self._transform(metrics_data) or metrics_data
+        return self._inner.export(data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 class MetricsEndpoint:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import accumulate
 from json import dumps
 from typing import Any
@@ -51,26 +51,42 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class PrometheusTextReader(MetricReader):
-    """A pull MetricReader whose `render()` collects and returns the text exposition."""
+    """A pull MetricReader whose `render()` collects and returns the text exposition.
+    `transform`, when given, rewrites each collection before it is formatted (the series-start
+    rule, the merge of several workers' collections)."""
 
-    def __init__(self, cardinality_limits: CardinalityLimits | None = None) -> None:
+    def __init__(
+        self,
+        cardinality_limits: CardinalityLimits | None = None,
+        transform: Callable[[MetricsData | None], MetricsData | None] | None = None,
+    ) -> None:
         # Cumulative for every instrument kind is the SDK's default, and what Prometheus wants.
         super().__init__(cardinality_limits=cardinality_limits)
         self._lock = threading.Lock()
         self._latest: MetricsData | None = None
         self._cache = SeriesCache()
+        self._render_lock = threading.Lock()
+        self._transform = transform
 
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> None:
         self._latest = metrics_data
 
-    def render(self) -> bytes:
-        """Collect now (runs observable callbacks) and format. Concurrent scrapes take turns:
-        the cache is not shared between renders."""
+    def snapshot(self) -> MetricsData | None:
+        """Collect now (runs observable callbacks) and return the collection as it is."""
         with self._lock:
             self.collect()
             data, self._latest = self._latest, None
+            return data
+
+    def render(self) -> bytes:
+        """Collect, transform and format. Concurrent scrapes take turns: the cache is not
+        shared between renders."""
+        with self._render_lock:
+            data = self.snapshot()
+            if self._transform is not None:
+                data = self._transform(data)
             return render(data, self._cache).encode()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:

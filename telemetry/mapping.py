@@ -45,6 +45,19 @@ def endpoint_paths(routes: Iterable[Any]) -> dict[Any, str]:
     }
 
 
+def route_label_sets(routes: Iterable[Any]) -> list[tuple[str, str]]:
+    """(method, path) of every route and method the app serves: the HTTP label sets that can
+    be known before the first request."""
+    return sorted(
+        {
+            (method_label(method), route.path)
+            for route in routes
+            if isinstance(getattr(route, "path", None), str)
+            for method in getattr(route, "methods", None) or ()
+        }
+    )
+
+
 def status_label(status_code: int) -> str:
     return str(status_code)
 

@@ -13,7 +13,7 @@ SDK_CARDINALITY_LIMIT = 2000  # the OpenTelemetry SDK's default per metric strea
 
 
 def test_an_unbounded_label_is_capped_with_a_visible_overflow() -> None:
-    telemetry = setup(TelemetryConfig())
+    telemetry = setup(TelemetryConfig(new_series_hold_ms=0))
     assert telemetry.meter_provider is not None
     app = Starlette()
     telemetry.instrument_app(app)
