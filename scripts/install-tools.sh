@@ -4,6 +4,7 @@
 #   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
 #   vmagent                       trixie `victoria-metrics` (Debian 12's 1.79 has no OTLP input)
 #   docker-compose                Debian 12 package (1.29.2): validates compose files offline
+#   otelcol, jaeger               built from source by scripts/build-go-tools.sh (Go module proxy)
 # Debian 12 cannot run apt against trixie without changing the system's sources, so apt gets a
 # private sources dir, lists and cache under .tools/apt/ and only *downloads*; the .debs are
 # unpacked with dpkg-deb into .tools/root and never installed. The binaries are static Go
@@ -78,9 +79,19 @@ if ! runs docker-compose; then
   ln -sf "$(PATH=$path_without_tools command -v docker-compose)" "$BIN/docker-compose"
 fi
 
+# Our own OpenTelemetry Collector (.tools/bin/otelcol) and Jaeger v2 (.tools/bin/jaeger), built
+# from pinned manifests with Go; each is rebuilt only when its manifest changed.
+scripts/build-go-tools.sh
+
 # One line per tool; any tool that does not run fails the script (and so `make test`).
-for tool in prometheus promtool alertmanager amtool vmagent docker-compose; do
-  if ! out=$("$BIN/$tool" --version 2>&1); then
+version_of() {
+  case $1 in
+    jaeger) "$BIN/jaeger" version 2>/dev/null ;; # a JSON line on stdout, a log line on stderr
+    *) "$BIN/$1" --version 2>&1 ;;
+  esac
+}
+for tool in prometheus promtool alertmanager amtool vmagent docker-compose otelcol jaeger; do
+  if ! out=$(version_of "$tool"); then
     echo "$tool: does not run from $BIN/$tool" >&2
     printf '%s\n' "$out" >&2
     exit 1

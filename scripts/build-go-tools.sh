@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Build our own OpenTelemetry Collector and Jaeger v2 from source into .tools/bin (gitignored):
+#   otelcol   otel-collector/builder-config.yaml, built by the OpenTelemetry Collector Builder
+#             (go.opentelemetry.io/collector/cmd/builder, installed into .tools/go/bin)
+#   jaeger    tools/jaeger/go.mod + go.sum (a `tool` directive for jaeger's cmd/jaeger)
+# Modules come from the Go module proxy into the default GOMODCACHE/GOCACHE, so a rebuild
+# after `make clean` downloads nothing. A binary is rebuilt only when the sha256 of its
+# manifest (plus the Go version and build flags), kept beside it as NAME.manifest-sha256,
+# changed or when it does not run. Called by scripts/install-tools.sh (`make tools`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$PWD/.tools"
+BIN="$TOOLS/bin"
+BUILD="$TOOLS/build"
+OCB_VERSION=v0.165.0
+OCB="$TOOLS/go/bin/builder"
+mkdir -p "$BIN" "$BUILD" "$TOOLS/go/bin"
+
+export CGO_ENABLED=0
+LDFLAGS="-s -w"
+
+command -v go >/dev/null || { echo "build-go-tools: go is not on PATH" >&2; exit 1; }
+GO_VERSION=$(go env GOVERSION)
+
+# sha256 over the manifest files' contents and the extra words that change the binary.
+manifest_sha() {
+  local extra=$1
+  shift
+  { printf '%s\n' "$extra" "$GO_VERSION" "CGO_ENABLED=$CGO_ENABLED" "$LDFLAGS"; cat "$@"; } |
+    sha256sum | cut -d' ' -f1
+}
+
+# up_to_date NAME SHA VERSION_ARGS...: the stored sha matches and the binary runs.
+up_to_date() {
+  local name=$1 sha=$2
+  shift 2
+  [ -x "$BIN/$name" ] && [ "$(cat "$BIN/$name.manifest-sha256" 2>/dev/null)" = "$sha" ] &&
+    "$BIN/$name" "$@" >/dev/null 2>&1
+}
+
+# Seconds since a `date +%s%N` stamp, one decimal.
+elapsed() {
+  local tenths=$((($(date +%s%N) - $1) / 100000000))
+  printf '%d.%d' $((tenths / 10)) $((tenths % 10))
+}
+
+# --- otelcol --------------------------------------------------------------------------------
+start=$(date +%s%N)
+otelcol_sha=$(manifest_sha "ocb $OCB_VERSION" otel-collector/builder-config.yaml)
+if up_to_date otelcol "$otelcol_sha" --version; then
+  echo "otelcol: up to date ($(elapsed "$start") s)"
+else
+  if ! "$OCB" version 2>/dev/null | grep -q "$OCB_VERSION"; then
+    echo "otelcol: installing the collector builder $OCB_VERSION"
+    GOBIN="$TOOLS/go/bin" go install "go.opentelemetry.io/collector/cmd/builder@$OCB_VERSION"
+  fi
+  echo "otelcol: building from otel-collector/builder-config.yaml (a few minutes the first time)"
+  # output_path in the manifest is .tools/build/otelcol-testboost, relative to the repo root.
+  rm -rf "$BUILD/otelcol-testboost"
+  mkdir -p "$BUILD/otelcol-testboost"
+  if ! "$OCB" --config=otel-collector/builder-config.yaml --ldflags="$LDFLAGS" \
+    >"$BUILD/otelcol.log" 2>&1; then
+    tail -n 40 "$BUILD/otelcol.log" >&2
+    echo "otelcol: build failed (whole log: $BUILD/otelcol.log)" >&2
+    exit 1
+  fi
+  cp "$BUILD/otelcol-testboost/otelcol-testboost" "$BIN/otelcol.new"
+  mv -f "$BIN/otelcol.new" "$BIN/otelcol"
+  echo "$otelcol_sha" >"$BIN/otelcol.manifest-sha256"
+  echo "otelcol: built in $(elapsed "$start") s ($(du -h "$BIN/otelcol" | cut -f1))"
+fi
+
+# --- jaeger ---------------------------------------------------------------------------------
+start=$(date +%s%N)
+jaeger_sha=$(manifest_sha "" tools/jaeger/go.mod tools/jaeger/go.sum)
+if up_to_date jaeger "$jaeger_sha" version; then
+  echo "jaeger: up to date ($(elapsed "$start") s)"
+else
+  echo "jaeger: building from tools/jaeger/go.mod (a few minutes the first time)"
+  # -mod=readonly: go.mod/go.sum are the pin; a missing sum fails instead of re-resolving.
+  # The module version goes into `jaeger version` as jaeger's own Makefile does with its tag.
+  version=$(go list -C tools/jaeger -mod=readonly -m -f '{{.Version}}' github.com/jaegertracing/jaeger)
+  if ! go build -C tools/jaeger -mod=readonly -trimpath \
+    -ldflags="$LDFLAGS -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version" \
+    -o "$BIN/jaeger.new" github.com/jaegertracing/jaeger/cmd/jaeger >"$BUILD/jaeger.log" 2>&1; then
+    tail -n 40 "$BUILD/jaeger.log" >&2
+    echo "jaeger: build failed (whole log: $BUILD/jaeger.log)" >&2
+    exit 1
+  fi
+  mv -f "$BIN/jaeger.new" "$BIN/jaeger"
+  echo "$jaeger_sha" >"$BIN/jaeger.manifest-sha256"
+  echo "jaeger: built in $(elapsed "$start") s ($(du -h "$BIN/jaeger" | cut -f1))"
+fi
