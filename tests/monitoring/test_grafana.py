@@ -4,6 +4,7 @@ Prometheus' own engine (promtool) over a workload shaped like telemetry/catalog.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from telemetry.catalog import CATALOG, Kind
 
 from .queries import (
     DASHBOARDS_DIR,
+    alert_rules,
     dashboard_files,
     dashboard_panels,
     dashboard_queries,
@@ -22,7 +24,9 @@ from .tools import REPO, run_tool
 
 GRAFANA = REPO / "monitoring" / "grafana"
 DATASOURCE = {"type": "prometheus", "uid": "testboost-prometheus"}
-OVERVIEW_TITLES = [
+# The setup guide's panel titles, verbatim and in order (monitoring-setup-guide.md, "Dashboards
+# Préconfigurés"); a panel may add a qualifier in parentheses after it.
+GUIDE_PANEL_TITLES = [
     "Active Sessions",
     "LLM Error Rate",
     "LLM Calls (24h)",
@@ -30,7 +34,7 @@ OVERVIEW_TITLES = [
     "LLM Calls by Provider",
     "Workflow Duration by Type",
     "Database Connection Pool",
-    "API Response Time (p50, p95, p99)",
+    "API Response Time",
 ]
 
 
@@ -56,12 +60,39 @@ def test_dashboard_provider() -> None:
 def test_overview_has_the_guide_panels_in_order() -> None:
     overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
     assert overview["title"] == "TestBoost Overview"
-    assert [p["title"] for p in dashboard_panels(overview)] == OVERVIEW_TITLES
+    titles = [p["title"] for p in dashboard_panels(overview)]
+    assert len(titles) == len(GUIDE_PANEL_TITLES)
+    for title, guide in zip(titles, GUIDE_PANEL_TITLES, strict=True):
+        assert title == guide or re.fullmatch(rf"{re.escape(guide)} \([^()]+\)", title), title
+    assert titles[-1] == "API Response Time (p50, p95, p99)"
     error_rate = dashboard_panels(overview)[1]
     assert error_rate["fieldConfig"]["defaults"]["unit"] == "percentunit"
     steps = error_rate["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert 0.05 in [s["value"] for s in steps]
     assert error_rate["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"
+
+
+def test_pool_panel_is_the_utilisation_with_the_alerts_90_percent_line() -> None:
+    """Panel 7 is the guide's pool *utilisation*: checked out / capacity, in percent, the way
+    DBConnectionPoolExhausted divides them (series by series, max > 0), with its 90 % line."""
+    overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
+    pool = dashboard_panels(overview)[6]
+    assert pool["title"] == "Database Connection Pool"
+    (target,) = pool["targets"]
+    expr = " ".join(target["expr"].split())
+    assert expr == (
+        "100 * max( testboost_db_connection_pool_size / (testboost_db_connection_pool_max > 0) )"
+    )
+    alert = next(r for r in alert_rules() if r["alert"] == "DBConnectionPoolExhausted")
+    ratio = "testboost_db_connection_pool_size / (testboost_db_connection_pool_max > 0)"
+    assert ratio in " ".join(alert["expr"].split())
+    assert " ".join(alert["expr"].split()).endswith(">= 0.9")
+    defaults = pool["fieldConfig"]["defaults"]
+    assert (defaults["unit"], defaults["min"], defaults["max"]) == ("percent", 0, 100)
+    steps = defaults["thresholds"]["steps"]
+    assert defaults["thresholds"]["mode"] == "absolute"
+    assert [s["value"] for s in steps] == [None, 90]
+    assert defaults["custom"]["thresholdsStyle"]["mode"] in ("line", "line+area")
 
 
 def test_http_errors_dashboard_covers_the_http_alerts() -> None:
