@@ -7,8 +7,10 @@
 # after `make clean` downloads nothing. A binary is rebuilt only when the sha256 of its
 # manifest (plus the Go version and build flags), kept beside it as NAME.manifest-sha256,
 # changed or when it does not run. Called by scripts/install-tools.sh (`make tools`).
+# Progress and timings go to stderr: install-tools.sh's stdout is its one-line-per-tool table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+exec 1>&2
 TOOLS="$PWD/.tools"
 BIN="$TOOLS/bin"
 BUILD="$TOOLS/build"
@@ -73,12 +75,12 @@ fi
 # --- jaeger ---------------------------------------------------------------------------------
 start=$(date +%s%N)
 jaeger_sha=$(manifest_sha "" tools/jaeger/go.mod tools/jaeger/go.sum)
-if up_to_date jaeger "$jaeger_sha" version; then
+if up_to_date jaeger "$jaeger_sha" --version; then
   echo "jaeger: up to date ($(elapsed "$start") s)"
 else
   echo "jaeger: building from tools/jaeger/go.mod (a few minutes the first time)"
   # -mod=readonly: go.mod/go.sum are the pin; a missing sum fails instead of re-resolving.
-  # The module version goes into `jaeger version` as jaeger's own Makefile does with its tag.
+  # The module version goes into `jaeger --version` as jaeger's own Makefile does with its tag.
   version=$(go list -C tools/jaeger -mod=readonly -m -f '{{.Version}}' github.com/jaegertracing/jaeger)
   if ! go build -C tools/jaeger -mod=readonly -trimpath \
     -ldflags="$LDFLAGS -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version" \

@@ -86,7 +86,7 @@ scripts/build-go-tools.sh
 # One line per tool; any tool that does not run fails the script (and so `make test`).
 version_of() {
   case $1 in
-    jaeger) "$BIN/jaeger" version 2>/dev/null ;; # a JSON line on stdout, a log line on stderr
+    jaeger) "$BIN/jaeger" --version 2>/dev/null ;; # its version on stdout, a log line on stderr
     *) "$BIN/$1" --version 2>&1 ;;
   esac
 }

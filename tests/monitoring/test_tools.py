@@ -8,7 +8,16 @@ import pytest
 
 from . import tools
 
-ALL_TOOLS = ("prometheus", "promtool", "alertmanager", "amtool", "vmagent", "docker-compose")
+ALL_TOOLS = (
+    "prometheus",
+    "promtool",
+    "alertmanager",
+    "amtool",
+    "vmagent",
+    "docker-compose",
+    "otelcol",  # built from source by scripts/build-go-tools.sh
+    "jaeger",
+)
 
 
 def test_missing_tool_raises_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
