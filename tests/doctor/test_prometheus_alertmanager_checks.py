@@ -183,7 +183,7 @@ def change(prometheus: Prometheus, alertmanager: Alertmanager, case: str) -> Non
         (
             "panel without data",
             "prometheus dashboard queries return data",
-            "1/25 queries without data: TestBoost Overview > Active Sessions",
+            "1/24 queries without data: TestBoost Overview > Active Sessions",
         ),
         ("cluster settling", "alertmanager cluster status", "settling"),
         ("no configuration", "alertmanager configuration loaded", "no configuration loaded"),
