@@ -52,7 +52,8 @@ otelcol_sha=$(manifest_sha "ocb $OCB_VERSION" otel-collector/builder-config.yaml
 if up_to_date otelcol "$otelcol_sha" --version; then
   echo "otelcol: up to date ($(elapsed "$start") s)"
 else
-  if ! "$OCB" version 2>/dev/null | grep -q "$OCB_VERSION"; then
+  # `builder version` prints "ocb version vX.Y.Z" on stderr.
+  if [[ "$("$OCB" version 2>&1 || true)" != *"ocb version $OCB_VERSION"* ]]; then
     echo "otelcol: installing the collector builder $OCB_VERSION"
     GOBIN="$TOOLS/go/bin" go install "go.opentelemetry.io/collector/cmd/builder@$OCB_VERSION"
   fi
