@@ -3,7 +3,7 @@
 Defaults are the compose ports on this host. API, Prometheus and Alertmanager are checked by
 default (pass an empty URL, e.g. `--alertmanager ''`, to skip one); Grafana only when
 `--grafana` is given, because its API needs credentials. A check is SKIP only when the URL of
-its component was not given; exit code 0 only when no check failed.
+its component was not given; WARN is not a failure; exit code 0 only when no check failed.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 class Status(StrEnum):
     PASS = "PASS"
+    WARN = "WARN"  # nothing broken, but something the check could not see or vouch for
     FAIL = "FAIL"
     SKIP = "SKIP"
 
@@ -27,10 +28,12 @@ class Unreachable(Failed):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a probe found: passed or not, and one line saying what was seen."""
+    """What a probe found: passed or not, and one line saying what was seen. A passed outcome
+    with `warning` is a WARN: not a failure (the exit code stays 0), but worth reading."""
 
     passed: bool
     detail: str
+    warning: bool = False
 
 
 Probe = Callable[["Context"], Outcome]
@@ -65,7 +68,7 @@ class Check:
         except Failed as exc:
             outcome = Outcome(False, str(exc))
         if outcome.passed:
-            return Result(self, Status.PASS, outcome.detail)
+            return Result(self, Status.WARN if outcome.warning else Status.PASS, outcome.detail)
         return Result(self, Status.FAIL, outcome.detail, self.hint)
 
 

@@ -11,7 +11,12 @@ from typing import TextIO
 
 from doctor.model import Result, Status
 
-COLOURS = {Status.PASS: "\033[32m", Status.FAIL: "\033[1;31m", Status.SKIP: "\033[33m"}
+COLOURS = {
+    Status.PASS: "\033[32m",
+    Status.WARN: "\033[1;33m",
+    Status.FAIL: "\033[1;31m",
+    Status.SKIP: "\033[33m",
+}
 RESET = "\033[0m"
 
 
@@ -43,10 +48,15 @@ def table(results: Sequence[Result], colour: bool = False) -> str:
             lines.append(f"{'':6}  {'':<{component_w}}  fix: {r.hint}")
     counts = summary(results)
     failed = [f"{r.check.component} {r.check.name}" for r in results if r.status is Status.FAIL]
-    verdict = f"FAILED: {'; '.join(failed)}" if failed else "OK"
+    warned = [f"{r.check.component} {r.check.name}" for r in results if r.status is Status.WARN]
+    if failed:
+        verdict = f"FAILED: {'; '.join(failed)}"
+    else:
+        verdict = f"OK, with warnings: {'; '.join(warned)}" if warned else "OK"
     lines.append("")
     lines.append(
-        f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped — {verdict}"
+        f"{counts['pass']} passed, {counts['warn']} warned, {counts['fail']} failed, "
+        f"{counts['skip']} skipped — {verdict}"
     )
     return "\n".join(lines) + "\n"
 

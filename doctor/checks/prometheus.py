@@ -9,11 +9,12 @@ from typing import Any
 from doctor.context import Context
 from doctor.contract import Findings, check_present, stored_label_findings
 from doctor.model import Check, Failed, Outcome
+from doctor.panels import State, verdict
 from doctor.shipped import GUIDE_ALERTS, SCRAPE_JOB, load_dashboards
 from telemetry.catalog import CATALOG
 
 LABELS_WINDOW_S = 600  # label names of series seen in the last 10 minutes
-MAX_LISTED = 4  # panels named in a failure; --json has the same line
+MAX_LISTED = 4  # panels named in a detail; --json has the same line
 
 
 def ready(context: Context) -> Outcome:
@@ -93,20 +94,38 @@ def alertmanagers(context: Context) -> Outcome:
 
 
 def dashboards(context: Context) -> Outcome:
-    empty, total = [], 0
+    """Every query of the shipped dashboards shows a number (doctor/panels.py says when a
+    query without one is broken, and when it only had nothing to show in its window)."""
+    broken, idle, total = [], [], 0
     for dashboard in load_dashboards(context.options.monitoring_dir):
         for query in dashboard.queries:
             total += 1
             data = context.prometheus("/api/v1/query", {"query": query.expr})
-            if not data.get("result"):
-                empty.append(f"{query.dashboard} > {query.panel}")
-    if empty:
-        panels = list(dict.fromkeys(empty))
-        shown = "; ".join(panels[:MAX_LISTED]) + (
-            f"; and {len(panels) - MAX_LISTED} more panels" if len(panels) > MAX_LISTED else ""
+            found = verdict(context, query.expr, data)
+            where = f"{query.dashboard} > {query.panel}: {found.reason}"
+            if found.state is State.BROKEN:
+                broken.append(where)
+            elif found.state is State.IDLE:
+                idle.append(where)
+    if broken:
+        detail = f"{len(broken)}/{total} queries without data: {_listed(broken)}"
+        if idle:
+            detail += f" (and {len(idle)} without observations in their window)"
+        return Outcome(False, detail)
+    if idle:
+        return Outcome(
+            True,
+            f"{total - len(idle)}/{total} queries return data; idle, not broken: {_listed(idle)}",
+            warning=True,
         )
-        return Outcome(False, f"{len(empty)}/{total} queries without data: {shown}")
     return Outcome(True, f"{total}/{total} queries return data")
+
+
+def _listed(entries: list[str]) -> str:
+    """Each panel and reason once (a panel's p50, p95 and p99 queries fail alike)."""
+    unique = list(dict.fromkeys(entries))
+    more = len(unique) - MAX_LISTED
+    return "; ".join(unique[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
 
 
 CHECKS = (
@@ -155,8 +174,9 @@ CHECKS = (
     Check(
         "prometheus",
         "dashboard queries return data",
-        "Grafana will show no data there: run the query at http://localhost:9090/graph. "
-        "Histogram panels need traffic in their window (a finished workflow, LLM calls).",
+        "Grafana shows no data there: run the query at http://localhost:9090/graph. Not "
+        "scraped: see the target and families checks; observations but NaN: the histogram's "
+        '_bucket series must reach Prometheus, le="+Inf" included (docs/troubleshooting.md).',
         dashboards,
     ),
 )

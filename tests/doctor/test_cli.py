@@ -13,9 +13,9 @@ import pytest
 
 from doctor.checks import CHECKS
 from doctor.cli import DEFAULT_GRAFANA, DEFAULT_URLS, main
-from doctor.context import Options
+from doctor.context import Context, Options
 from doctor.model import Check, Outcome, Result, Status
-from doctor.report import RESET, table
+from doctor.report import RESET, as_json, table
 from doctor.shipped import DATASOURCE_UID
 from tests.doctor.fake_http import FakeServer
 
@@ -73,7 +73,7 @@ def test_defaults_are_the_compose_ports_and_grafana_is_opt_in() -> None:
     code, out = run_main("--api", "", "--prometheus", "", "--alertmanager", "", "--json")
     document = json.loads(out)
     assert code == 0 and document["ok"] is True
-    assert document["summary"] == {"pass": 0, "fail": 0, "skip": len(CHECKS)}
+    assert document["summary"] == {"pass": 0, "warn": 0, "fail": 0, "skip": len(CHECKS)}
     assert {c["detail"] for c in document["checks"] if c["component"] == "grafana"} == {
         "no --grafana URL given"
     }
@@ -110,12 +110,24 @@ def test_table_is_plain_off_a_terminal_and_coloured_on_one(monkeypatch: pytest.M
     assert "\033[" not in plain
     assert plain.splitlines()[0].split() == ["STATUS", "COMPONENT", "CHECK", "DETAIL"]
     assert plain.count("fix: Start Alertmanager") == 1  # one fix for one stopped component
-    assert "0 passed, 5 failed, 13 skipped — FAILED: alertmanager ready;" in plain
+    assert "0 passed, 0 warned, 5 failed, 13 skipped — FAILED: alertmanager ready;" in plain
     _, coloured = run_main(*args, out=Terminal())
     assert "\033[1;31mFAIL" + RESET in coloured
     monkeypatch.setenv("NO_COLOR", "1")
     _, no_color = run_main(*args, out=Terminal())
     assert "\033[" not in no_color
+
+
+def test_a_warning_is_not_a_failure() -> None:
+    check = Check("api", "a check", "do this", lambda _: Outcome(True, "look", warning=True))
+    result = check.run(Context(Options(api="http://127.0.0.1:1")))
+    assert result.status is Status.WARN and result.hint == ""
+    text = table([result])
+    assert "fix:" not in text
+    assert text.rstrip().endswith(
+        "0 passed, 1 warned, 0 failed, 0 skipped — OK, with warnings: api a check"
+    )
+    assert json.loads(as_json([result], {}))["ok"] is True
 
 
 def test_table_columns_line_up() -> None:
@@ -146,7 +158,7 @@ def test_module_entry_point_runs() -> None:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
-    assert "0 passed, 0 failed, 18 skipped — OK" in done.stdout
+    assert "0 passed, 0 warned, 0 failed, 18 skipped — OK" in done.stdout
 
 
 def test_options_default_to_nothing_checked() -> None:

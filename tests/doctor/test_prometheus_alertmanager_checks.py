@@ -7,86 +7,21 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from doctor.model import Status
-from doctor.shipped import GUIDE_ALERTS, SCRAPE_JOB
-from telemetry.catalog import CATALOG
+from doctor.shipped import GUIDE_ALERTS
 from tests.doctor.fake_http import FakeServer
+from tests.doctor.fake_prometheus import Prometheus
 from tests.doctor.support import by_name, results_for
 from tests.monitoring.queries import alert_rules
 
 AM_STATUS = json.loads(
     (Path(__file__).parent / "fixtures" / "alertmanager-status.json").read_text()
 )
-
-
-def ok(data: Any) -> tuple[int, dict[str, Any]]:
-    return 200, {"status": "success", "data": data}
-
-
-def vector(*metrics: dict[str, str]) -> dict[str, Any]:
-    return {"resultType": "vector", "result": [{"metric": m, "value": [0, "1"]} for m in metrics]}
-
-
-class Prometheus:
-    """A healthy Prometheus; tests change one answer."""
-
-    def __init__(self) -> None:
-        self.stored = {name for family in CATALOG for name in family.series_names}
-        self.empty_queries: set[str] = set()
-        self.target = {
-            "scrapePool": SCRAPE_JOB,
-            "scrapeUrl": "http://host.docker.internal:8000/metrics",
-            "health": "up",
-            "lastError": "",
-            "lastScrapeDuration": 0.004,
-            "scrapeTimeout": "10s",
-            "labels": {"job": SCRAPE_JOB, "instance": "testboost-api"},
-        }
-        self.rules = [
-            {
-                "name": r["alert"],
-                "type": "alerting",
-                "health": "ok",
-                "state": "inactive",
-                "duration": 60,
-                "alerts": [],
-            }
-            for r in alert_rules()
-        ]
-        self.alertmanagers = [{"url": "http://alertmanager:9093/api/v2/alerts"}]
-
-    def query(self, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        expr = params["query"][0]
-        if expr.startswith("group by (__name__)"):
-            return ok(vector(*({"__name__": name} for name in sorted(self.stored))))
-        return ok(vector() if expr in self.empty_queries else vector({}))
-
-    def labels(self, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        family = next(f for f in CATALOG if params["match[]"][0] in f.series_names)
-        return ok(["__name__", "job", "instance", "le", *family.labels])
-
-    def routes(self) -> dict[str, Any]:
-        return {
-            "/-/ready": (200, "Prometheus Server is Ready.\n"),
-            "/api/v1/targets": ok({"activeTargets": [self.target], "droppedTargets": []}),
-            "/api/v1/query": self.query,
-            "/api/v1/labels": self.labels,
-            "/api/v1/rules": ok({"groups": [{"name": "testboost", "rules": self.rules}]}),
-            "/api/v1/alertmanagers": ok({"activeAlertmanagers": self.alertmanagers}),
-        }
-
-    def fire(self, name: str, seconds_ago: float) -> None:
-        """`name` fires since `seconds_ago` (active since then plus the rule's `for`)."""
-        rule = next(r for r in self.rules if r["name"] == name)
-        active = datetime.now(UTC) - timedelta(seconds=seconds_ago + rule["duration"])
-        stamp = active.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"  # nanoseconds, as Prometheus
-        rule["alerts"].append({"labels": {"alertname": name}, "state": "firing", "activeAt": stamp})
 
 
 class Alertmanager:
