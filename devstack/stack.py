@@ -53,6 +53,9 @@ class StackConfig:
     # Extra environment for the API (TESTBOOST_*, OTEL_*), applied last.
     api_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    # The Prometheus binary in .tools/bin (or on PATH): `prometheus` (2.53) or `prometheus3`
+    # (3.5), both installed by `make tools`.
+    prometheus_binary: str = "prometheus"
 
     def __post_init__(self) -> None:
         if self.mode not in ("pull", "push"):
@@ -183,6 +186,9 @@ class Stack:
             TESTBOOST_API_KEY=self.api_key,
             OTEL_METRICS_EXPORTER="prometheus",
             OTEL_TRACES_EXPORTER="none",
+            # Agrees with the scrape interval, as in compose/docker-compose.otel.yaml; in pull
+            # mode it sets how long a new series shows zero (telemetry/series_start.py).
+            OTEL_METRIC_EXPORT_INTERVAL="1000" if self.config.fast else "15000",
         )
         if self.config.mode == "push":
             env.update(
@@ -192,8 +198,6 @@ class Stack:
                 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=(
                     f"{self.urls['vmagent']}/opentelemetry/v1/metrics"
                 ),
-                # Agrees with the scrape interval, as in compose/docker-compose.otel.yaml.
-                OTEL_METRIC_EXPORT_INTERVAL="1000" if self.config.fast else "15000",
             )
         env.update(self.config.api_env)
         return env
@@ -212,7 +216,7 @@ class Stack:
             ]
         if name == "prometheus":
             argv = [
-                find_tool("prometheus"),
+                find_tool(self.config.prometheus_binary),
                 f"--config.file={work / 'prometheus.yml'}",
                 f"--storage.tsdb.path={work / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{ports['prometheus']}",

@@ -1,69 +1,81 @@
 #!/usr/bin/env bash
 # Install the real monitoring binaries the tests run into the project-local .tools/ (gitignored):
 #   prometheus, promtool          Debian 13 "trixie" packages `prometheus`, `promtool` (2.53.x)
+#   prometheus3, promtool3        Debian sid packages `prometheus`, `promtool` (3.5.x, the current
+#                                 long-term release): the end-to-end tests run on both majors
 #   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
 #   vmagent                       trixie `victoria-metrics` (Debian 12's 1.79 has no OTLP input)
 #   docker-compose                Debian 12 package (1.29.2): validates compose files offline
 #   otelcol, jaeger               built from source by scripts/build-go-tools.sh (Go module proxy)
-# Debian 12 cannot run apt against trixie without changing the system's sources, so apt gets a
-# private sources dir, lists and cache under .tools/apt/ and only *downloads*; the .debs are
-# unpacked with dpkg-deb into .tools/root and never installed. The binaries are static Go
-# programs (vmagent also needs libzstd, which Debian 12 has).
+# Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
+# gets a private sources dir, lists and cache per suite under .tools/apt/ and only *downloads*;
+# the .debs are unpacked with dpkg-deb into .tools/root (trixie) or .tools/root-sid and never
+# installed. The binaries are static Go programs (vmagent also needs libzstd, which Debian 12
+# has).
 # Idempotent: a tool whose .tools/bin entry already runs is not fetched again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="$PWD/.tools"
 BIN="$TOOLS/bin"
-APT_DIR="$TOOLS/apt"
-ROOT="$TOOLS/root"
 mkdir -p "$BIN"
 
 runs() { "$BIN/$1" --version >/dev/null 2>&1; }
+
+# Same mirror as the system's own sources (deb822 first, one-line format as a fallback).
+mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+  mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+fi
+mirror=${mirror:-http://deb.debian.org/debian}
+
+# fetch SUITE ROOT PACKAGE...: download the packages of SUITE and unpack them into ROOT.
+fetch() {
+  local suite=$1 root=$2
+  local apt_dir="$TOOLS/apt/$suite"
+  shift 2
+  mkdir -p "$apt_dir/sources.list.d" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" \
+    "$apt_dir/debs" "$root"
+  printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' \
+    "$mirror" "$suite" /usr/share/keyrings/debian-archive-keyring.gpg \
+    >"$apt_dir/sources.list.d/$suite.sources"
+  local apt_opts=(
+    -o "Dir::Etc::SourceParts=$apt_dir/sources.list.d"
+    -o "Dir::Etc::SourceList=/dev/null"
+    -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::Cache=$apt_dir/cache"
+    -o "APT::Sandbox::User=root"
+    -o "Debug::NoLocking=1"
+  )
+  echo "fetching $suite packages from $mirror: $*"
+  apt-get "${apt_opts[@]}" -qq update
+  (cd "$apt_dir/debs" && rm -f ./*.deb && apt-get "${apt_opts[@]}" -qq download "$@")
+  : >"$root/PACKAGES"
+  local deb
+  for deb in "$apt_dir"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$root"
+    echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" >>"$root/PACKAGES"
+  done
+}
 
 missing=0
 for tool in prometheus promtool alertmanager amtool vmagent; do
   runs "$tool" || missing=1
 done
-
 if [ "$missing" = 1 ]; then
-  # Same mirror as the system's own sources (deb822 first, one-line format as a fallback).
-  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-    mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-  fi
-  mirror=${mirror:-http://deb.debian.org/debian}
-  mkdir -p "$APT_DIR/sources.list.d" "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" \
-    "$APT_DIR/debs" "$ROOT"
-  cat >"$APT_DIR/sources.list.d/trixie.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-trixie-stable.gpg /usr/share/keyrings/debian-archive-trixie-automatic.gpg
-EOF
-  apt_opts=(
-    -o "Dir::Etc::SourceParts=$APT_DIR/sources.list.d"
-    -o "Dir::Etc::SourceList=/dev/null"
-    -o "Dir::State::Lists=$APT_DIR/lists"
-    -o "Dir::Cache=$APT_DIR/cache"
-    -o "APT::Sandbox::User=root"
-    -o "Debug::NoLocking=1"
-  )
-  echo "fetching trixie packages from $mirror"
-  apt-get "${apt_opts[@]}" -qq update
-  (cd "$APT_DIR/debs" && rm -f ./*.deb &&
-    apt-get "${apt_opts[@]}" -qq download prometheus promtool prometheus-alertmanager victoria-metrics)
-  : >"$ROOT/PACKAGES"
-  for deb in "$APT_DIR"/debs/*.deb; do
-    dpkg-deb -x "$deb" "$ROOT"
-    echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" >>"$ROOT/PACKAGES"
-  done
+  ROOT="$TOOLS/root"
+  fetch trixie "$ROOT" prometheus promtool prometheus-alertmanager victoria-metrics
   ln -sf "$ROOT/usr/bin/prometheus" "$BIN/prometheus"
   ln -sf "$ROOT/usr/bin/promtool" "$BIN/promtool"
   ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/prometheus-alertmanager"
   ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/alertmanager"
   ln -sf "$ROOT/usr/bin/amtool" "$BIN/amtool"
   ln -sf "$ROOT/usr/bin/vmagent" "$BIN/vmagent"
+fi
+
+if ! runs prometheus3 || ! runs promtool3; then
+  fetch sid "$TOOLS/root-sid" prometheus promtool
+  ln -sf "$TOOLS/root-sid/usr/bin/prometheus" "$BIN/prometheus3"
+  ln -sf "$TOOLS/root-sid/usr/bin/promtool" "$BIN/promtool3"
 fi
 
 # docker-compose 1.29.2 from Debian 12 itself (we are root on CI); reuse one already on PATH
@@ -90,7 +102,7 @@ version_of() {
     *) "$BIN/$1" --version 2>&1 ;;
   esac
 }
-for tool in prometheus promtool alertmanager amtool vmagent docker-compose otelcol jaeger; do
+for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool vmagent docker-compose otelcol jaeger; do
   if ! out=$(version_of "$tool"); then
     echo "$tool: does not run from $BIN/$tool" >&2
     printf '%s\n' "$out" >&2
@@ -99,7 +111,7 @@ for tool in prometheus promtool alertmanager amtool vmagent docker-compose otelc
   line=$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | head -n1 || true)
   if [ -z "$line" ]; then
     # Debian's vmagent prints an empty version (no build stamp): name the package instead.
-    line="runs; package $(grep -h '^victoria-metrics ' "$ROOT/PACKAGES" 2>/dev/null || echo '?')"
+    line="runs; package $(grep -h "^victoria-metrics " "$TOOLS/root/PACKAGES" 2>/dev/null || echo '?')"
   fi
   printf '%-15s %s\n' "$tool" "$line"
 done

@@ -73,18 +73,25 @@ class SeriesStart:
             data = MetricsData([ResourceMetrics(Resource.get_empty(), [], "")])
         now_ns = time.time_ns() if now_ns is None else now_ns
         missing = set(self._primed)  # primed families the collection holds no metric of
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                missing.difference_update(metric.name for metric in sm.metrics)
+        # Added to our own scope: an exporter may keep one scope of a name (vmagent does).
+        primed = [self._primed_metric(name, set(), now_ns) for name in sorted(missing)]
+        primed = [metric for metric in primed if metric.data.data_points]
         changed = False
         resource_metrics = []
         for rm in data.resource_metrics:
             scopes = []
             for sm in rm.scope_metrics:
                 metrics = [self._metric(metric, now_ns) for metric in sm.metrics]
-                missing.difference_update(metric.name for metric in sm.metrics)
                 changed |= any(new is not old for new, old in zip(metrics, sm.metrics, strict=True))
+                if primed and sm.scope.name == self._scope_name:
+                    metrics += primed
+                    primed, changed = [], True
                 scopes.append(replace(sm, metrics=metrics))
             resource_metrics.append(replace(rm, scope_metrics=scopes))
-        if missing:
-            primed = [self._primed_metric(name, set(), now_ns) for name in sorted(missing)]
+        if primed:  # nothing of our scope collected yet
             first = resource_metrics[0]
             scope = ScopeMetrics(InstrumentationScope(self._scope_name), primed, "")
             resource_metrics[0] = replace(first, scope_metrics=[*first.scope_metrics, scope])

@@ -11,6 +11,8 @@ from . import tools
 ALL_TOOLS = (
     "prometheus",
     "promtool",
+    "prometheus3",
+    "promtool3",
     "alertmanager",
     "amtool",
     "vmagent",

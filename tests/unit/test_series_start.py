@@ -60,6 +60,20 @@ def test_primed_series_gives_way_to_the_real_one() -> None:
     assert exposition.text.count(f"# TYPE {name} ") == 1
 
 
+def test_primed_metrics_join_the_collections_own_scope() -> None:
+    """One scope per name: an OTLP receiver may keep only one of two scopes of a name (vmagent
+    dropped every counter when the primed histograms came in a second "testboost" scope)."""
+    start = SeriesStart("testboost", hold_s=0)
+    start.prime(WORKFLOW, [("analysis",)])
+    reader, provider = fresh(start)
+    provider.get_meter("testboost").create_counter("requests").add(1)
+    data = start.apply(reader.snapshot())
+    assert data is not None
+    scopes = [sm for rm in data.resource_metrics for sm in rm.scope_metrics]
+    assert [sm.scope.name for sm in scopes] == ["testboost"]
+    assert {m.name for m in scopes[0].metrics} == {"requests", WORKFLOW.otel_name}
+
+
 def test_a_new_series_shows_zero_for_the_hold_then_its_value() -> None:
     start = SeriesStart("testboost", hold_s=HOLD_S)
     reader, provider = fresh(start)
