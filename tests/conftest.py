@@ -72,7 +72,10 @@ def make_client(database_url: str) -> Iterator[AppFactory]:
     clients: list[TestClient] = []
 
     def build(telemetry: TelemetryConfig | None = None, **overrides: Any) -> TestClient:
-        app = create_app(settings_for(database_url, **overrides), telemetry or TelemetryConfig(new_series_hold_ms=0))
+        app = create_app(
+            settings_for(database_url, **overrides),
+            telemetry or TelemetryConfig(new_series_hold_ms=0),
+        )
         client = TestClient(app, base_url=BASE_URL)
         client.__enter__()
         clients.append(client)
