@@ -20,18 +20,31 @@ from typing import Any, Literal
 import httpx
 
 from devstack.configs import API_KEY_SECRET, StackError
-from devstack.stack import READY_PATHS, Stack, StackConfig
+from devstack.stack import Stack, StackConfig
 
 DEFAULT_WORKDIR = Path("var") / "stack"
-# The setup guide's ports; vmagent's own default.
-DEFAULT_PORTS = {"api": 8000, "prometheus": 9090, "alertmanager": 9093, "vmagent": 8429}
+# The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query).
+DEFAULT_PORTS = {
+    "api": 8000,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "otel-collector": 4318,
+    "jaeger": 16686,
+}
 HINTS = {
     "api": "docs /docs, metrics /metrics, alert inbox /api/v1/alerts",
     "prometheus": "targets /targets, alerts /alerts",
     "alertmanager": "alerts /#/alerts",
-    "vmagent": "OTLP/HTTP in at /opentelemetry/v1/metrics",
+    "otel-collector": "OTLP/HTTP in (/v1/metrics, /v1/traces)",
+    "jaeger": "traces /api/traces?service=testboost-api",
 }
-LABELS = {"api": "API", "prometheus": "Prometheus", "alertmanager": "Alertmanager"}
+LABELS = {
+    "api": "API",
+    "prometheus": "Prometheus",
+    "alertmanager": "Alertmanager",
+    "otel-collector": "Collector",
+    "jaeger": "Jaeger",
+}
 
 
 def register(commands: Any) -> None:
@@ -41,7 +54,19 @@ def register(commands: Any) -> None:
     )
     actions = stack.add_subparsers(dest="action", required=True)
     up = actions.add_parser("up", help="start the stack in the background and print its URLs")
-    up.add_argument("--push", action="store_true", help="push OTLP through vmagent")
+    up.add_argument(
+        "--push",
+        action="store_true",
+        help="push OTLP to our OpenTelemetry Collector, which Prometheus scrapes",
+    )
+    up.add_argument(
+        "--remote-write",
+        action="store_true",
+        help="with --push: the collector remote-writes into Prometheus instead",
+    )
+    up.add_argument(
+        "--traces", action="store_true", help="with --push: traces to the collector and Jaeger"
+    )
     for name, port in DEFAULT_PORTS.items():
         up.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT")
     up.add_argument("--workers", type=int, default=1, help="API worker processes")
@@ -110,7 +135,10 @@ def up(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         prometheus_port=args.prometheus_port,
         alertmanager_port=args.alertmanager_port,
-        vmagent_port=args.vmagent_port,
+        otel_collector_port=args.otel_collector_port,
+        jaeger_port=args.jaeger_port,
+        push_via="remote-write" if args.remote_write else "scrape",
+        traces=args.traces,
         fast=args.fast,
         api_key=_api_key(workdir),
         api_env=api_env,
@@ -128,7 +156,7 @@ def up(args: argparse.Namespace) -> int:
     _state_file(workdir).write_text(json.dumps(stack.state(), indent=2) + "\n")
     print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
     for name, url in _ordered(stack.urls):
-        print(f"  {LABELS.get(name, name):<13} {url:<24} {HINTS[name]}")
+        print(f"  {LABELS[name]:<13} {url:<24} {HINTS[name]}")
     key_file = _shown(workdir / "secrets" / API_KEY_SECRET)
     print(f"API key (required on /api/*) is in {key_file}, e.g.")
     print(
@@ -192,7 +220,7 @@ def status(args: argparse.Namespace) -> int:
             state = "running" if running[name] else "STOPPED"
             if running[name]:
                 try:
-                    ok = client.get(url + READY_PATHS[name]).status_code == 200
+                    ok = client.get(stack.ready_url(name)).status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 state += ", ready" if ok else ", NOT READY"

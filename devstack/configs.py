@@ -16,6 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MONITORING = REPO / "monitoring"
 PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
+COLLECTOR_SCRAPE = MONITORING / "prometheus" / "scrape.d" / "otel-collector.yml"
 ALERTS = MONITORING / "prometheus" / "alerts.yml"
 ALERTMANAGER_CONFIG = MONITORING / "alertmanager" / "alertmanager.yml"
 
@@ -24,6 +25,7 @@ ADDRESSES: dict[str, str] = {
     "host.docker.internal:8000": "api",  # the API on the Docker host (scrape, webhook)
     "alertmanager:9093": "alertmanager",  # compose service
     "localhost:9090": "prometheus",  # Prometheus scraping itself
+    "otel-collector:8889": "otel-collector-metrics",  # the collector's prometheus exporter
 }
 # Where compose mounts secrets; the stack keeps them in <workdir>/secrets/ instead.
 SECRET_DIRS = ("/etc/alertmanager/secrets/", "/etc/prometheus/secrets/")
@@ -132,9 +134,17 @@ def alertmanager_config(ports: Mapping[str, int], secrets_dir: Path, fast: bool)
     return header(ALERTMANAGER_CONFIG, fast) + text
 
 
-def write_configs(workdir: Path, ports: Mapping[str, int], api_key: str, fast: bool) -> None:
-    """prometheus.yml, alerts.yml (beside it: rule_files is relative), alertmanager.yml and
-    the API key file into `workdir`."""
+def collector_scrape_config(ports: Mapping[str, int]) -> str:
+    text = rewrite_addresses(COLLECTOR_SCRAPE.read_text(), ports, COLLECTOR_SCRAPE.name)
+    return header(COLLECTOR_SCRAPE, False) + text
+
+
+def write_configs(
+    workdir: Path, ports: Mapping[str, int], api_key: str, fast: bool, scrape_collector: bool
+) -> None:
+    """prometheus.yml, alerts.yml (beside it: rule_files is relative), scrape.d/ with the
+    collector's job when Prometheus scrapes one, alertmanager.yml and the API key file into
+    `workdir`."""
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_file = secrets_dir / API_KEY_SECRET
@@ -142,4 +152,11 @@ def write_configs(workdir: Path, ports: Mapping[str, int], api_key: str, fast: b
     key_file.write_text(api_key)
     (workdir / "prometheus.yml").write_text(prometheus_config(ports, fast))
     (workdir / "alerts.yml").write_text(alert_rules(fast))
+    scrape_dir = workdir / "scrape.d"
+    scrape_dir.mkdir(exist_ok=True)
+    collector_job = scrape_dir / COLLECTOR_SCRAPE.name
+    if scrape_collector:
+        collector_job.write_text(collector_scrape_config(ports))
+    else:
+        collector_job.unlink(missing_ok=True)
     (workdir / "alertmanager.yml").write_text(alertmanager_config(ports, secrets_dir, fast))

@@ -1,6 +1,7 @@
 """`Stack`: start the chain API → Prometheus → rules → Alertmanager → API webhook (and, in push
-mode, API → OTLP → vmagent → remote write → Prometheus) as local processes, and stop exactly
-what was started."""
+mode, API → OTLP → our OpenTelemetry Collector → Prometheus, which scrapes the collector's
+`prometheus` exporter or receives its remote writes; with traces, collector → Jaeger) as local
+processes, and stop exactly what was started."""
 
 from __future__ import annotations
 
@@ -26,13 +27,21 @@ from devstack.processes import (
 )
 
 # Start order (receivers first, so nothing the API sends is lost); stop order is the reverse.
-COMPONENTS = ("alertmanager", "prometheus", "vmagent", "api")
-READY_PATHS = {
-    "api": "/health",
-    "prometheus": "/-/ready",
-    "alertmanager": "/-/ready",
-    "vmagent": "/health",
+COMPONENTS = ("alertmanager", "prometheus", "jaeger", "otel-collector", "api")
+# Where each component answers "ready": (port name, path).
+READY = {
+    "api": ("api", "/health"),
+    "prometheus": ("prometheus", "/-/ready"),
+    "alertmanager": ("alertmanager", "/-/ready"),
+    "otel-collector": ("otel-collector-health", "/status"),
+    "jaeger": ("jaeger-health", "/status"),
 }
+# Ports a component listens on besides its main one (chosen free, kept in the state file).
+EXTRA_PORTS = {
+    "otel-collector": ("otel-collector-grpc", "otel-collector-metrics", "otel-collector-health"),
+    "jaeger": ("jaeger-otlp", "jaeger-health"),
+}
+COLLECTOR = REPO / "otel-collector"
 # Variables the stack sets for the API; inherited ones would silently change what it tests.
 OWNED_ENV_PREFIXES = ("TESTBOOST_", "OTEL_")
 
@@ -45,7 +54,15 @@ class StackConfig:
     api_port: int = 0
     prometheus_port: int = 0
     alertmanager_port: int = 0
-    vmagent_port: int = 0
+    otel_collector_port: int = 0  # the collector's OTLP/HTTP receiver (compose: 4318)
+    jaeger_port: int = 0  # Jaeger's query API and UI (compose: 16686)
+    # Push mode: how the collector hands metrics to Prometheus. "scrape": its `prometheus`
+    # exporter, scraped as job otel-collector (the default, as compose runs it);
+    # "remote-write": otel-collector/remote-write.yaml merged in.
+    push_via: Literal["scrape", "remote-write"] = "scrape"
+    # Traces: the API sends them (every request sampled) to the collector, which sends them to
+    # Jaeger. Push mode only (the collector is there).
+    traces: bool = False
     # Tests: 1 s scrape/evaluation/export intervals, `for` and Alertmanager group timings.
     fast: bool = False
     # The key the API requires and Alertmanager's webhook presents; None: a random one.
@@ -62,6 +79,10 @@ class StackConfig:
             raise StackError(f"mode must be 'pull' or 'push', not {self.mode!r}")
         if self.workers < 1:
             raise StackError("workers must be at least 1")
+        if self.push_via not in ("scrape", "remote-write"):
+            raise StackError(f"push_via must be 'scrape' or 'remote-write', not {self.push_via!r}")
+        if self.traces and self.mode != "push":
+            raise StackError("traces go through the collector: they need push mode")
         self.workdir = Path(self.workdir).resolve()
 
 
@@ -70,14 +91,17 @@ class Stack:
         self.config = config
         self.workdir = config.workdir
         self.api_key = config.api_key or secrets.token_urlsafe(24)
-        self.components = tuple(c for c in COMPONENTS if c != "vmagent" or config.mode == "push")
         wanted = {
             "api": config.api_port,
             "prometheus": config.prometheus_port,
             "alertmanager": config.alertmanager_port,
-            "vmagent": config.vmagent_port,
+            "otel-collector": config.otel_collector_port if config.mode == "push" else None,
+            "jaeger": config.jaeger_port if config.traces else None,
         }
+        self.components = tuple(name for name in COMPONENTS if wanted[name] is not None)
         self.ports = {name: wanted[name] or free_port() for name in self.components}
+        for name in self.components:
+            self.ports.update({extra: free_port() for extra in EXTRA_PORTS.get(name, ())})
         self.processes: dict[str, Process] = {}
 
     # --- public surface -------------------------------------------------------------------
@@ -94,10 +118,11 @@ class Stack:
         """Start every component, wait until each answers its readiness check and Prometheus
         holds the API's first metrics; on any failure, stop what was started and raise."""
         for name in self.components:
-            if getattr(self.config, f"{name}_port"):
+            if getattr(self.config, f"{name.replace('-', '_')}_port"):
                 require_free(self.ports[name], name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        write_configs(self.workdir, self.ports, self.api_key, self.config.fast)
+        scrape_collector = self.config.mode == "push" and self.config.push_via == "scrape"
+        write_configs(self.workdir, self.ports, self.api_key, self.config.fast, scrape_collector)
         deadline, since = time.monotonic() + timeout, time.time()
         try:
             for name in self.components:
@@ -168,9 +193,15 @@ class Stack:
             StackConfig(
                 workdir=Path(state["workdir"]),
                 mode=state["mode"],
-                **{f"{name}_port": port for name, port in ports.items()},
+                traces="jaeger" in ports,
+                **{
+                    f"{name.replace('-', '_')}_port": port
+                    for name, port in ports.items()
+                    if name in COMPONENTS
+                },
             )
         )
+        stack.ports.update(ports)
         stack.processes = {
             name: Process(name, info["pid"], info["started"], Path(info["log"]))
             for name, info in state["processes"].items()
@@ -193,12 +224,11 @@ class Stack:
         if self.config.mode == "push":
             env.update(
                 OTEL_METRICS_EXPORTER="otlp",
-                OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="http/protobuf",
-                # vmagent's OTLP/HTTP path is not the standard /v1/metrics.
-                OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=(
-                    f"{self.urls['vmagent']}/opentelemetry/v1/metrics"
-                ),
+                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                OTEL_EXPORTER_OTLP_ENDPOINT=self.urls["otel-collector"],
             )
+        if self.config.traces:
+            env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_TRACES_SAMPLER="parentbased_always_on")
         env.update(self.config.api_env)
         return env
 
@@ -221,8 +251,8 @@ class Stack:
                 f"--storage.tsdb.path={work / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
             ]
-            if self.config.mode == "push":
-                argv.append("--web.enable-remote-write-receiver")  # vmagent writes here
+            if self.config.mode == "push" and self.config.push_via == "remote-write":
+                argv.append("--web.enable-remote-write-receiver")  # the collector writes here
             return argv
         if name == "alertmanager":
             binary = find_tool("alertmanager", "prometheus-alertmanager")
@@ -234,25 +264,58 @@ class Stack:
                 f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
                 "--cluster.listen-address=",  # no gossip port: one instance, nothing to share
             ]
-        return [
-            find_tool("vmagent"),
-            f"-httpListenAddr=127.0.0.1:{ports['vmagent']}",
-            f"-remoteWrite.url={self.urls['prometheus']}/api/v1/write",
-            f"-remoteWrite.tmpDataPath={work / 'vmagent-data'}",
-            # OTLP names → the catalog's Prometheus names (_total, _seconds, _bucket).
-            "-opentelemetry.usePrometheusNaming",
-        ]
+        if name == "otel-collector":
+            # The shipped config as it is: only its ${env:...} addresses differ (_env).
+            argv = [find_tool("otelcol"), f"--config={COLLECTOR / 'config.yaml'}"]
+            if self.config.push_via == "remote-write":
+                argv.append(f"--config={COLLECTOR / 'remote-write.yaml'}")
+            return argv
+        return [find_tool("jaeger"), f"--config={COLLECTOR / 'jaeger.yaml'}"]
+
+    def _env(self, name: str) -> dict[str, str]:
+        if name == "api":
+            return self.api_environment()
+        env = dict(os.environ)
+        local = {key: f"127.0.0.1:{port}" for key, port in self.ports.items()}
+        if name == "otel-collector":
+            env.update(
+                OTELCOL_OTLP_HTTP_ENDPOINT=local["otel-collector"],
+                OTELCOL_OTLP_GRPC_ENDPOINT=local["otel-collector-grpc"],
+                OTELCOL_PROMETHEUS_ENDPOINT=local["otel-collector-metrics"],
+                OTELCOL_REMOTE_WRITE_URL=f"{self.urls['prometheus']}/api/v1/write",
+                # No Jaeger in this stack: the traces pipeline has nowhere to go, and no trace
+                # is sent (the API's OTEL_TRACES_EXPORTER is none).
+                OTELCOL_TRACES_ENDPOINT=local.get("jaeger-otlp", "127.0.0.1:9"),
+                OTELCOL_HEALTH_ENDPOINT=local["otel-collector-health"],
+                OTELCOL_TELEMETRY_LEVEL="none",
+            )
+        elif name == "jaeger":
+            env.update(
+                JAEGER_OTLP_GRPC_ENDPOINT=local["jaeger-otlp"],
+                JAEGER_OTLP_HTTP_ENDPOINT="127.0.0.1:0",
+                JAEGER_QUERY_HTTP_ENDPOINT=local["jaeger"],
+                JAEGER_QUERY_GRPC_ENDPOINT="127.0.0.1:0",
+                JAEGER_HEALTH_ENDPOINT=local["jaeger-health"],
+                JAEGER_TELEMETRY_LEVEL="none",
+            )
+        return env
 
     def _spawn(self, name: str) -> None:
-        env = self.api_environment() if name == "api" else dict(os.environ)
-        self.processes[name] = Process.spawn(name, self._argv(name), env, self.log(name), REPO)
+        self.processes[name] = Process.spawn(
+            name, self._argv(name), self._env(name), self.log(name), REPO
+        )
+
+    def ready_url(self, name: str) -> str:
+        """Where component `name` answers 200 once it is ready."""
+        port, path = READY[name]
+        return self.urls[port] + path
 
     def _wait_ready(self, name: str, deadline: float) -> None:
-        wait_ready(self.processes[name], self.urls[name] + READY_PATHS[name], deadline)
+        wait_ready(self.processes[name], self.ready_url(name), deadline)
 
     def _wait_first_data(self, since: float, deadline: float) -> None:
         """Up means the chain works: Prometheus has scraped the API (`up` = 1) and holds its
-        primed counters (scraped, or pushed through vmagent), in samples newer than `since`
+        primed counters (scraped, or pushed through the collector), in samples newer than `since`
         (the data directory may hold a previous run's). Prometheus' first scrape comes
         a few seconds after its start (target updates are batched every 5 s); until then a
         workload's first events would be the series' baseline, invisible to increase()."""

@@ -91,9 +91,7 @@ def render() -> str:
         "([architecture](architecture.md#several-workers)): counters and histograms are summed",
         "over live and exited workers (a replaced worker's counts stay), gauges over live",
         "workers by their rule — "
-        + ", ".join(
-            f"`{f.name}`: {f.across_workers}" for f in CATALOG if f.kind is Kind.GAUGE
-        )
+        + ", ".join(f"`{f.name}`: {f.across_workers}" for f in CATALOG if f.kind is Kind.GAUGE)
         + ". In push mode each worker pushes its own series (its `service.instance.id`) and",
         "the queries sum them.",
         "",

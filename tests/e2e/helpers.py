@@ -22,11 +22,10 @@ from tests.support.waiting import until
 Series = list[dict[str, Any]]
 SESSIONS = "/api/v2/sessions"
 FINAL = ("completed", "failed", "cancelled")
-# Labels that are not data-point attributes: the scrape's target labels, and the OTLP resource
-# attributes that vmagent keeps as labels (service.name, service.instance.id, process.pid,
-# telemetry.sdk.*). The dashboards and alerts aggregate them away with sum/max.
+# Labels that are not data-point attributes: the scrape's target labels (in push mode the
+# collector's, from the API's resource: job = service.name, instance = service.instance.id).
+# The dashboards and alerts aggregate them away with sum/max.
 TARGET_LABELS = {"__name__", "job", "instance"}
-RESOURCE_PREFIXES = ("service_", "process_", "telemetry_sdk_")
 
 
 class Prometheus:
@@ -153,6 +152,7 @@ def run_workload(stack: Stack, fake: FakeLLM, prometheus: Prometheus) -> Workloa
     # start (target updates are batched); in push mode the baseline arrives before it.
     prometheus.wait_value("sum(testboost_llm_calls_total)", 0, timeout=30)
     prometheus.wait_value('up{job="testboost-api"}', 1, timeout=30)
+    calls_before = len(fake.requests)
     with api_client(stack) as api, api_client(stack, key=False) as anonymous:
         for _wave in range(WAVES):
             fake.then(
@@ -174,6 +174,10 @@ def run_workload(stack: Stack, fake: FakeLLM, prometheus: Prometheus) -> Workloa
                 done.rejected[status] = done.rejected.get(status, 0) + count
             # Seen by Prometheus before the next wave starts.
             prometheus.wait_value("sum(testboost_workflow_total)", done.sessions, timeout=30)
+    # Series that first appeared in the run show their counts once their hold has passed
+    # (telemetry/series_start.py): every LLM attempt in the latency histogram.
+    calls = len(fake.requests) - calls_before
+    prometheus.wait_value("sum(testboost_llm_request_duration_seconds_count)", calls, timeout=30)
     return done
 
 
@@ -181,11 +185,7 @@ def run_workload(stack: Stack, fake: FakeLLM, prometheus: Prometheus) -> Workloa
 
 
 def data_point_labels(metric: dict[str, str], family: MetricFamily) -> set[str]:
-    labels = {
-        name
-        for name in metric
-        if name not in TARGET_LABELS and not name.startswith(RESOURCE_PREFIXES)
-    }
+    labels = {name for name in metric if name not in TARGET_LABELS}
     if family.kind is Kind.HISTOGRAM and metric["__name__"].endswith("_bucket"):
         labels.discard("le")
     return labels

@@ -16,11 +16,18 @@ from pathlib import Path
 import pytest
 
 from devstack import StackError
-from devstack.configs import ALERTMANAGER_CONFIG, ALERTS, PROMETHEUS_CONFIG, write_configs
+from devstack.configs import (
+    ALERTMANAGER_CONFIG,
+    ALERTS,
+    COLLECTOR_SCRAPE,
+    PROMETHEUS_CONFIG,
+    write_configs,
+)
 from devstack.processes import free_port, start_time
 from tests.monitoring.tools import REPO, run_tool
 
-PORTS = {"api": 18000, "prometheus": 19090, "alertmanager": 19093, "vmagent": 18429}
+PORTS = {"api": 18000, "prometheus": 19090, "alertmanager": 19093, "otel-collector-metrics": 18889}
+COMPONENTS = ("api", "prometheus", "alertmanager", "otel-collector", "jaeger")
 # What a copy may change: addresses, secret paths, and (fast mode) durations.
 ALLOWED = re.compile(
     r"127\.0\.0\.1:\d+|/secrets/|"
@@ -36,11 +43,12 @@ def changed_lines(original: Path, copy: Path) -> list[str]:
 
 @pytest.mark.parametrize("fast", [False, True], ids=["as-shipped", "fast"])
 def test_copies_change_only_addresses_secrets_and_fast_timings(tmp_path: Path, fast: bool) -> None:
-    write_configs(tmp_path, PORTS, "k3y", fast)
+    write_configs(tmp_path, PORTS, "k3y", fast, scrape_collector=True)
     copies = {
         PROMETHEUS_CONFIG: tmp_path / "prometheus.yml",
         ALERTS: tmp_path / "alerts.yml",
         ALERTMANAGER_CONFIG: tmp_path / "alertmanager.yml",
+        COLLECTOR_SCRAPE: tmp_path / "scrape.d" / "otel-collector.yml",
     }
     for original, copy in copies.items():
         for line in changed_lines(original, copy):
@@ -52,15 +60,19 @@ def test_copies_change_only_addresses_secrets_and_fast_timings(tmp_path: Path, f
     assert alertmanager.count(f"credentials_file: {tmp_path}/secrets/testboost-api-key") == 3
     assert (tmp_path / "secrets" / "testboost-api-key").read_text() == "k3y"
     assert (tmp_path / "secrets" / "testboost-api-key").stat().st_mode & 0o077 == 0
+    assert '["127.0.0.1:18889"]' in copies[COLLECTOR_SCRAPE].read_text()
     if not fast:
         assert changed_lines(ALERTS, copies[ALERTS]) == []
 
 
 @pytest.mark.tools
 def test_the_tools_accept_the_copies(tmp_path: Path) -> None:
-    write_configs(tmp_path, PORTS, "k3y", fast=True)
-    result = run_tool("promtool", "check", "config", str(tmp_path / "prometheus.yml"))
-    assert result.returncode == 0, result.stdout + result.stderr
+    write_configs(tmp_path, PORTS, "k3y", fast=True, scrape_collector=True)
+    for promtool in ("promtool", "promtool3"):
+        result = run_tool(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
+        assert result.returncode == 0, result.stdout + result.stderr
+    write_configs(tmp_path, PORTS, "k3y", fast=True, scrape_collector=False)
+    assert not (tmp_path / "scrape.d" / "otel-collector.yml").exists()
     result = run_tool("amtool", "check-config", str(tmp_path / "alertmanager.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -94,22 +106,22 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.e2e
 def test_cli_up_status_down(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "vmagent")}
+    ports = {name: free_port() for name in COMPONENTS}
     flags = [f"--{name}-port={port}" for name, port in ports.items()]
-    up = run_cli("up", "--push", "--fast", *flags, cwd=tmp_path)
+    up = run_cli("up", "--push", "--traces", "--fast", *flags, cwd=tmp_path)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        for name in ("api", "prometheus", "alertmanager", "vmagent"):
+        for name in COMPONENTS:
             assert f"http://127.0.0.1:{ports[name]}" in up.stdout
         assert "var/stack/secrets/testboost-api-key" in up.stdout
         state = json.loads((tmp_path / "var" / "stack" / "state.json").read_text())
         pids = {name: info["pid"] for name, info in state["processes"].items()}
-        assert set(pids) == {"api", "prometheus", "alertmanager", "vmagent"}
+        assert set(pids) == set(COMPONENTS)
         assert all(start_time(pid) for pid in pids.values())
 
         status = run_cli("status", cwd=tmp_path)
         assert status.returncode == 0, status.stdout
-        assert status.stdout.count("running, ready") == 4
+        assert status.stdout.count("running, ready") == len(COMPONENTS)
 
         again = run_cli("up", *flags, cwd=tmp_path)
         assert again.returncode == 1 and "already running" in again.stderr
@@ -118,7 +130,8 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     assert [line.split()[0] for line in down.stdout.splitlines() if line.endswith(" stopped")] == [
         "api",
-        "vmagent",
+        "otel-collector",
+        "jaeger",
         "prometheus",
         "alertmanager",
     ]

@@ -5,8 +5,9 @@ histogram's `_count` must equal what the workload and the fake provider saw — 
 observations included — and every quantile panel must return numbers.
 
 In each topology operators run: pull with one worker, pull with `testboost serve --workers 4`
-(one scrape target, as the guide says), push through the OTLP agent with 4 workers pushing at
-once; on Prometheus 2.53 and 3.5 (`make tools` installs both)."""
+(one scrape target, as the guide says), push through our OpenTelemetry Collector with 4
+workers pushing at once (Prometheus scrapes the collector) and its remote-write alternative;
+on Prometheus 2.53 and 3.5 (`make tools` installs both)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ TOPOLOGIES = {
     "pull-1-worker": {"mode": "pull", "workers": 1},
     "pull-4-workers": {"mode": "pull", "workers": 4},
     "push-4-workers": {"mode": "push", "workers": 4},
+    "push-remote-write-2-workers": {"mode": "push", "workers": 2, "push_via": "remote-write"},
 }
 PROMETHEUS = {"prometheus-2.53": "prometheus", "prometheus-3.5": "prometheus3"}
 RATE_LIMITS, SERVER_ERRORS = 5, 3

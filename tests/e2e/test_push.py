@@ -1,6 +1,7 @@
-"""Push mode: the API pushes OTLP to a real receiver (vmagent), which remote-writes into
-Prometheus; Prometheus still scrapes the API's (empty) /metrics for `up`. The dashboards must
-not tell the difference, nothing may be counted twice, and several worker processes add up."""
+"""Push mode: the API pushes OTLP to our OpenTelemetry Collector, whose /metrics page
+Prometheus scrapes; Prometheus still scrapes the API's (empty) /metrics for `up`. The
+dashboards must not tell the difference, nothing may be counted twice, and several worker
+processes add up."""
 
 from __future__ import annotations
 
@@ -97,8 +98,11 @@ def test_push_counts_what_was_done_once(side_by_side: dict[str, Run]) -> None:
         assert push.value(f'sum(testboost_http_requests_total{{status="{status}"}})') == count
     created = f'sum(testboost_http_requests_total{{path="{SESSIONS}", status="201"}})'
     assert push.value(created) == workload.sessions
-    # Every testboost_* series came by remote write: none carries the scrape's job label.
-    assert push.query('count({__name__=~"testboost_.+", job="testboost-api"})') == []
+    # Every testboost_* series came through the collector, none from the API's own scrape
+    # (its target is relabelled instance="testboost-api"; the collector's series carry the API
+    # process' service.instance.id), and all under the API's job.
+    assert push.query('count({__name__=~"testboost_.+", instance="testboost-api"})') == []
+    assert push.query('count({__name__=~"testboost_.+", job!="testboost-api"})') == []
 
 
 def test_push_alert_expressions_hold(side_by_side: dict[str, Run]) -> None:
@@ -127,7 +131,7 @@ def test_two_workers_count_every_request_once(make_stack: StackFactory, promethe
     prometheus: Prometheus = prometheus_of(stack)
     # Both processes push (each primes its counters at start-up).
     prometheus.wait(
-        "count(count by (service_instance_id) (testboost_db_connection_pool_max))",
+        "count(count by (instance) (testboost_db_connection_pool_max))",
         lambda r: bool(r) and r[0]["value"][1] == "2",
         timeout=30,
         message="two worker processes pushing",
@@ -141,5 +145,5 @@ def test_two_workers_count_every_request_once(make_stack: StackFactory, promethe
     assert concurrently([missing] * REQUESTS, workers=8) == [404] * REQUESTS
     counted = 'testboost_http_requests_total{path="/api/v2/sessions/{session_id}", status="404"}'
     prometheus.wait_value(f"sum({counted})", REQUESTS, timeout=30)
-    by_worker = prometheus.query(f"sum by (service_instance_id) ({counted})")
+    by_worker = prometheus.query(f"sum by (instance) ({counted})")
     assert len(by_worker) == 2, f"one worker served everything: {by_worker}"

@@ -104,14 +104,42 @@ def test_otel_overlay_pushes_to_the_collector_and_keeps_the_scrape() -> None:
     services = compose_config(BASE, MONITORING, OTEL, TESTBOOST_API_KEY="k")["services"]
     env = services["testboost-api"]["environment"]
     assert env["OTEL_METRICS_EXPORTER"] == "otlp"
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
     assert env["TESTBOOST_API_KEY"] == "k"  # base environment kept by the merge
     assert services["testboost-api"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "--web.enable-remote-write-receiver" in services["prometheus"]["command"]
-    assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
-    ports = sorted(int(p["published"]) for p in services["otel-collector"]["ports"])
-    assert ports == [4317, 4318]
-    assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector-contrib:")
+    prometheus = services["prometheus"]
+    # Scraped, not remote-written: no receiver flag, and the collector's job is mounted where
+    # prometheus.yml's scrape_config_files looks.
+    assert "--web.enable-remote-write-receiver" not in prometheus["command"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
+    job = mounts["/etc/prometheus/scrape.d/otel-collector.yml"]
+    assert job == str(REPO / "monitoring/prometheus/scrape.d/otel-collector.yml")
+    collector = services["otel-collector"]
+    ports = sorted(int(p["published"]) for p in collector["ports"])
+    assert ports == [4317, 4318, 8889, 13133]
+    assert services["jaeger"]["ports"][0]["published"] == 16686
+
+
+def test_images_are_the_releases_the_tests_build() -> None:
+    """The collector image is the release our own build pins; Jaeger's is the v2 release of
+    the Go module version that `make tools` builds."""
+    services = yaml.safe_load(OTEL.read_text())["services"]
+    manifest = yaml.safe_load((REPO / "otel-collector/builder-config.yaml").read_text())
+    contrib = {
+        line["gomod"].split()[1].lstrip("v")
+        for kind in ("receivers", "processors", "exporters", "extensions")
+        for line in manifest[kind]
+        if "opentelemetry-collector-contrib" in line["gomod"]
+    }
+    assert services["otel-collector"]["image"] == (
+        f"otel/opentelemetry-collector-contrib:{contrib.pop()}"
+    )
+    assert not contrib  # one contrib release
+    jaeger_mod = (REPO / "tools/jaeger/go.mod").read_text()
+    assert "github.com/jaegertracing/jaeger v1.76.0" in jaeger_mod
+    assert services["jaeger"]["image"] == "jaegertracing/jaeger:2.13.0"  # v1.76.0 = v2.13.0
 
 
 def test_export_interval_matches_scrape_interval() -> None:

@@ -67,9 +67,8 @@ def test_the_binary_has_exactly_the_manifests_components() -> None:
 
 
 CONFIG_SETS = {
-    "config.yaml (compose today)": ["config.yaml"],
-    "config.next.yaml": ["config.next.yaml"],
-    "config.next.yaml + remote-write.yaml": ["config.next.yaml", "remote-write.yaml"],
+    "config.yaml": ["config.yaml"],
+    "config.yaml + remote-write.yaml": ["config.yaml", "remote-write.yaml"],
 }
 
 
@@ -89,8 +88,8 @@ def resolved(*files: str) -> dict[str, Any]:
 
 @pytest.mark.tools
 def test_remote_write_overlay_swaps_only_the_metrics_exporter() -> None:
-    base = resolved("config.next.yaml")
-    merged = resolved("config.next.yaml", "remote-write.yaml")
+    base = resolved("config.yaml")
+    merged = resolved("config.yaml", "remote-write.yaml")
     assert base["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus"]
     assert merged["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus_remote_write"]
     del base["service"]["pipelines"]["metrics"]["exporters"]
@@ -166,7 +165,7 @@ def test_jaeger_starts_on_free_ports_and_answers_queries() -> None:
 
 @pytest.mark.tools
 def test_metric_and_span_through_the_collector() -> None:
-    """config.next.yaml end to end: OTLP/HTTP in; the metric on the prometheus exporter's page
+    """config.yaml end to end: OTLP/HTTP in; the metric on the prometheus exporter's page
     under its Prometheus name with job/instance from the resource; the span in Jaeger."""
     collector = {
         name: f"127.0.0.1:{free_port()}"
@@ -182,7 +181,7 @@ def test_metric_and_span_through_the_collector() -> None:
             "OTELCOL_TELEMETRY_HOST": "127.0.0.1",
             "OTELCOL_TELEMETRY_PORT": collector["TELEMETRY"].rsplit(":", 1)[1],
         }
-        args = [f"--config={CONFIGS / 'config.next.yaml'}"]
+        args = [f"--config={CONFIGS / 'config.yaml'}"]
         with running("otelcol", args, env) as log:
             wait_healthy(f"http://{collector['HEALTH']}/status", log)
             trace_id = push(f"http://{collector['OTLP_HTTP']}")

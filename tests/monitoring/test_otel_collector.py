@@ -1,30 +1,40 @@
-"""Structure of otel-collector/config.yaml. No otelcol-contrib binary can be had where these
-tests run, so this checks what the collector would refuse or silently ignore: components used
-but undefined, defined but unused, processor order, and ports that disagree with compose."""
+"""otel-collector/config.yaml against the files it must agree with: compose's ports and
+services, Prometheus' scrape job for it, the remote-write overlay. The collector itself loads
+and runs this file in tests/monitoring/test_otel_build.py and the end-to-end tests; this
+checks what a run would not show: defaults that only compose uses."""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import yaml
 
 from .tools import REPO
 
-CONFIG = yaml.safe_load((REPO / "otel-collector" / "config.yaml").read_text())
+COLLECTOR = REPO / "otel-collector"
+CONFIG: dict[str, Any] = yaml.safe_load((COLLECTOR / "config.yaml").read_text())
 PIPELINES = CONFIG["service"]["pipelines"]
 KINDS = ("receivers", "processors", "exporters")
+OTEL = yaml.safe_load((REPO / "compose" / "docker-compose.otel.yaml").read_text())
+SCRAPE_JOB = yaml.safe_load(
+    (REPO / "monitoring/prometheus/scrape.d/otel-collector.yml").read_text()
+)["scrape_configs"][0]
 
 
-def test_pipelines_reference_only_defined_components() -> None:
-    for name, pipeline in PIPELINES.items():
-        for kind in KINDS:
-            for component in pipeline.get(kind, []):
-                assert component in CONFIG[kind], f"{name}: {kind[:-1]} {component} undefined"
+def default(value: str) -> str:
+    """The compose default of a `${env:NAME:-default}` value."""
+    match = re.fullmatch(r"\$\{env:[A-Z_]+:-(.+)\}", value)
+    assert match, f"{value!r} is not ${{env:NAME:-default}}"
+    return match.group(1)
 
 
-def test_every_defined_component_is_used() -> None:
+def test_every_defined_component_is_used_but_the_remote_write_alternative() -> None:
     for kind in KINDS:
         used = {c for pipeline in PIPELINES.values() for c in pipeline.get(kind, [])}
-        assert set(CONFIG[kind]) == used, kind
-    assert set(CONFIG.get("extensions", {})) == set(CONFIG["service"].get("extensions", []))
+        unused = set(CONFIG[kind]) - used
+        assert unused == ({"prometheus_remote_write"} if kind == "exporters" else set()), kind
+    assert set(CONFIG["extensions"]) == set(CONFIG["service"]["extensions"])
 
 
 def test_memory_limiter_first_and_batch_in_every_pipeline() -> None:
@@ -33,38 +43,56 @@ def test_memory_limiter_first_and_batch_in_every_pipeline() -> None:
         assert "batch" in pipeline["processors"], name
 
 
-def test_metrics_go_to_prometheus_remote_write_without_resource_labels() -> None:
-    assert PIPELINES["metrics"]["receivers"] == ["otlp"]
-    assert PIPELINES["metrics"]["exporters"] == ["prometheusremotewrite"]
-    exporter = CONFIG["exporters"]["prometheusremotewrite"]
-    assert exporter["endpoint"] == "http://prometheus:9090/api/v1/write"
+def test_metrics_page_is_what_prometheus_scrapes_with_the_apis_labels() -> None:
+    assert PIPELINES["metrics"] == {
+        "receivers": ["otlp"],
+        "processors": ["memory_limiter", "batch"],
+        "exporters": ["prometheus"],
+    }
+    exporter = CONFIG["exporters"]["prometheus"]
+    port = default(exporter["endpoint"]).rsplit(":", 1)[1]
+    assert SCRAPE_JOB["job_name"] == "otel-collector"
+    assert SCRAPE_JOB["static_configs"][0]["targets"] == [f"otel-collector:{port}"]
+    # job/instance come from the API's resource (service.name, service.instance.id).
+    assert SCRAPE_JOB["honor_labels"] is True
+    # No resource attribute becomes a label (they stay in target_info).
     assert exporter["resource_to_telemetry_conversion"] == {"enabled": False}
-    # The otel overlay turns on the receiver this endpoint needs.
-    otel = yaml.safe_load((REPO / "compose" / "docker-compose.otel.yaml").read_text())
-    assert "--web.enable-remote-write-receiver" in otel["services"]["prometheus"]["command"]
+    # An idle series (a counter that stopped moving) must outlive the alert windows (1 h).
+    assert exporter["metric_expiration"] == "60m"
+    assert "namespace" not in exporter  # names are the catalog's, unprefixed
 
 
-def test_traces_have_a_backend_and_the_debug_fallback() -> None:
-    exporters = PIPELINES["traces"]["exporters"]
-    assert "debug" in exporters
-    (backend,) = [e for e in exporters if e.split("/")[0] == "otlp"]
-    assert CONFIG["exporters"][backend]["endpoint"].endswith(":4317")
+def test_remote_write_overlay_replaces_only_the_metrics_exporters() -> None:
+    overlay = yaml.safe_load((COLLECTOR / "remote-write.yaml").read_text())
+    assert overlay == {
+        "service": {"pipelines": {"metrics": {"exporters": ["prometheus_remote_write"]}}}
+    }
+    exporter = CONFIG["exporters"]["prometheus_remote_write"]
+    assert default(exporter["endpoint"]) == "http://prometheus:9090/api/v1/write"
+    assert exporter["resource_to_telemetry_conversion"] == {"enabled": False}
 
 
-def test_receiver_ports_agree_with_compose() -> None:
+def test_traces_go_to_jaeger() -> None:
+    (exporter,) = PIPELINES["traces"]["exporters"]
+    assert default(CONFIG["exporters"][exporter]["endpoint"]) == "jaeger:4317"
+    jaeger = yaml.safe_load((COLLECTOR / "jaeger.yaml").read_text())
+    grpc = jaeger["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    assert default(grpc).endswith(":4317")
+    assert "jaeger" in OTEL["services"]
+
+
+def test_ports_agree_with_compose() -> None:
     protocols = CONFIG["receivers"]["otlp"]["protocols"]
-    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
-    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
-    otel = yaml.safe_load((REPO / "compose" / "docker-compose.otel.yaml").read_text())
-    collector = otel["services"]["otel-collector"]
-    published = {port.split(":")[1] for port in collector["ports"]}
-    assert published == {"4317", "4318"}
-    endpoint = otel["services"]["testboost-api"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    listened = {
+        default(protocols["grpc"]["endpoint"]),
+        default(protocols["http"]["endpoint"]),
+        default(CONFIG["exporters"]["prometheus"]["endpoint"]),
+        default(CONFIG["extensions"]["healthcheckv2"]["http"]["endpoint"]),
+    }
+    collector = OTEL["services"]["otel-collector"]
+    published = {f"0.0.0.0:{port.split(':')[1].split()[0]}" for port in collector["ports"]}
+    assert published == listened
+    endpoint = OTEL["services"]["testboost-api"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
     assert endpoint == "http://otel-collector:4318"  # OTLP/HTTP, the protocol the API uses
     config_mount = collector["volumes"][0].split(":")[1]
     assert collector["command"] == [f"--config={config_mount}"]
-
-
-def test_the_config_says_what_was_not_run() -> None:
-    head = (REPO / "otel-collector" / "config.yaml").read_text().split("receivers:")[0]
-    assert "NOT been loaded by otelcol-contrib" in head
