@@ -2,8 +2,10 @@
 
 Defaults are the compose ports on this host. API, Prometheus and Alertmanager are checked by
 default (pass an empty URL, e.g. `--alertmanager ''`, to skip one); Grafana only when
-`--grafana` is given, because its API needs credentials. A check is SKIP only when the URL of
-its component was not given; WARN is not a failure; exit code 0 only when no check failed.
+`--grafana` is given, because its API needs credentials. When the API pushes its metrics
+(OTLP), `--otlp-agent` names the health URL of the agent it pushes to. A check is SKIP when
+the URL of its component was not given or it does not apply (the agent's in pull mode); WARN
+is not a failure; exit code 0 only when no check failed.
 """
 
 from __future__ import annotations
@@ -68,8 +70,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the repository's monitoring/ folder (default: the checkout this runs from)",
     )
+    parser.add_argument(
+        "--otlp-agent",
+        default=None,
+        metavar="URL",
+        help="push mode: health URL of the agent the API pushes to, e.g. "
+        "http://127.0.0.1:8429/health (vmagent) or http://127.0.0.1:13133/ (the "
+        "Collector's health_check); without it push mode is a warning",
+    )
+    parser.add_argument(
+        "--export-interval",
+        type=_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="push mode: the API's export interval (OTEL_METRIC_EXPORT_INTERVAL, in seconds); "
+        "default 15",
+    )
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per HTTP request")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -84,6 +109,8 @@ def options_from(args: argparse.Namespace) -> Options:
         grafana_password=args.grafana_password or None,
         monitoring_dir=args.monitoring_dir,
         timeout=args.timeout,
+        otlp_agent=args.otlp_agent or None,
+        export_interval=args.export_interval,
     )
 
 
@@ -100,7 +127,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     options = options_from(args)
     results = run_checks(options)
     if args.json:
-        urls = {c: getattr(options, c) for c in COMPONENTS}
+        urls = {c: getattr(options, c.replace("-", "_")) for c in COMPONENTS}
         out.write(as_json(results, urls))
     else:
         out.write(table(results, colour=use_colour(out)))

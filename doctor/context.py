@@ -13,7 +13,7 @@ import httpx
 
 from doctor.model import Failed, Unreachable
 
-COMPONENTS = ("api", "prometheus", "alertmanager", "grafana")
+COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class Options:
     grafana_password: str | None = None
     monitoring_dir: Path | None = None
     timeout: float = 5.0
+    # Push mode: the health URL of the agent the API pushes to (its whole URL, path included).
+    otlp_agent: str | None = None
+    # Push mode: the API's OTEL_METRIC_EXPORT_INTERVAL, in seconds.
+    export_interval: float = 15.0
 
 
 class Context:
@@ -41,7 +45,7 @@ class Context:
         self._client.close()
 
     def url(self, component: str) -> str | None:
-        value: str | None = getattr(self.options, component)
+        value: str | None = getattr(self.options, component.replace("-", "_"))
         return value.rstrip("/") if value else None
 
     def get(
@@ -52,7 +56,7 @@ class Context:
         if base is None:
             raise Failed(f"no {component} URL")
         if component in self._unreachable:
-            raise Unreachable(self._unreachable[component])
+            raise Unreachable(self._unreachable[component], component)
         key = (component, path, tuple(sorted((params or {}).items())))
         if key not in self._responses:
             try:
@@ -62,7 +66,7 @@ class Context:
             except httpx.TransportError as exc:
                 reason = str(exc) or type(exc).__name__
                 self._unreachable[component] = f"{base} unreachable: {reason}"
-                raise Unreachable(self._unreachable[component]) from None
+                raise Unreachable(self._unreachable[component], component) from None
         return self._responses[key]
 
     def json(self, component: str, path: str, params: dict[str, str] | None = None) -> Any:

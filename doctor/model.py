@@ -23,7 +23,15 @@ class Failed(Exception):
 
 
 class Unreachable(Failed):
-    """The component did not answer at all: its checks fail with the component's hint."""
+    """A component did not answer at all: the check fails with that component's hint."""
+
+    def __init__(self, message: str, component: str | None = None) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+class Skipped(Exception):
+    """Raised by a probe when its check does not apply (e.g. the agent checks in pull mode)."""
 
 
 @dataclass(frozen=True)
@@ -48,23 +56,33 @@ UNREACHABLE_HINTS = {
     "`docker logs testboost-alertmanager` says why it stopped.",
     "grafana": "Start Grafana (`docker compose ... up -d grafana`); "
     "`docker logs testboost-grafana` says why it stopped.",
+    "otlp-agent": "Start the agent the API pushes OTLP to (OTEL_EXPORTER_OTLP_ENDPOINT: the "
+    "OpenTelemetry Collector, or vmagent in the local stack); its log says why it stopped "
+    "(`docker logs`, or var/stack/logs/ for `testboost stack`).",
 }
 
 
 @dataclass(frozen=True)
 class Check:
-    component: str  # "api", "prometheus", "alertmanager" or "grafana": the URL it needs
+    component: str  # "api", "prometheus", "alertmanager", "grafana" or "otlp-agent"
     name: str
     hint: str  # the fix, one line, from the setup guide's troubleshooting
     probe: Probe
+    # Components whose URL the check needs (SKIP without one); None: its own component's.
+    # () lets the probe decide, raising Skipped.
+    needs: tuple[str, ...] | None = None
 
     def run(self, context: Context) -> Result:
-        if context.url(self.component) is None:
-            return Result(self, Status.SKIP, f"no --{self.component} URL given")
+        for needed in (self.component,) if self.needs is None else self.needs:
+            if context.url(needed) is None:
+                return Result(self, Status.SKIP, f"no --{needed} URL given")
         try:
             outcome = self.probe(context)
+        except Skipped as exc:
+            return Result(self, Status.SKIP, str(exc))
         except Unreachable as exc:
-            return Result(self, Status.FAIL, str(exc), UNREACHABLE_HINTS[self.component])
+            hint = UNREACHABLE_HINTS[exc.component or self.component]
+            return Result(self, Status.FAIL, str(exc), hint)
         except Failed as exc:
             outcome = Outcome(False, str(exc))
         if outcome.passed:

@@ -38,6 +38,17 @@ def _metrics(context: Context) -> tuple[str, str]:
     return response.headers.get(EXPORTER_HEADER, "unknown"), response.text
 
 
+def exporter(context: Context) -> str | None:
+    """How the API exports its metrics (`prometheus`, `otlp`, ...), from its /metrics header;
+    None when that cannot be known (no API URL, no answer, not a 200)."""
+    if context.url("api") is None:
+        return None
+    try:
+        return _metrics(context)[0]
+    except Failed:  # Unreachable included
+        return None
+
+
 def metrics(context: Context) -> Outcome:
     exporter, body = _metrics(context)
     if exporter in OFF:

@@ -58,6 +58,8 @@ def test_console_script_is_installed_with_the_subcommand() -> None:
         "--grafana-token",
         "--grafana-user",
         "--metrics-token",
+        "--otlp-agent",
+        "--export-interval",
         "--json",
     ):
         assert flag in done.stdout
@@ -110,7 +112,7 @@ def test_table_is_plain_off_a_terminal_and_coloured_on_one(monkeypatch: pytest.M
     assert "\033[" not in plain
     assert plain.splitlines()[0].split() == ["STATUS", "COMPONENT", "CHECK", "DETAIL"]
     assert plain.count("fix: Start Alertmanager") == 1  # one fix for one stopped component
-    assert "0 passed, 0 warned, 5 failed, 13 skipped — FAILED: alertmanager ready;" in plain
+    assert "0 passed, 0 warned, 5 failed, 15 skipped — FAILED: alertmanager ready;" in plain
     _, coloured = run_main(*args, out=Terminal())
     assert "\033[1;31mFAIL" + RESET in coloured
     monkeypatch.setenv("NO_COLOR", "1")
@@ -128,6 +130,19 @@ def test_a_warning_is_not_a_failure() -> None:
         "0 passed, 1 warned, 0 failed, 0 skipped — OK, with warnings: api a check"
     )
     assert json.loads(as_json([result], {}))["ok"] is True
+
+
+def test_export_interval_is_positive_seconds() -> None:
+    import argparse
+
+    from doctor.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).export_interval == 15.0
+    assert parser.parse_args(["--export-interval", "1"]).export_interval == 1.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--export-interval", "0"])
 
 
 def test_table_columns_line_up() -> None:
@@ -158,7 +173,7 @@ def test_module_entry_point_runs() -> None:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
-    assert "0 passed, 0 warned, 0 failed, 18 skipped — OK" in done.stdout
+    assert "0 passed, 0 warned, 0 failed, 20 skipped — OK" in done.stdout
 
 
 def test_options_default_to_nothing_checked() -> None:

@@ -1,10 +1,12 @@
 """`testboost doctor` against the local stack of real processes (devstack): healthy, then the
-API killed, then Alertmanager stopped; and a healthy push-mode stack. Grafana does not run
-here: its checks are SKIP (test_grafana_checks.py covers them on recorded responses)."""
+API killed, then Alertmanager stopped; and a push-mode stack, healthy, then its agent stopped.
+Grafana does not run here: its checks are SKIP (test_grafana_checks.py covers them on
+recorded responses)."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+import devstack.stack
 from devstack import Stack, StackConfig
 from doctor.model import UNREACHABLE_HINTS
 from tests.doctor.test_cli import TESTBOOST
@@ -24,7 +27,7 @@ HEADERS = {"X-API-Key": API_KEY}
 TARGET = "target testboost-api UP"
 
 
-def doctor(stack: Stack) -> tuple[int, dict[str, Any]]:
+def doctor(stack: Stack, *extra: str) -> tuple[int, dict[str, Any]]:
     urls = stack.urls
     done = subprocess.run(
         [
@@ -39,6 +42,7 @@ def doctor(stack: Stack) -> tuple[int, dict[str, Any]]:
             urls["prometheus"],
             "--alertmanager",
             urls["alertmanager"],
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -81,21 +85,27 @@ def run_workflows(stack: Stack, count: int = 3) -> None:
     until(finished, timeout=20, interval=0.2, message="workflows completed")
 
 
-def healthy(stack: Stack) -> dict[str, Any]:
+def healthy(stack: Stack, *extra: str) -> dict[str, Any]:
     """Doctor's verdict once Prometheus has scraped the workload (1 s intervals): no failure,
     and no warning either (until then the histogram panels have nothing to show)."""
     latest: dict[str, Any] = {}
 
     def passes() -> bool:
-        code, latest["doc"] = doctor(stack)
+        code, latest["doc"] = doctor(stack, *extra)
         return code == 0 and not warned(latest["doc"])
 
     try:
         until(passes, timeout=30, interval=1, message="doctor passing on the healthy stack")
     except AssertionError:
         found = {**failed(latest["doc"]), **warned(latest["doc"])}
-        raise AssertionError(json.dumps(found, indent=2, default=str)) from None
+        listed = {" ".join(key): check["detail"] for key, check in found.items()}
+        raise AssertionError(json.dumps(listed, indent=2)) from None
     return latest["doc"]
+
+
+def stored(stack: Stack, series: str) -> bool:
+    answer = httpx.get(f"{stack.urls['prometheus']}/api/v1/query", params={"query": series})
+    return bool(answer.json()["data"]["result"])
 
 
 def target_health(stack: Stack) -> str:
@@ -112,8 +122,9 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
         run_workflows(stack)
         document = healthy(stack)
         every = statuses(document)
-        assert {s for (component, _), s in every.items() if component != "grafana"} == {"PASS"}
-        assert {s for (component, _), s in every.items() if component == "grafana"} == {"SKIP"}
+        skipped = ("grafana", "otlp-agent")  # no --grafana; pull mode pushes nothing
+        assert {s for (component, _), s in every.items() if component not in skipped} == {"PASS"}
+        assert {s for (component, _), s in every.items() if component in skipped} == {"SKIP"}
 
         stack.stop("api", signal.SIGKILL)
         until(lambda: target_health(stack) == "down", timeout=15, interval=0.5, message="down")
@@ -130,6 +141,8 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
 
         stack.start("api")
         until(lambda: target_health(stack) == "up", timeout=15, interval=0.5, message="up")
+        # The new process' HTTP counter appears with its first request: wait for its scrape.
+        until(lambda: stored(stack, "testboost_http_requests_total"), timeout=15, interval=0.5)
         stack.stop("alertmanager")
         code, document = doctor(stack)
         assert code == 1
@@ -142,13 +155,59 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
     assert time.monotonic() - started < 90
 
 
+def agent_of(stack: Stack) -> tuple[str, str]:
+    """The push stack's agent (vmagent, or the OpenTelemetry Collector that replaces it) and
+    its health URL: where devstack waits for it to be ready."""
+    (name,) = [c for c in stack.components if c in ("vmagent", "otel-collector")]
+    # READY_PATHS {component: path} until the Collector came with READY {component: (port
+    # name, path)}, its health answering on a port of its own.
+    ready = getattr(devstack.stack, "READY", None)
+    port, path = ready[name] if ready else (name, devstack.stack.READY_PATHS[name])
+    return name, stack.urls[port] + path
+
+
 @pytest.mark.e2e
-def test_doctor_recognises_push_mode(tmp_path: Path) -> None:
+def test_doctor_checks_the_push_path(tmp_path: Path) -> None:
     config = StackConfig(workdir=tmp_path / "stack", mode="push", fast=True, api_key=API_KEY)
     with Stack(config) as stack:
+        agent, health = agent_of(stack)
+        push = ("--otlp-agent", health, "--export-interval", "1")  # fast: 1 s exports
         run_workflows(stack)
-        document = healthy(stack)
-    details = {(c["component"], c["check"]): c["detail"] for c in document["checks"]}
-    assert details[("api", "/metrics reachable")].startswith("push mode (OTLP)")
-    assert details[("api", "catalog families and labels")].startswith("push mode")
-    assert details[("prometheus", "catalog families stored")] == "11/11 families"
+        document = healthy(stack, *push)
+        assert {c["status"] for c in document["checks"] if c["component"] != "grafana"} == {"PASS"}
+        details = {(c["component"], c["check"]): c["detail"] for c in document["checks"]}
+        assert details[("api", "/metrics reachable")].startswith("push mode (OTLP)")
+        assert details[("api", "catalog families and labels")].startswith("push mode")
+        assert details[("prometheus", "catalog families stored")] == "11/11 families"
+        assert details[("otlp-agent", "agent answers")].startswith(f"{health} answers 200")
+        assert details[("otlp-agent", "pushed samples fresh")].startswith("newest pushed sample")
+
+        # Without --otlp-agent nothing checks the agent: said, not failed.
+        code, document = doctor(stack, "--export-interval", "1")
+        assert code == 0
+        assert statuses(document)[("otlp-agent", "agent answers")] == "WARN"
+
+        stack.stop(agent)
+        latest: dict[str, Any] = {}
+
+        def stale() -> bool:
+            latest["code"], latest["doc"] = doctor(stack, *push)
+            return ("otlp-agent", "pushed samples fresh") in failed(latest["doc"])
+
+        # Remote-written samples age: 2 export intervals + 5 s after the last push the check
+        # fails. Samples scraped from a collector go stale at its first failed scrape.
+        until(stale, timeout=30, interval=1, message="doctor failing on stale pushed samples")
+        broken = failed(latest["doc"])
+        assert latest["code"] == 1
+        unreachable = broken[("otlp-agent", "agent answers")]
+        assert unreachable["detail"].startswith(f"OTLP agent {health} unreachable")
+        assert unreachable["hint"] == UNREACHABLE_HINTS["otlp-agent"]
+        stale_detail = broken[("otlp-agent", "pushed samples fresh")]["detail"]
+        assert stale_detail.endswith(
+            "export interval 1 s): the agent or the API's exporter is not delivering"
+        )
+        if agent == "vmagent":  # remote write: the series stay, nothing else notices
+            assert re.fullmatch(
+                r"pushed samples are \d+ s old \(export interval 1 s\).*", stale_detail
+            )
+            assert {component for component, _ in broken} == {"otlp-agent"}
