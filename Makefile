@@ -24,21 +24,23 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 
 install: $(VENV)/.installed
 
-# Prometheus, Alertmanager, promtool, amtool, vmagent, docker-compose into .tools/ (never committed).
+# Prometheus 2.53 and 3.5, Alertmanager, promtool, amtool, docker-compose into .tools/, and our
+# OpenTelemetry Collector and Jaeger built from source (cached; never committed).
 tools:
 	scripts/install-tools.sh
 
 run: install
 	$(VENV)/bin/testboost serve --host $(HOST) --port $(PORT)
 
-# The local stack without Docker: API, Prometheus, Alertmanager (+ vmagent for push) as local
-# processes on 127.0.0.1 only (devstack/), state and logs in var/stack/. Ports: API $(PORT),
-# Prometheus 9090, Alertmanager 9093, vmagent 8429; more options: `testboost stack up --help`.
+# The local stack without Docker: API, Prometheus, Alertmanager (+ the OpenTelemetry Collector
+# and Jaeger for push) as local processes on 127.0.0.1 only (devstack/), state and logs in
+# var/stack/. Ports: API $(PORT), Prometheus 9090, Alertmanager 9093, collector 4318, Jaeger
+# 16686; more options: `testboost stack up --help`.
 stack: install tools
 	$(VENV)/bin/testboost stack up --api-port $(PORT)
 
 stack-push: install tools
-	$(VENV)/bin/testboost stack up --push --api-port $(PORT)
+	$(VENV)/bin/testboost stack up --push --traces --api-port $(PORT)
 
 stack-down:
 	@if [ -x $(VENV)/bin/testboost ]; then $(VENV)/bin/testboost stack down; fi

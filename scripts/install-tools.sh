@@ -4,14 +4,12 @@
 #   prometheus3, promtool3        Debian sid packages `prometheus`, `promtool` (3.5.x, the current
 #                                 long-term release): the end-to-end tests run on both majors
 #   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
-#   vmagent                       trixie `victoria-metrics` (Debian 12's 1.79 has no OTLP input)
 #   docker-compose                Debian 12 package (1.29.2): validates compose files offline
 #   otelcol, jaeger               built from source by scripts/build-go-tools.sh (Go module proxy)
 # Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
 # gets a private sources dir, lists and cache per suite under .tools/apt/ and only *downloads*;
 # the .debs are unpacked with dpkg-deb into .tools/root (trixie) or .tools/root-sid and never
-# installed. The binaries are static Go programs (vmagent also needs libzstd, which Debian 12
-# has).
+# installed. The binaries are static Go programs.
 # Idempotent: a tool whose .tools/bin entry already runs is not fetched again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,18 +56,17 @@ fetch() {
 }
 
 missing=0
-for tool in prometheus promtool alertmanager amtool vmagent; do
+for tool in prometheus promtool alertmanager amtool; do
   runs "$tool" || missing=1
 done
 if [ "$missing" = 1 ]; then
   ROOT="$TOOLS/root"
-  fetch trixie "$ROOT" prometheus promtool prometheus-alertmanager victoria-metrics
+  fetch trixie "$ROOT" prometheus promtool prometheus-alertmanager
   ln -sf "$ROOT/usr/bin/prometheus" "$BIN/prometheus"
   ln -sf "$ROOT/usr/bin/promtool" "$BIN/promtool"
   ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/prometheus-alertmanager"
   ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/alertmanager"
   ln -sf "$ROOT/usr/bin/amtool" "$BIN/amtool"
-  ln -sf "$ROOT/usr/bin/vmagent" "$BIN/vmagent"
 fi
 
 if ! runs prometheus3 || ! runs promtool3; then
@@ -102,16 +99,12 @@ version_of() {
     *) "$BIN/$1" --version 2>&1 ;;
   esac
 }
-for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool vmagent docker-compose otelcol jaeger; do
+for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool docker-compose otelcol jaeger; do
   if ! out=$(version_of "$tool"); then
     echo "$tool: does not run from $BIN/$tool" >&2
     printf '%s\n' "$out" >&2
     exit 1
   fi
   line=$(printf '%s\n' "$out" | grep -v '^[[:space:]]*$' | head -n1 || true)
-  if [ -z "$line" ]; then
-    # Debian's vmagent prints an empty version (no build stamp): name the package instead.
-    line="runs; package $(grep -h "^victoria-metrics " "$TOOLS/root/PACKAGES" 2>/dev/null || echo '?')"
-  fi
   printf '%-15s %s\n' "$tool" "$line"
 done
