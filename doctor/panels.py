@@ -2,11 +2,13 @@
 
 - at least one number (±Inf included: a quantile above the highest bucket) → data;
 - nothing, or only NaN, from a query over a histogram's buckets (`H_bucket[W]`): the answer
-  is in `H_count`, which counts every observation,
-  - it grew in W → broken: there were observations, so the quantile must be a number; the
-    buckets are missing or do not count what `_count` counts;
-  - it did not grow in W → idle, not broken: no observations in the last W (histogram_quantile
-    of zero rates is NaN);
+  is in `H_count`, which counts every observation, and in the counter recorded with each one,
+  - `H_count` grew in W → broken: there were observations, so the quantile must be a number;
+    the buckets are missing or do not count what `_count` counts;
+  - the counter grew in W, `H_count` did not → broken: observations lost (a series that
+    appeared already holding them adds nothing to increase()) or not recorded;
+  - neither grew in W → idle, not broken: no observations in the last W (histogram_quantile of
+    zero rates is NaN);
   - no `H_count` series, but the API's primed counter is stored → idle: never observed (a
     histogram appears with its first observation);
   - neither → broken: not scraped (nor pushed);
@@ -25,6 +27,12 @@ from doctor.context import Context
 
 # Counters are primed at 0 at start-up, in pull and push alike: this one always exists.
 PRIMED = "testboost_llm_calls_total"
+# The counter incremented with each observation of a histogram (telemetry/instruments.py).
+COUNTED_BY = {
+    "testboost_workflow_duration_seconds": "testboost_workflow_total",
+    "testboost_llm_request_duration_seconds": "testboost_llm_calls_total",
+    "testboost_http_request_duration_seconds": "testboost_http_requests_total",
+}
 # `H_bucket` (label matchers allowed) under a range `[W]`: what histogram_quantile reads.
 BUCKETS_READ = re.compile(r"\b([A-Za-z_:][A-Za-z0-9_:]*)_bucket\s*(?:\{[^}]*\})?\s*\[([^\]:]+)\]")
 
@@ -75,14 +83,28 @@ def _histogram(context: Context, name: str, window: str, answer: str) -> Verdict
             why = f'{name}_bucket does not count them (no le="+Inf" bucket?)'
         return Verdict(
             State.BROKEN,
-            f"answers {answer}, yet {observed:.0f} observations of {name} in the last "
+            f"answers {answer}, yet {_amount(observed)} observations of {name} in the last "
             f"{window}: {why}",
+        )
+    counter = COUNTED_BY.get(name)
+    counted = _value(context, f"sum(increase({counter}[{window}]))") if counter else None
+    if counted is not None and counted > 0:
+        return Verdict(
+            State.BROKEN,
+            f"answers {answer}, yet {counter} counted {_amount(counted)} in the last {window} "
+            f"and {name} none: observations lost (a series that appeared already holding them) "
+            "or not recorded",
         )
     if observed is not None or _value(context, f"count({name}_count)") is not None:
         return Verdict(State.IDLE, f"no observations of {name} in the last {window}")
     if _value(context, f"count({PRIMED})") is not None:
         return Verdict(State.IDLE, f"{name} never observed (it appears with its first observation)")
     return Verdict(State.BROKEN, f"answers {answer}: not scraped, no {name} series nor {PRIMED}")
+
+
+def _amount(value: float) -> str:
+    """increase() extrapolates to the window's edges: whole numbers read better."""
+    return f"{value:.0f}" if value >= 1 else f"{value:.2g}"
 
 
 def _value(context: Context, expr: str) -> float | None:

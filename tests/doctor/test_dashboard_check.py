@@ -1,6 +1,7 @@
 """The dashboard check on a fake Prometheus: a query answering only NaN (or nothing) is broken
 when there was something to show, idle (a warning) when there was not — the rule of
-doctor/panels.py and docs/troubleshooting.md, one test per case."""
+doctor/panels.py and docs/troubleshooting.md, one test per case. The fake answers 1 to any
+query not set, so each case sets every query its verdict depends on."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def expr_of(panel: str) -> str:
 TOTAL = sum(len(d.queries) for d in load_dashboards())
 P95 = expr_of(P95_PANEL)
 OBSERVED = f"sum(increase({WORKFLOWS}_count[1h]))"
+FINISHED = "sum(increase(testboost_workflow_total[1h]))"  # one per observation
 SERIES = f"count({WORKFLOWS}_count)"
 BUCKETS = f"count({WORKFLOWS}_bucket)"
 PRIMED_SERIES = f"count({PRIMED})"
@@ -65,7 +67,7 @@ def test_an_infinite_quantile_is_data() -> None:
 
 def test_nan_without_observations_in_the_window_is_a_warning() -> None:
     prometheus = Prometheus()
-    prometheus.answers |= {P95: ["NaN"], OBSERVED: ["0"]}
+    prometheus.answers |= {P95: ["NaN"], OBSERVED: ["0"], FINISHED: ["0"]}
     result = check(prometheus)
     assert result.status is Status.WARN
     assert result.detail == (
@@ -101,10 +103,25 @@ def test_nothing_although_there_were_observations_names_the_missing_buckets() ->
     )
 
 
+def test_observations_counted_but_not_in_the_histogram_fail() -> None:
+    """Workflows finished (testboost_workflow_total grew) but the duration histogram's _count
+    did not: its first observations were lost (the series appeared already holding them, so
+    Prometheus took them as its baseline), or they were not recorded."""
+    prometheus = Prometheus()
+    prometheus.answers |= {P95: ["NaN"], OBSERVED: ["0"], FINISHED: ["3.37"]}
+    result = check(prometheus)
+    assert result.status is Status.FAIL
+    assert result.detail == (
+        f"1/{TOTAL} queries without data: {P95_PANEL}: answers only NaN, yet "
+        f"testboost_workflow_total counted 3 in the last 1h and {WORKFLOWS} none: observations "
+        "lost (a series that appeared already holding them) or not recorded"
+    )
+
+
 def test_a_histogram_never_observed_is_a_warning() -> None:
     """A fresh, idle API: the histogram has no series yet, the primed counters are there."""
     prometheus = Prometheus()
-    prometheus.answers |= {P95: [], OBSERVED: [], SERIES: []}
+    prometheus.answers |= {P95: [], OBSERVED: [], FINISHED: ["0"], SERIES: []}
     result = check(prometheus)
     assert result.status is Status.WARN
     assert f"{P95_PANEL}: {WORKFLOWS} never observed" in result.detail
@@ -113,7 +130,7 @@ def test_a_histogram_never_observed_is_a_warning() -> None:
 def test_a_histogram_too_new_for_rate_is_a_warning() -> None:
     """One sample of _count in the window: increase() needs two."""
     prometheus = Prometheus()
-    prometheus.answers |= {P95: ["NaN"], OBSERVED: [], SERIES: ["1"]}
+    prometheus.answers |= {P95: ["NaN"], OBSERVED: [], FINISHED: [], SERIES: ["1"]}
     result = check(prometheus)
     assert result.status is Status.WARN
     assert f"{P95_PANEL}: no observations of {WORKFLOWS} in the last 1h" in result.detail
@@ -121,7 +138,7 @@ def test_a_histogram_too_new_for_rate_is_a_warning() -> None:
 
 def test_not_scraped_fails() -> None:
     prometheus = Prometheus()
-    prometheus.answers |= {P95: [], OBSERVED: [], SERIES: [], PRIMED_SERIES: []}
+    prometheus.answers |= {P95: [], OBSERVED: [], FINISHED: [], SERIES: [], PRIMED_SERIES: []}
     result = check(prometheus)
     assert result.status is Status.FAIL
     assert result.detail == (
@@ -149,6 +166,7 @@ def test_an_idle_api_warns_once_per_panel_and_a_failure_wins() -> None:
     ]
     prometheus.answers |= {expr: ["NaN"] for expr in quantiles}
     prometheus.answers[f"sum(increase({HTTP}_count[5m]))"] = ["0"]
+    prometheus.answers["sum(increase(testboost_http_requests_total[5m]))"] = ["0"]
     result = check(prometheus)
     assert result.status is Status.WARN
     assert result.detail.startswith(f"{TOTAL - len(quantiles)}/{TOTAL} queries return data")
