@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import load, overhead, scrape
+from bench import load, overhead, scrape, workers
 from bench.variants import (
     BEFORE_REF,
     ROOT,
@@ -40,7 +40,7 @@ from bench.variants import (
 SESSION_ROUTE = "/api/v2/sessions/{session_id}"
 GOALS = {"pull": 0.90, "pull-traces": 0.85, "push": 0.90}
 SERVER_CPU, LOAD_CPU = "0", "1"
-PHASES = ("throughput", "cardinality", "scrape", "overhead")
+PHASES = ("throughput", "cardinality", "scrape", "overhead", "workers")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -380,6 +380,13 @@ def render(report: dict[str, Any]) -> str:
         ]
     if report.get("scrape"):
         out += ["", "### Scrape rendering (in-process, median of runs)", "", report["scrape"]]
+    if report.get("workers"):
+        out += [
+            "",
+            "### Several workers, pull (merged /metrics)",
+            "",
+            workers.table(report["workers"]),
+        ]
     if report.get("cardinality"):
         c = report["cardinality"]
         out += [
@@ -457,6 +464,18 @@ def main(argv: list[str] | None = None) -> int:
         rows = scrape.run(args.series, args.scrape_runs)
         report["scrape_rows"] = rows
         report["scrape"] = scrape.table(rows)
+    if "workers" in args.phases:
+        print("several workers (merged /metrics)…", flush=True)
+        report["workers"] = {
+            "throughput": workers.throughput(
+                {**os.environ, "TESTBOOST_DATABASE_URL": f"sqlite:///{work / 'workers.db'}"},
+                args.rounds,
+                args.seconds,
+                args.connections,
+                work,
+            ),
+            "scrape": workers.scrape(100 if args.smoke else 1000, args.scrape_runs + 2),
+        }
     if "overhead" in args.phases:
         print("middleware overhead…", flush=True)
         before_http = work / "before" / "telemetry" / "http.py"
