@@ -6,6 +6,14 @@ UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The local stack's other ports (make stack / stack-push).
+PROMETHEUS_PORT ?= 9090
+ALERTMANAGER_PORT ?= 9093
+COLLECTOR_PORT ?= 4318
+JAEGER_PORT ?= 16686
+STACK_PORTS = --api-port $(PORT) --prometheus-port $(PROMETHEUS_PORT) \
+	--alertmanager-port $(ALERTMANAGER_PORT) --otel-collector-port $(COLLECTOR_PORT) \
+	--jaeger-port $(JAEGER_PORT)
 # PostgreSQL the DB tests also run on: scripts/test-postgres.sh installs Debian's server when
 # missing and starts a cluster of the project's own on this port (data in .tools/postgres/).
 TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:55432/postgres
@@ -34,13 +42,13 @@ run: install
 
 # The local stack without Docker: API, Prometheus, Alertmanager (+ the OpenTelemetry Collector
 # and Jaeger for push) as local processes on 127.0.0.1 only (devstack/), state and logs in
-# var/stack/. Ports: API $(PORT), Prometheus 9090, Alertmanager 9093, collector 4318, Jaeger
-# 16686; more options: `testboost stack up --help`.
+# var/stack/. Ports: PORT (API, 8000), PROMETHEUS_PORT, ALERTMANAGER_PORT, COLLECTOR_PORT,
+# JAEGER_PORT (the compose ones by default); more options: `testboost stack up --help`.
 stack: install tools
-	$(VENV)/bin/testboost stack up --api-port $(PORT)
+	$(VENV)/bin/testboost stack up $(STACK_PORTS)
 
 stack-push: install tools
-	$(VENV)/bin/testboost stack up --push --traces --api-port $(PORT)
+	$(VENV)/bin/testboost stack up --push --traces $(STACK_PORTS)
 
 stack-down:
 	@if [ -x $(VENV)/bin/testboost ]; then $(VENV)/bin/testboost stack down; fi

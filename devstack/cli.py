@@ -20,7 +20,7 @@ from typing import Any, Literal
 import httpx
 
 from devstack.configs import API_KEY_SECRET, StackError
-from devstack.stack import Stack, StackConfig
+from devstack.stack import COMPONENTS, Stack, StackConfig
 
 DEFAULT_WORKDIR = Path("var") / "stack"
 # The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query).
@@ -49,11 +49,20 @@ LABELS = {
 
 def register(commands: Any) -> None:
     """Add `stack` to the `testboost` subcommands (`commands`: argparse subparsers)."""
+    formatter = argparse.ArgumentDefaultsHelpFormatter
     stack = commands.add_parser(
-        "stack", help="run the API, Prometheus and Alertmanager locally (no Docker)"
+        "stack",
+        help="run the API, Prometheus and Alertmanager locally (no Docker)",
+        description=__doc__.split("\n\n")[0],
     )
     actions = stack.add_subparsers(dest="action", required=True)
-    up = actions.add_parser("up", help="start the stack in the background and print its URLs")
+    up = actions.add_parser(
+        "up",
+        help="start the stack in the background and print its URLs",
+        description="Start the stack in the background (or restart the components of a "
+        "recorded stack that stopped) and print its URLs.",
+        formatter_class=formatter,
+    )
     up.add_argument(
         "--push",
         action="store_true",
@@ -68,7 +77,9 @@ def register(commands: Any) -> None:
         "--traces", action="store_true", help="with --push: traces to the collector and Jaeger"
     )
     for name, port in DEFAULT_PORTS.items():
-        up.add_argument(f"--{name}-port", type=int, default=port, metavar="PORT")
+        up.add_argument(
+            f"--{name}-port", type=int, default=port, metavar="PORT", help=f"{LABELS[name]}'s port"
+        )
     up.add_argument("--workers", type=int, default=1, help="API worker processes")
     up.add_argument(
         "--fast", action="store_true", help="1 s intervals and `for` (to see alerts fire quickly)"
@@ -76,22 +87,41 @@ def register(commands: Any) -> None:
     up.add_argument(
         "--foreground", action="store_true", help="stay attached; Ctrl-C stops the stack"
     )
+    restart = actions.add_parser(
+        "restart",
+        help="stop (if running) and start one component, same ports and configuration",
+        formatter_class=formatter,
+    )
+    restart.add_argument("component", choices=COMPONENTS, help="the component to restart")
     for action in (
         up,
-        actions.add_parser("down", help="stop what `up` started"),
-        actions.add_parser("status", help="is each component running?"),
+        restart,
+        actions.add_parser("down", help="stop what `up` started", formatter_class=formatter),
+        actions.add_parser("status", help="is each component running?", formatter_class=formatter),
     ):
-        action.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+        action.add_argument(
+            "--workdir",
+            type=Path,
+            default=DEFAULT_WORKDIR,
+            help="where the stack keeps its state, data, logs and configs",
+        )
     stack.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        action = {"up": up, "down": down, "status": status}[args.action]
+        action = {"up": up, "down": down, "status": status, "restart": restart}[args.action]
         return action(args)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def command(action: str, workdir: Path) -> str:
+    """`testboost stack ACTION`, with --workdir when it is not the default: a hint the user
+    can paste as it is."""
+    suffix = "" if workdir == DEFAULT_WORKDIR.resolve() else f" --workdir {_shown(workdir)}"
+    return f"testboost stack {action}{suffix}"
 
 
 def _state_file(workdir: Path) -> Path:
@@ -102,7 +132,11 @@ def _recorded(workdir: Path) -> Stack | None:
     path = _state_file(workdir)
     if not path.exists():
         return None
-    return Stack.from_state(json.loads(path.read_text()))
+    return Stack.from_state(json.loads(path.read_text()), api_key=_api_key(workdir))
+
+
+def _record(stack: Stack) -> None:
+    _state_file(stack.workdir).write_text(json.dumps(stack.state(), indent=2) + "\n")
 
 
 def _api_key(workdir: Path) -> str | None:
@@ -118,10 +152,7 @@ def up(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir.resolve()
     recorded = _recorded(workdir)
     if recorded is not None and any(recorded.status().values()):
-        raise StackError(
-            f"a local stack is already running (recorded in {_state_file(workdir)}): "
-            "see `testboost stack status`, stop it with `testboost stack down`"
-        )
+        return _start_stopped(recorded)
     mode: Literal["pull", "push"] = "push" if args.push else "pull"
     # The shell's TESTBOOST_* settings reach the API (e.g. TESTBOOST_LLM_SIM_ERROR_RATIO).
     api_env = {
@@ -153,7 +184,7 @@ def up(args: argparse.Namespace) -> int:
         flush=True,
     )
     stack.up(timeout=60)
-    _state_file(workdir).write_text(json.dumps(stack.state(), indent=2) + "\n")
+    _record(stack)
     print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
     for name, url in _ordered(stack.urls):
         print(f"  {LABELS[name]:<13} {url:<24} {HINTS[name]}")
@@ -175,9 +206,47 @@ def up(args: argparse.Namespace) -> int:
         print("Stopped.")
         return 0
     print(
-        "Status: `testboost stack status` (make stack-status)   "
-        "Stop: `testboost stack down` (make stack-down)"
+        f"Status: `{command('status', workdir)}`   Stop: `{command('down', workdir)}`   "
+        f"Restart one component: `{command('restart', workdir)} COMPONENT`"
     )
+    return 0
+
+
+def _start_stopped(stack: Stack) -> int:
+    """`up` on a recorded stack: start the components that stopped, refuse if none did."""
+    stopped = [name for name, running in stack.status().items() if not running]
+    if not stopped:
+        raise StackError(
+            f"a local stack is already running (recorded in {_shown(_state_file(stack.workdir))})"
+            f": see `{command('status', stack.workdir)}`, stop it with "
+            f"`{command('down', stack.workdir)}`"
+        )
+    for name in stopped:
+        print(f"  {name:<13} was stopped: starting it again", flush=True)
+        stack.start(name)
+        _record(stack)
+    print(f"Every component is running again: `{command('status', stack.workdir)}`")
+    return 0
+
+
+def restart(args: argparse.Namespace) -> int:
+    workdir: Path = args.workdir.resolve()
+    stack = _recorded(workdir)
+    if stack is None:
+        raise StackError(
+            f"no local stack recorded in {_shown(_state_file(workdir))}: start one with "
+            f"`{command('up', workdir)}`"
+        )
+    name: str = args.component
+    if name not in stack.components:
+        raise StackError(
+            f"this stack has no {name} (its components: {', '.join(stack.components)})"
+        )
+    stack.stop(name)
+    stack.start(name)
+    _record(stack)
+    process = stack.processes[name]
+    print(f"  {name:<13} restarted, pid {process.pid}, ready at {stack.ready_url(name)}")
     return 0
 
 
@@ -211,7 +280,8 @@ def status(args: argparse.Namespace) -> int:
     stack = _recorded(workdir)
     if stack is None:
         print(
-            f"No local stack recorded in {_shown(_state_file(workdir))} (`make stack` starts one)."
+            f"No local stack recorded in {_shown(_state_file(workdir))} "
+            f"(`{command('up', workdir)}` starts one)."
         )
         return 1
     running = stack.status()

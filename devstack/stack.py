@@ -175,11 +175,22 @@ class Stack:
     # --- state, for `testboost stack down|status` from another shell -----------------------
 
     def state(self) -> dict[str, Any]:
+        """What `from_state` needs to act on this stack from another shell, restarts included
+        (the API key stays in <workdir>/secrets/)."""
+        config = self.config
         return {
-            "mode": self.config.mode,
+            "mode": config.mode,
             "workdir": str(self.workdir),
             "urls": self.urls,
             "ports": self.ports,
+            "config": {
+                "fast": config.fast,
+                "workers": config.workers,
+                "push_via": config.push_via,
+                "traces": config.traces,
+                "prometheus_binary": config.prometheus_binary,
+                "api_env": config.api_env,
+            },
             "processes": {
                 name: {"pid": p.pid, "started": p.started, "log": str(p.log)}
                 for name, p in self.processes.items()
@@ -187,18 +198,19 @@ class Stack:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Stack:
+    def from_state(cls, state: dict[str, Any], api_key: str | None = None) -> Stack:
         ports = state["ports"]
         stack = cls(
             StackConfig(
                 workdir=Path(state["workdir"]),
                 mode=state["mode"],
-                traces="jaeger" in ports,
+                api_key=api_key,
                 **{
                     f"{name.replace('-', '_')}_port": port
                     for name, port in ports.items()
                     if name in COMPONENTS
                 },
+                **state.get("config", {"traces": "jaeger" in ports}),
             )
         )
         stack.ports.update(ports)

@@ -151,3 +151,42 @@ def test_cli_refuses_a_taken_port(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port} (prometheus) is already in use" in result.stderr
     assert not (tmp_path / "var" / "stack" / "state.json").exists()
+
+
+@pytest.mark.e2e
+def test_cli_hints_keep_the_workdir_and_stopped_components_come_back(tmp_path: Path) -> None:
+    """With --workdir, every follow-up command printed carries it and works as printed; `up`
+    starts again a component that stopped, and `restart` restarts a running one."""
+    workdir = tmp_path / "elsewhere"
+    flags = [f"--{name}-port={free_port()}" for name in ("api", "prometheus", "alertmanager")]
+    up = run_cli("up", "--fast", f"--workdir={workdir}", *flags, cwd=tmp_path)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        hints = re.findall(r"`(testboost stack [^`]+)`", up.stdout)
+        assert hints and all("--workdir elsewhere" in hint for hint in hints), hints
+        status = hints[0].split()[2:]  # as printed: status --workdir elsewhere
+        assert run_cli(*status, cwd=tmp_path).returncode == 0
+
+        def pids() -> dict[str, int]:
+            state = json.loads((workdir / "state.json").read_text())
+            return {name: info["pid"] for name, info in state["processes"].items()}
+
+        before = pids()
+        os.kill(before["alertmanager"], 9)
+        until_stopped = run_cli("status", f"--workdir={workdir}", cwd=tmp_path)
+        assert until_stopped.returncode == 1 and "STOPPED" in until_stopped.stdout
+        again = run_cli("up", f"--workdir={workdir}", cwd=tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "alertmanager  was stopped: starting it again" in again.stdout
+        assert pids()["alertmanager"] != before["alertmanager"]
+        assert pids()["prometheus"] == before["prometheus"]
+
+        restarted = run_cli("restart", "prometheus", f"--workdir={workdir}", cwd=tmp_path)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert pids()["prometheus"] != before["prometheus"]
+        assert not start_time(before["prometheus"])
+        final = run_cli("status", f"--workdir={workdir}", cwd=tmp_path)
+        assert final.returncode == 0 and final.stdout.count("running, ready") == 3
+    finally:
+        down = run_cli("down", f"--workdir={workdir}", cwd=tmp_path)
+    assert down.returncode == 0, down.stdout + down.stderr
