@@ -75,8 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="URL",
         help="push mode: health URL of the agent the API pushes to, e.g. "
-        "http://127.0.0.1:8429/health (vmagent) or http://127.0.0.1:13133/ (the "
-        "Collector's health_check); without it push mode is a warning",
+        "http://127.0.0.1:13133/status (the Collector's healthcheckv2, as "
+        "otel-collector/config.yaml has it) or http://127.0.0.1:8429/health (vmagent); "
+        "without it push mode is a warning",
     )
     parser.add_argument(
         "--export-interval",

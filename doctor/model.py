@@ -56,9 +56,9 @@ UNREACHABLE_HINTS = {
     "`docker logs testboost-alertmanager` says why it stopped.",
     "grafana": "Start Grafana (`docker compose ... up -d grafana`); "
     "`docker logs testboost-grafana` says why it stopped.",
-    "otlp-agent": "Start the agent the API pushes OTLP to (OTEL_EXPORTER_OTLP_ENDPOINT: the "
-    "OpenTelemetry Collector, or vmagent in the local stack); its log says why it stopped "
-    "(`docker logs`, or var/stack/logs/ for `testboost stack`).",
+    "otlp-agent": "Start the agent the API pushes OTLP to (OTEL_EXPORTER_OTLP_ENDPOINT; compose "
+    "`up -d otel-collector`); `docker logs testboost-otel-collector` (local stack: "
+    "var/stack/logs/otel-collector.log) says why it stopped.",
 }
 
 

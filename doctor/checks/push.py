@@ -1,10 +1,10 @@
 """The push path, when the API pushes OTLP (its /metrics answers `x-testboost-metrics-exporter:
 otlp`): the agent it pushes to answers its health endpoint, and Prometheus holds fresh samples.
 
-The agent is known only by its health URL (`--otlp-agent`): vmagent answers `/health` with
-200 "OK", the OpenTelemetry Collector's health_check extension `:13133/` with 200 and JSON;
-anything else than a 200 is a failure. Without the URL, push mode is a warning: nothing
-checked the agent.
+The agent is known only by its health URL (`--otlp-agent`): the OpenTelemetry Collector's
+healthcheckv2 extension answers `:13133/status` (otel-collector/config.yaml) with 200 and
+JSON, vmagent `/health` with 200 "OK"; anything else than a 200 is a failure. Without the
+URL, push mode is a warning: nothing checked the agent.
 
 Freshness: Prometheus shows a remote-written series for 5 minutes (its lookback) after its
 last sample, so a series being there proves nothing; its newest timestamp does. The API
@@ -68,10 +68,12 @@ def freshness(context: Context) -> Outcome:
     every = f"export interval {interval:g} s"
     not_delivering = "the agent or the API's exporter is not delivering"
     if not result:
+        # Scraped from a collector: stale at its first failed scrape. Remote-written: after
+        # Prometheus' lookback (5 min by default) without a sample.
         return Outcome(
             False,
-            f"no pushed {PRIMED} sample within Prometheus' lookback (5 min by default; "
-            f"{every}): {not_delivering}",
+            f"no pushed {PRIMED} in Prometheus now (stale, or none for 5 min; {every}): "
+            f"{not_delivering}",
         )
     age = float(result[0]["value"][1])
     if age > 2 * interval + DELIVERY_SLACK_S:

@@ -11,13 +11,13 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 
-import devstack.stack
 from devstack import Stack, StackConfig
+from devstack.stack import READY
 from doctor.model import UNREACHABLE_HINTS
 from tests.doctor.test_cli import TESTBOOST
 from tests.support.waiting import until
@@ -25,6 +25,7 @@ from tests.support.waiting import until
 API_KEY = "doctor-e2e-key"
 HEADERS = {"X-API-Key": API_KEY}
 TARGET = "target testboost-api UP"
+AGENT = "otel-collector"
 
 
 def doctor(stack: Stack, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -155,22 +156,24 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
     assert time.monotonic() - started < 90
 
 
-def agent_of(stack: Stack) -> tuple[str, str]:
-    """The push stack's agent (vmagent, or the OpenTelemetry Collector that replaces it) and
-    its health URL: where devstack waits for it to be ready."""
-    (name,) = [c for c in stack.components if c in ("vmagent", "otel-collector")]
-    # READY_PATHS {component: path} until the Collector came with READY {component: (port
-    # name, path)}, its health answering on a port of its own.
-    ready = getattr(devstack.stack, "READY", None)
-    port, path = ready[name] if ready else (name, devstack.stack.READY_PATHS[name])
-    return name, stack.urls[port] + path
+def agent_health(stack: Stack) -> str:
+    """The health URL of the push stack's collector: where devstack waits for it to be ready."""
+    port, path = READY[AGENT]
+    return stack.urls[port] + path
 
 
 @pytest.mark.e2e
-def test_doctor_checks_the_push_path(tmp_path: Path) -> None:
-    config = StackConfig(workdir=tmp_path / "stack", mode="push", fast=True, api_key=API_KEY)
+@pytest.mark.parametrize("via", ["scrape", "remote-write"])
+def test_doctor_checks_the_push_path(
+    tmp_path: Path, via: Literal["scrape", "remote-write"]
+) -> None:
+    """The collector hands metrics to Prometheus by its scraped `prometheus` exporter (the
+    series go stale when it stops) or by remote write (they stay, and age)."""
+    config = StackConfig(
+        workdir=tmp_path / "stack", mode="push", fast=True, api_key=API_KEY, push_via=via
+    )
     with Stack(config) as stack:
-        agent, health = agent_of(stack)
+        health = agent_health(stack)
         push = ("--otlp-agent", health, "--export-interval", "1")  # fast: 1 s exports
         run_workflows(stack)
         document = healthy(stack, *push)
@@ -187,15 +190,15 @@ def test_doctor_checks_the_push_path(tmp_path: Path) -> None:
         assert code == 0
         assert statuses(document)[("otlp-agent", "agent answers")] == "WARN"
 
-        stack.stop(agent)
+        stack.stop(AGENT)
         latest: dict[str, Any] = {}
 
         def stale() -> bool:
             latest["code"], latest["doc"] = doctor(stack, *push)
             return ("otlp-agent", "pushed samples fresh") in failed(latest["doc"])
 
-        # Remote-written samples age: 2 export intervals + 5 s after the last push the check
-        # fails. Samples scraped from a collector go stale at its first failed scrape.
+        # Scraped: stale at the first failed scrape. Remote-written: the check fails 2 export
+        # intervals + 5 s after the last push, while Prometheus still shows the series.
         until(stale, timeout=30, interval=1, message="doctor failing on stale pushed samples")
         broken = failed(latest["doc"])
         assert latest["code"] == 1
@@ -206,8 +209,10 @@ def test_doctor_checks_the_push_path(tmp_path: Path) -> None:
         assert stale_detail.endswith(
             "export interval 1 s): the agent or the API's exporter is not delivering"
         )
-        if agent == "vmagent":  # remote write: the series stay, nothing else notices
+        if via == "remote-write":  # the series stay: nothing but the push checks notices
             assert re.fullmatch(
                 r"pushed samples are \d+ s old \(export interval 1 s\).*", stale_detail
             )
             assert {component for component, _ in broken} == {"otlp-agent"}
+        else:
+            assert stale_detail.startswith("no pushed testboost_llm_calls_total in Prometheus now")

@@ -18,8 +18,14 @@ from tests.doctor.support import by_name, results_for
 AGENT, FRESH = "agent answers", "pushed samples fresh"
 AGE = "time() - max(timestamp(testboost_llm_calls_total))"
 VMAGENT = {"/health": (200, "OK")}
-# The Collector's health_check extension on :13133, path "/".
-COLLECTOR = {"/": (200, {"status": "Server available", "upSince": "2025-01-01T00:00:00Z"})}
+# The Collector's healthcheckv2 on :13133/status (otel-collector/config.yaml), as our build
+# answers it.
+COLLECTOR = {
+    "/status": (
+        200,
+        {"start_time": "2026-01-01T00:00:00Z", "healthy": True, "status": "StatusOK"},
+    )
+}
 
 
 def api(exporter: str) -> dict[str, Any]:
@@ -67,9 +73,9 @@ def test_healthy_push_path_passes() -> None:
 
 
 def test_the_collectors_health_check_is_the_same_check_on_another_url() -> None:
-    results = push_checks(agent=COLLECTOR, agent_path="/")
+    results = push_checks(agent=COLLECTOR, agent_path="/status")
     assert results[AGENT].status is Status.PASS
-    assert "Server available" in results[AGENT].detail
+    assert '"healthy": true' in results[AGENT].detail
 
 
 def test_push_mode_without_agent_url_warns_and_still_checks_freshness() -> None:
@@ -120,10 +126,11 @@ def test_stale_samples_fail_saying_nothing_is_delivered() -> None:
 
 
 def test_samples_gone_stale_in_prometheus_fail_too() -> None:
-    """More than 5 minutes without a push: Prometheus no longer shows the series at all."""
+    """A scraped collector stopped (stale at once), or 5 minutes without a remote write:
+    Prometheus no longer shows the series at all."""
     result = push_checks(age=None)[FRESH]
     assert result.status is Status.FAIL
-    assert result.detail.startswith("no pushed testboost_llm_calls_total sample within")
+    assert result.detail.startswith("no pushed testboost_llm_calls_total in Prometheus now")
     assert result.detail.endswith("the agent or the API's exporter is not delivering")
 
 
