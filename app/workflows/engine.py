@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
@@ -122,10 +123,14 @@ class WorkflowEngine:
     # --- API operations --------------------------------------------------------------------
 
     def submit(self, session_id: str) -> None:
+        # The caller's trace context (the request that created or resumed the session): the
+        # pool's threads do not inherit it, and without it the workflow's spans would start a
+        # trace of their own. At start-up (recover) there is none: the workflow is a root.
+        parent = otel_context.get_current()
         with self._lock:
             if session_id in self._scheduled or self._stop.is_set():
                 return
-            future = self._pool.submit(self._run, session_id)
+            future = self._pool.submit(self._run, session_id, parent)
             self._scheduled[session_id] = future
 
     def pause(self, session_id: str) -> None:
@@ -157,10 +162,10 @@ class WorkflowEngine:
 
     # --- the runner ------------------------------------------------------------------------
 
-    def _run(self, session_id: str) -> None:
+    def _run(self, session_id: str, parent: otel_context.Context) -> None:
         try:
             with self._tracer.start_as_current_span(
-                "workflow.run", attributes={"testboost.session.id": session_id}
+                "workflow.run", context=parent, attributes={"testboost.session.id": session_id}
             ):
                 while not self._stop.is_set() and self._step_surviving_outages(session_id):
                     pass
