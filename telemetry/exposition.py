@@ -28,11 +28,6 @@ from itertools import accumulate
 from json import dumps
 from typing import Any
 
-from opentelemetry.exporter.prometheus._mapping import (
-    map_unit,
-    sanitize_attribute,
-    sanitize_full_name,
-)
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     CardinalityLimits,
@@ -42,7 +37,9 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
     Sum,
 )
-from prometheus_client.utils import floatToGoString
+
+from telemetry._compat import floatToGoString, sanitize_attribute
+from telemetry.mapping import prometheus_name
 
 __all__ = ["CONTENT_TYPE", "PrometheusTextReader", "render"]
 
@@ -118,7 +115,7 @@ def render(data: MetricsData | None, cache: SeriesCache | None = None) -> str:
                 if kind is None:
                     log.warning("%s: %s is not exposed", metric.name, type(metric.data).__name__)
                     continue
-                name = _exposed_name(metric.name, metric.unit or "", kind)
+                name = prometheus_name(metric.name, metric.unit or "", kind)
                 if name in seen:
                     # Two families of one name make Prometheus reject the whole scrape.
                     log.warning("%s: a second family of this name is not exposed", name)
@@ -147,17 +144,6 @@ def _kind(data: Any) -> str | None:
     if isinstance(data, Histogram):
         return "histogram"
     return None
-
-
-def _exposed_name(otel_name: str, unit: str, kind: str) -> str:
-    """As PrometheusMetricReader names it (through prometheus_client's metric families)."""
-    name = sanitize_full_name(otel_name)
-    if kind == "counter":
-        name = name.removesuffix("_total")
-    suffix = map_unit(unit)
-    if suffix and not name.endswith("_" + suffix):
-        name = f"{name}_{suffix}"
-    return name + "_total" if kind == "counter" else name
 
 
 def _number_lines(

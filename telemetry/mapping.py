@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from telemetry._compat import map_unit, sanitize_full_name
 from telemetry.catalog import UNMATCHED_PATH
 
 # HTTP semantic conventions, `http.request.method`: anything else is reported as `_OTHER`.
@@ -75,12 +76,15 @@ def pool_max(pool_size: int, max_overflow: int) -> int:
 
 
 def prometheus_name(otel_name: str, unit: str, kind: str) -> str:
-    """How the OpenTelemetry → Prometheus translation names a metric (unit suffix, then
-    `_total` for counters), as both the in-process exporter and the OTLP path do."""
-    name = otel_name
-    suffix = {"s": "seconds", "By": "bytes", "ms": "milliseconds"}.get(unit, "")
+    """The exposed Prometheus name of an instrument, as the SDK's Prometheus exporter and the
+    OTLP path name it: sanitised, the unit's suffix (`s` -> `_seconds`, `By` -> `_bytes`)
+    unless already there, and `_total` last for counters. The one naming rule: the renderer
+    (telemetry/exposition.py) calls it, and the catalog's instrument names are checked
+    against it."""
+    name = sanitize_full_name(otel_name)
+    if kind == "counter":
+        name = name.removesuffix("_total")
+    suffix = map_unit(unit)
     if suffix and not name.endswith("_" + suffix):
         name = f"{name}_{suffix}"
-    if kind == "counter" and not name.endswith("_total"):
-        name += "_total"
-    return name
+    return name + "_total" if kind == "counter" else name

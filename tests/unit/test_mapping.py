@@ -86,6 +86,11 @@ def test_pool_max(size: int, overflow: int, most: int) -> None:
         ("testboost_llm_calls_total", "", "counter", "testboost_llm_calls_total"),
         ("testboost_workflow_duration", "s", "histogram", "testboost_workflow_duration_seconds"),
         ("testboost_active_sessions", "", "gauge", "testboost_active_sessions"),
+        ("process_resident_memory", "By", "gauge", "process_resident_memory_bytes"),
+        ("process_cpu", "s", "counter", "process_cpu_seconds_total"),
+        ("busy_total", "s", "counter", "busy_seconds_total"),
+        ("wait_seconds", "s", "histogram", "wait_seconds"),
+        ("testboost.llm-calls", "", "counter", "testboost_llm_calls_total"),
     ],
 )
 def test_prometheus_name(otel_name: str, unit: str, kind: str, exposed: str) -> None:
