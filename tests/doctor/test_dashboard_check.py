@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from doctor.model import Result, Status
-from doctor.panels import PRIMED, histograms_read
+from doctor.panels import COUNTED_BY, PRIMED, histograms_read
 from doctor.shipped import load_dashboards
+from telemetry.catalog import CATALOG, Kind
 from tests.doctor.fake_http import FakeServer
 from tests.doctor.fake_prometheus import Prometheus
 from tests.doctor.support import by_name, results_for
@@ -198,3 +199,11 @@ def test_an_idle_api_warns_once_per_panel_and_a_failure_wins() -> None:
 )
 def test_histograms_read(expr: str, read: list[tuple[str, str]]) -> None:
     assert histograms_read(expr) == read
+
+
+def test_each_histogram_has_its_counter_in_the_catalog() -> None:
+    """A renamed family must not silently turn the lost-observations rule off."""
+    kinds = {family.name: family.kind for family in CATALOG}
+    histograms = {name for name, kind in kinds.items() if kind is Kind.HISTOGRAM}
+    assert set(COUNTED_BY) == histograms
+    assert {kinds[counter] for counter in COUNTED_BY.values()} == {Kind.COUNTER}
