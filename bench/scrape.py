@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.workflows.definitions import SessionType
-from telemetry.catalog import CATALOG, LLM_ERROR_TYPES, WORKFLOW_STATUSES, Kind
+from telemetry.catalog import BY_NAME, CATALOG, LLM_ERROR_TYPES, WORKFLOW_STATUSES, Kind
 from telemetry.exposition import PrometheusTextReader
 from telemetry.instruments import Instruments
 from telemetry.mapping import KNOWN_METHODS
@@ -101,7 +101,7 @@ def build(series: int) -> Setup:
         "testboost_db_connection_pool_max": 20.0,
     }
     for name, value in gauges.items():
-        instruments.observe(name, _constant(value))
+        instruments.observe(BY_NAME[name], _constant(value))
         client.set(name, value)
 
     # Counters primed at 0, as the app does at start-up.

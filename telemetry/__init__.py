@@ -28,8 +28,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from telemetry import db, exporters, tracing
-from telemetry.catalog import BY_NAME
+from telemetry import catalog, db, exporters, tracing
 from telemetry.config import TelemetryConfig, TelemetryConfigError
 from telemetry.exposition import PrometheusTextReader
 from telemetry.http import HttpTelemetry
@@ -92,14 +91,14 @@ class Telemetry:
     def observe_db_pool(self, engine: Engine) -> None:
         if self.instruments is not None:
             size, most = db.pool_readers(engine)
-            self.instruments.observe("testboost_db_connection_pool_size", size)
-            self.instruments.observe("testboost_db_connection_pool_max", most)
+            self.instruments.observe(catalog.DB_POOL_SIZE, size)
+            self.instruments.observe(catalog.DB_POOL_MAX, most)
         if self.tracer_provider is not None:
             db.trace_sql(engine, self.tracer_provider)
 
     def observe_active_sessions(self, count: Callable[[], float | None]) -> None:
         if self.instruments is not None:
-            self.instruments.observe("testboost_active_sessions", count)
+            self.instruments.observe(catalog.ACTIVE_SESSIONS, count)
 
     def prime(
         self,
@@ -115,13 +114,9 @@ class Telemetry:
             return
         workflow_types = list(workflow_types)
         self.instruments.prime(provider, model, workflow_types)
-        self.series_start.prime(
-            BY_NAME["testboost_workflow_duration_seconds"], [(t,) for t in workflow_types]
-        )
-        self.series_start.prime(BY_NAME["testboost_llm_request_duration_seconds"], [(provider,)])
-        self.series_start.prime(
-            BY_NAME["testboost_http_request_duration_seconds"], route_label_sets(routes)
-        )
+        self.series_start.prime(catalog.WORKFLOW_DURATION, [(t,) for t in workflow_types])
+        self.series_start.prime(catalog.LLM_DURATION, [(provider,)])
+        self.series_start.prime(catalog.HTTP_DURATION, route_label_sets(routes))
 
     def record_llm_attempt(self, provider: str, model: str, outcome: str, seconds: float) -> None:
         if self.instruments is not None:

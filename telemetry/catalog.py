@@ -33,16 +33,33 @@ LLM_BUCKETS: tuple[float, ...] = (
 )
 # fmt: on
 
-# Closed label value sets (documented, and checked by tests where the code produces them).
-LLM_ERROR_TYPES = (
-    "rate_limit",
-    "timeout",
-    "connection",
-    "auth",
-    "invalid_request",
-    "server_error",
-)
-WORKFLOW_STATUSES = ("completed", "failed", "cancelled")
+# Closed label value sets: defined here once; the API's own types derive from them
+# (app/llm/outcomes.py, app/workflows/definitions.py).
+
+
+class LLMOutcome(StrEnum):
+    """How an LLM attempt ends, exactly one per attempt; every value but `success` is an
+    `error_type`."""
+
+    SUCCESS = "success"
+    RATE_LIMIT = "rate_limit"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    AUTH = "auth"
+    INVALID_REQUEST = "invalid_request"
+    SERVER_ERROR = "server_error"
+
+
+class WorkflowStatus(StrEnum):
+    """How a workflow ends: the `status` label of testboost_workflow_total."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+LLM_ERROR_TYPES = tuple(o.value for o in LLMOutcome if o is not LLMOutcome.SUCCESS)
+WORKFLOW_STATUSES = tuple(s.value for s in WorkflowStatus)
 # The `path` label of requests that matched no route: one fixed value, whatever the client sent.
 UNMATCHED_PATH = "<unmatched>"
 
@@ -78,80 +95,103 @@ class MetricFamily:
         return (self.name,)
 
 
+# Each family once, by the name the code records it under.
+LLM_CALLS = MetricFamily(
+    "testboost_llm_calls_total",
+    Kind.COUNTER,
+    ("provider", "model"),
+    "LLM attempts, each counted once whatever its outcome.",
+)
+
+LLM_ERRORS = MetricFamily(
+    "testboost_llm_errors_total",
+    Kind.COUNTER,
+    ("provider", "error_type"),
+    "Failed LLM attempts, each counted once, by error type.",
+)
+
+LLM_RATE_LIMITS = MetricFamily(
+    "testboost_llm_rate_limit_total",
+    Kind.COUNTER,
+    ("provider",),
+    "LLM attempts answered 429 (also counted in testboost_llm_errors_total).",
+)
+
+WORKFLOWS = MetricFamily(
+    "testboost_workflow_total",
+    Kind.COUNTER,
+    ("workflow_type", "status"),
+    "Finished workflows by type and final status.",
+)
+
+HTTP_REQUESTS = MetricFamily(
+    "testboost_http_requests_total",
+    Kind.COUNTER,
+    ("method", "path", "status"),
+    "HTTP requests served, by route template and status code.",
+)
+
+ACTIVE_SESSIONS = MetricFamily(
+    "testboost_active_sessions",
+    Kind.GAUGE,
+    (),
+    "Sessions pending, in progress or paused, as the database says.",
+    across_workers="max",
+)
+
+DB_POOL_SIZE = MetricFamily(
+    "testboost_db_connection_pool_size",
+    Kind.GAUGE,
+    (),
+    "Database connections currently checked out of the pool (summed over workers).",
+)
+
+DB_POOL_MAX = MetricFamily(
+    "testboost_db_connection_pool_max",
+    Kind.GAUGE,
+    (),
+    "Most connections the pool will hand out (pool_size + max_overflow; summed over workers).",
+)
+
+WORKFLOW_DURATION = MetricFamily(
+    "testboost_workflow_duration_seconds",
+    Kind.HISTOGRAM,
+    ("workflow_type",),
+    "Duration of finished workflows, from start (or creation if never started) to end.",
+    unit="s",
+    buckets=WORKFLOW_BUCKETS,
+)
+
+LLM_DURATION = MetricFamily(
+    "testboost_llm_request_duration_seconds",
+    Kind.HISTOGRAM,
+    ("provider",),
+    "Duration of each LLM attempt.",
+    unit="s",
+    buckets=LLM_BUCKETS,
+)
+
+HTTP_DURATION = MetricFamily(
+    "testboost_http_request_duration_seconds",
+    Kind.HISTOGRAM,
+    ("method", "path"),
+    "Duration of HTTP requests, by route template.",
+    unit="s",
+    buckets=HTTP_BUCKETS,
+)
+
 CATALOG: tuple[MetricFamily, ...] = (
-    MetricFamily(
-        "testboost_llm_calls_total",
-        Kind.COUNTER,
-        ("provider", "model"),
-        "LLM attempts, each counted once whatever its outcome.",
-    ),
-    MetricFamily(
-        "testboost_llm_errors_total",
-        Kind.COUNTER,
-        ("provider", "error_type"),
-        "Failed LLM attempts, each counted once, by error type.",
-    ),
-    MetricFamily(
-        "testboost_llm_rate_limit_total",
-        Kind.COUNTER,
-        ("provider",),
-        "LLM attempts answered 429 (also counted in testboost_llm_errors_total).",
-    ),
-    MetricFamily(
-        "testboost_workflow_total",
-        Kind.COUNTER,
-        ("workflow_type", "status"),
-        "Finished workflows by type and final status.",
-    ),
-    MetricFamily(
-        "testboost_http_requests_total",
-        Kind.COUNTER,
-        ("method", "path", "status"),
-        "HTTP requests served, by route template and status code.",
-    ),
-    MetricFamily(
-        "testboost_active_sessions",
-        Kind.GAUGE,
-        (),
-        "Sessions pending, in progress or paused, as the database says.",
-        across_workers="max",
-    ),
-    MetricFamily(
-        "testboost_db_connection_pool_size",
-        Kind.GAUGE,
-        (),
-        "Database connections currently checked out of the pool (summed over workers).",
-    ),
-    MetricFamily(
-        "testboost_db_connection_pool_max",
-        Kind.GAUGE,
-        (),
-        "Most connections the pool will hand out (pool_size + max_overflow; summed over workers).",
-    ),
-    MetricFamily(
-        "testboost_workflow_duration_seconds",
-        Kind.HISTOGRAM,
-        ("workflow_type",),
-        "Duration of finished workflows, from start (or creation if never started) to end.",
-        unit="s",
-        buckets=WORKFLOW_BUCKETS,
-    ),
-    MetricFamily(
-        "testboost_llm_request_duration_seconds",
-        Kind.HISTOGRAM,
-        ("provider",),
-        "Duration of each LLM attempt.",
-        unit="s",
-        buckets=LLM_BUCKETS,
-    ),
-    MetricFamily(
-        "testboost_http_request_duration_seconds",
-        Kind.HISTOGRAM,
-        ("method", "path"),
-        "Duration of HTTP requests, by route template.",
-        unit="s",
-        buckets=HTTP_BUCKETS,
-    ),
+    LLM_CALLS,
+    LLM_ERRORS,
+    LLM_RATE_LIMITS,
+    WORKFLOWS,
+    HTTP_REQUESTS,
+    ACTIVE_SESSIONS,
+    DB_POOL_SIZE,
+    DB_POOL_MAX,
+    WORKFLOW_DURATION,
+    LLM_DURATION,
+    HTTP_DURATION,
 )
 
 BY_NAME: dict[str, MetricFamily] = {family.name: family for family in CATALOG}

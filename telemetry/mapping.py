@@ -10,14 +10,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from telemetry._compat import map_unit, sanitize_full_name
-from telemetry.catalog import UNMATCHED_PATH
+from telemetry.catalog import UNMATCHED_PATH, LLMOutcome
 
 # HTTP semantic conventions, `http.request.method`: anything else is reported as `_OTHER`.
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
 OTHER_METHOD = "_OTHER"
-LLM_SUCCESS = "success"
 
 
 def method_label(method: str) -> str:
@@ -64,9 +63,9 @@ def status_label(status_code: int) -> str:
 
 
 def llm_error_type(outcome: str) -> str | None:
-    """`error_type` for a failed attempt, None for a success. Outcomes are already the
-    contract's values (see app.llm.outcomes.Outcome)."""
-    return None if outcome == LLM_SUCCESS else outcome
+    """`error_type` for a failed attempt, None for a success: outcomes are the contract's own
+    values (catalog.LLMOutcome)."""
+    return None if outcome == LLMOutcome.SUCCESS else outcome
 
 
 def pool_max(pool_size: int, max_overflow: int) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 from app.core.config import SIMULATED, Settings
-from app.llm.outcomes import AttemptFailed, LLMFailed, Outcome
+from app.llm.outcomes import AttemptFailed, LLMFailed, Outcome, retryable
 from app.llm.providers import Message, OpenAICompatible, Provider, Simulated
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class LLMClient:
             except AttemptFailed as failure:
                 last = failure
                 log.warning("LLM attempt %d/%d failed: %s", attempt, self._max_attempts, failure)
-                if not failure.outcome.retryable or attempt == self._max_attempts:
+                if not retryable(failure.outcome) or attempt == self._max_attempts:
                     break
                 # Shutting down: stop retrying; the step stays unfinished and resumes later.
                 if self._stop.wait(self._delay(failure, attempt)):

@@ -1,23 +1,16 @@
-"""How an LLM attempt ended: exactly one outcome per attempt, shared by client and telemetry."""
+"""How an LLM attempt ended: exactly one outcome per attempt, shared by client and telemetry
+(the set is the metrics contract's, telemetry/catalog.py)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from telemetry.catalog import LLMOutcome as Outcome
+
+# Auth and invalid requests fail the same way every time: retrying only burns quota.
+NOT_RETRYABLE = frozenset({Outcome.SUCCESS, Outcome.AUTH, Outcome.INVALID_REQUEST})
 
 
-class Outcome(StrEnum):
-    SUCCESS = "success"
-    RATE_LIMIT = "rate_limit"
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    AUTH = "auth"
-    INVALID_REQUEST = "invalid_request"
-    SERVER_ERROR = "server_error"
-
-    @property
-    def retryable(self) -> bool:
-        # Auth and invalid requests fail the same way every time: retrying only burns quota.
-        return self not in (Outcome.SUCCESS, Outcome.AUTH, Outcome.INVALID_REQUEST)
+def retryable(outcome: Outcome) -> bool:
+    return outcome not in NOT_RETRYABLE
 
 
 def outcome_for_status(status_code: int) -> Outcome:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from telemetry.catalog import WorkflowStatus
+
 
 class SessionType(StrEnum):
     TEST_GENERATION = "test_generation"
@@ -30,7 +32,8 @@ class SessionStatus(StrEnum):
 
 
 ACTIVE_STATUSES = (SessionStatus.PENDING, SessionStatus.IN_PROGRESS, SessionStatus.PAUSED)
-FINAL_STATUSES = (SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED)
+# A session's final statuses are the workflow statuses the metrics contract counts.
+FINAL_STATUSES = tuple(SessionStatus(status) for status in WorkflowStatus)
 
 
 @dataclass(frozen=True)

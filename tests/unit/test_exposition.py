@@ -12,6 +12,7 @@ from opentelemetry.sdk.metrics import Counter, MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from telemetry import catalog
 from telemetry.exposition import PrometheusTextReader, render
 from telemetry.instruments import Instruments
 from tests.monitoring.tools import tool_path
@@ -108,8 +109,8 @@ def test_same_text_as_the_exporter_it_replaces() -> None:
     provider = MeterProvider(metric_readers=[exporter, ours])
     instruments = Instruments(provider.get_meter("testboost"))
     instruments.prime("openai", "gpt", ["test_generation", "impact_analysis"])
-    instruments.observe("testboost_active_sessions", lambda: 4.0)
-    instruments.observe("testboost_db_connection_pool_size", lambda: None)
+    instruments.observe(catalog.ACTIVE_SESSIONS, lambda: 4.0)
+    instruments.observe(catalog.DB_POOL_SIZE, lambda: None)
     for i in range(30):
         instruments.http_request("GET", f"/r/{i}", "200", i / 10)
     instruments.llm_attempt("openai", "gpt", "rate_limit", 0.3)
