@@ -81,7 +81,7 @@ bench-smoke: install
 # phases, 200 sessions over 2 minutes. `make test` runs the short forms.
 soak: install
 	TESTBOOST_OUTAGE_SECONDS=60 TESTBOOST_SOAK_SECONDS=120 TESTBOOST_SOAK_SESSIONS=200 \
-		$(VENV)/bin/pytest -s tests/reliability/test_exporter_outage.py tests/reliability/test_soak.py
+		$(VENV)/bin/pytest -s tests/reliability/test_exporter_outage.py tests/reliability/test_collector_outage.py tests/reliability/test_soak.py
 
 lint: install
 	$(VENV)/bin/ruff check .
