@@ -10,14 +10,13 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 
 import telemetry
+from app.api.errors import add_error_handlers
 from app.api.routes import alerts, health, sessions
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_gauge_engine, make_sessionmaker, migrate
@@ -55,6 +54,7 @@ def create_app(
         on_finished=tel.record_workflow_finished,
         tracer=tel.tracer,
         stop=stop,
+        lease_ttl=settings.workflow_lease_ttl,
     )
 
     gauge_engine = make_gauge_engine(settings)
@@ -102,7 +102,7 @@ def create_app(
     protected = [Depends(require_api_key)]
     app.include_router(sessions.router, dependencies=protected)
     app.include_router(alerts.router, dependencies=protected)
-    _add_error_handlers(app)
+    add_error_handlers(app)
 
     # Middleware runs outermost-last-added: telemetry sees every request, refused ones too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -121,33 +121,6 @@ def create_app(
     tel.observe_active_sessions(count_active_sessions)
     tel.prime(llm.provider.name, llm.provider.model, [t.value for t in SessionType], app.routes)
     return app
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning(
-            "Database unavailable on %s %s: %s",
-            request.method,
-            request.url.path,
-            type(exc).__name__,
-        )
-        return JSONResponse(
-            status_code=503,
-            headers={"Retry-After": "5"},
-            content={"detail": "database unavailable; retry shortly"},
-        )
-
-    # Connection-level failures only: a constraint violation is a bug, not an outage.
-    for error in (OperationalError, PoolTimeout):
-        app.add_exception_handler(error, database_unavailable)
-
-    async def database_error(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return await database_unavailable(request, exc)
-        log.error("Database error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(status_code=500, content={"detail": "internal error"})
-
-    app.add_exception_handler(DBAPIError, database_error)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.inputs import SafeStr, Scalar, check_text, string_length, to_utc
+from app.models import Alert, Session
 from app.workflows.definitions import Mode, SessionStatus, SessionType
 
-Config = dict[str, str | int | float | bool | None]
+# Every string a client sends is a SafeStr, every number finite (app/core/inputs.py), and
+# strings stored in a sized column are no longer than the column.
+Config = dict[SafeStr, Scalar]
+ALERTNAME_LENGTH = string_length(Alert.alertname)
 # Deeper pages are refused (422) rather than handed to the database as a 64-bit overflow.
 MAX_OFFSET = 1_000_000
 
 
-class SessionCreate(BaseModel):
+class Input(BaseModel):
+    """A request body. Its field names are client text too: an unknown one is named in the
+    422, so it must be encodable."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_are_text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in data:
+                check_text(name)
+        return data
+
+
+class SessionCreate(Input):
     model_config = ConfigDict(extra="forbid")
 
     session_type: SessionType
-    project_path: str = Field(min_length=1, max_length=1024)
+    project_path: SafeStr = Field(min_length=1, max_length=string_length(Session.project_path))
     mode: Mode = Mode.AUTONOMOUS
     config: Config = Field(default_factory=dict, max_length=50)
 
 
-class SessionUpdate(BaseModel):
+class SessionUpdate(Input):
     """Fields that may change after creation; the workflow reads them at its next step."""
 
     model_config = ConfigDict(extra="forbid")
@@ -71,43 +89,49 @@ class StepOut(BaseModel):
 # --- Alertmanager webhook, payload version 4 ---------------------------------------------
 # https://prometheus.io/docs/alerting/latest/configuration/#webhook_config
 
-LabelSet = dict[str, str]
+LabelSet = dict[SafeStr, SafeStr]
+# Labels copied into a column of their own.
+LABEL_COLUMNS = {"alertname": ALERTNAME_LENGTH, "severity": string_length(Alert.severity)}
 
 
 def _zero_time_is_none(value: datetime | None) -> datetime | None:
     """Alertmanager sends `0001-01-01T00:00:00Z` for "no end yet"."""
     if value is None or value.year <= 1:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return to_utc(value)
 
 
-class WebhookAlert(BaseModel):
+class WebhookAlert(Input):
     status: Literal["firing", "resolved"]
     labels: LabelSet
     annotations: LabelSet = Field(default_factory=dict)
     startsAt: datetime
     endsAt: datetime | None = None
-    generatorURL: str | None = Field(default=None, max_length=4096)
-    fingerprint: str = Field(min_length=1, max_length=64)
+    generatorURL: SafeStr | None = Field(default=None, max_length=4096)
+    fingerprint: SafeStr = Field(min_length=1, max_length=string_length(Alert.fingerprint))
 
-    @field_validator("startsAt")
+    @field_validator("labels")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    def _fit_their_columns(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name, length in LABEL_COLUMNS.items():
+            if len(labels.get(name, "")) > length:
+                raise ValueError(f"label {name} must have at most {length} characters")
+        return labels
 
+    _starts = field_validator("startsAt")(to_utc)
     _ends = field_validator("endsAt")(_zero_time_is_none)
 
 
-class WebhookPayload(BaseModel):
+class WebhookPayload(Input):
     version: Literal["4"]
-    groupKey: str = ""
+    groupKey: SafeStr = ""
     truncatedAlerts: int = 0
     status: Literal["firing", "resolved"]
-    receiver: str = Field(default="", max_length=200)
+    receiver: SafeStr = Field(default="", max_length=string_length(Alert.receiver))
     groupLabels: LabelSet = Field(default_factory=dict)
     commonLabels: LabelSet = Field(default_factory=dict)
     commonAnnotations: LabelSet = Field(default_factory=dict)
-    externalURL: str = ""
+    externalURL: SafeStr = ""
     alerts: list[WebhookAlert] = Field(max_length=10_000)
 
 

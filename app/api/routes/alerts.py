@@ -10,8 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from app.api.deps import DbDep
+from app.core.inputs import SafeStr
 from app.models import Alert, utcnow
 from app.schemas import (
+    ALERTNAME_LENGTH,
     MAX_OFFSET,
     AlertOut,
     AlertPage,
@@ -82,7 +84,7 @@ def _upsert(db: DbSession, alert: WebhookAlert, receiver: str) -> bool:
 def list_alerts(
     db: DbDep,
     status: Literal["firing", "resolved"] | None = None,
-    alertname: str | None = Query(default=None, max_length=200),
+    alertname: SafeStr | None = Query(default=None, max_length=ALERTNAME_LENGTH),
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> AlertPage:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import func, select
 
 from app.api.deps import DbDep, WorkflowsDep
+from app.core.inputs import SafeStr
 from app.models import Session, Step
 from app.schemas import (
     MAX_OFFSET,
@@ -76,12 +77,12 @@ def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionOut, responses=NOT_FOUND)
-def get_session(session_id: str, db: DbDep) -> Session:
+def get_session(session_id: SafeStr, db: DbDep) -> Session:
     return _get(db, session_id)
 
 
 @router.patch("/{session_id}", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
-def update_session(session_id: str, body: SessionUpdate, db: DbDep) -> Session:
+def update_session(session_id: SafeStr, body: SessionUpdate, db: DbDep) -> Session:
     session = _get(db, session_id)
     if session.status not in (SessionStatus.PENDING, SessionStatus.PAUSED):
         raise HTTPException(
@@ -100,7 +101,7 @@ def update_session(session_id: str, body: SessionUpdate, db: DbDep) -> Session:
 @router.delete(
     "/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **CONFLICT}
 )
-def delete_session(session_id: str, db: DbDep) -> Response:
+def delete_session(session_id: SafeStr, db: DbDep) -> Response:
     session = _get(db, session_id)
     if session.status == SessionStatus.IN_PROGRESS:
         raise HTTPException(
@@ -125,22 +126,22 @@ def _act(session_id: str, db: DbDep, action: str, workflows: WorkflowsDep) -> Se
 
 
 @router.post("/{session_id}/pause", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
-def pause_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
+def pause_session(session_id: SafeStr, db: DbDep, workflows: WorkflowsDep) -> Session:
     return _act(session_id, db, "pause", workflows)
 
 
 @router.post("/{session_id}/resume", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
-def resume_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
+def resume_session(session_id: SafeStr, db: DbDep, workflows: WorkflowsDep) -> Session:
     return _act(session_id, db, "resume", workflows)
 
 
 @router.post("/{session_id}/cancel", response_model=SessionOut, responses={**NOT_FOUND, **CONFLICT})
-def cancel_session(session_id: str, db: DbDep, workflows: WorkflowsDep) -> Session:
+def cancel_session(session_id: SafeStr, db: DbDep, workflows: WorkflowsDep) -> Session:
     return _act(session_id, db, "cancel", workflows)
 
 
 @router.get("/{session_id}/steps", response_model=list[StepOut], responses=NOT_FOUND)
-def list_steps(session_id: str, db: DbDep) -> list[Step]:
+def list_steps(session_id: SafeStr, db: DbDep) -> list[Step]:
     _get(db, session_id)
     return list(
         db.scalars(select(Step).where(Step.session_id == session_id).order_by(Step.position)).all()
