@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -138,3 +140,28 @@ def test_oversized_body_is_413(make_client: AppFactory) -> None:
         "/api/v1/alerts/webhook", content=chunks(), headers={"content-type": "application/json"}
     )
     assert streamed.status_code == 413
+
+
+def test_concurrent_deliveries_count_every_notification(client: TestClient) -> None:
+    """Alertmanager replicas deliver the same group at once: no notification is lost, and
+    an alert's last delivery is never before its first."""
+    deliveries, alerts = 6, 300
+    payload = copy.deepcopy(FIRING)
+    template = payload["alerts"][0]
+    payload["alerts"] = [{**template, "fingerprint": f"fp{i:04d}"} for i in range(alerts)]
+    # Separate clients: each thread its own connection to the same app.
+    clients = [TestClient(client.app, base_url=str(client.base_url)) for _ in range(deliveries)]
+    with ThreadPoolExecutor(deliveries) as pool:
+        answers = list(pool.map(lambda c: post(c, payload), clients))
+    assert [a.status_code for a in answers] == [200] * deliveries, [a.text for a in answers]
+    assert sum(a.json()["created"] for a in answers) == alerts
+    assert sum(a.json()["updated"] for a in answers) == alerts * (deliveries - 1)
+    rows = []
+    for offset in range(0, alerts, 500):
+        page = client.get("/api/v1/alerts", params={"limit": 500, "offset": offset}).json()
+        rows += page["items"]
+    assert len(rows) == alerts
+    assert sorted({r["notifications"] for r in rows}) == [deliveries]
+    for row in rows:
+        first = datetime.fromisoformat(row["first_received_at"])
+        assert datetime.fromisoformat(row["last_received_at"]) >= first, row

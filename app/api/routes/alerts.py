@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
 from app.api.deps import DbDep
@@ -33,51 +35,66 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 )
 def receive_webhook(payload: WebhookPayload, db: DbDep) -> WebhookResult:
     """Store each alert once per (fingerprint, startsAt): a re-sent notification updates the
-    same row, a resolved one records its end."""
-    created = updated = 0
-    for alert in payload.alerts:
-        if _upsert(db, alert, payload.receiver):
-            created += 1
-        else:
-            updated += 1
-    return WebhookResult(received=len(payload.alerts), created=created, updated=updated)
+    same row, a resolved one records its end. Replicas of Alertmanager deliver the same alerts
+    at once: each row is changed by one atomic upsert, in the same order by every delivery (so
+    concurrent transactions never wait on each other in a cycle)."""
+    now = utcnow()
+    alerts = sorted(payload.alerts, key=lambda a: (a.fingerprint, a.startsAt))
+    created = sum(_upsert(db, alert, payload.receiver, now) for alert in alerts)
+    db.commit()
+    return WebhookResult(received=len(alerts), created=created, updated=len(alerts) - created)
 
 
-def _upsert(db: DbSession, alert: WebhookAlert, receiver: str) -> bool:
-    """True when the alert was new. Retried once if a concurrent delivery inserted it first."""
-    for _ in range(2):
-        row = db.scalar(
-            select(Alert).where(
-                Alert.fingerprint == alert.fingerprint, Alert.starts_at == alert.startsAt
-            )
-        )
-        is_new = row is None
-        if row is None:
-            row = Alert(fingerprint=alert.fingerprint, starts_at=alert.startsAt, notifications=0)
-            db.add(row)
-        elif row.status == "resolved" and alert.status == "firing":
-            # A late firing notification must not reopen what was already resolved.
-            row.notifications += 1
-            row.last_received_at = utcnow()
-            db.commit()
-            return False
-        row.status = alert.status
-        row.ends_at = alert.endsAt if alert.status == "resolved" else None
-        row.alertname = alert.labels.get("alertname", "")
-        row.severity = alert.labels.get("severity")
-        row.labels = alert.labels
-        row.annotations = alert.annotations
-        row.generator_url = alert.generatorURL
-        row.receiver = receiver or None
-        row.notifications += 1
-        row.last_received_at = utcnow()
-        try:
-            db.commit()
-        except IntegrityError:
-            db.rollback()
-            continue
-        return is_new
-    raise RuntimeError(f"alert {alert.fingerprint} could not be stored")
+def _upsert(db: DbSession, alert: WebhookAlert, receiver: str, now: datetime) -> bool:
+    """INSERT ... ON CONFLICT DO UPDATE; True when the alert was new."""
+    values = {
+        "fingerprint": alert.fingerprint,
+        "starts_at": alert.startsAt,
+        "status": alert.status,
+        "ends_at": alert.endsAt if alert.status == "resolved" else None,
+        "alertname": alert.labels.get("alertname", ""),
+        "severity": alert.labels.get("severity"),
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "generator_url": alert.generatorURL,
+        "receiver": receiver or None,
+        "notifications": 1,
+        "first_received_at": now,
+        "last_received_at": now,
+    }
+    insert = _INSERTS[db.get_bind().dialect.name](Alert).values(**values)
+    stored, new = Alert.__table__.c, insert.excluded
+    # A late firing notification must not reopen what was already resolved: it only counts.
+    reopens = and_(stored.status == "resolved", new.status == "firing")
+    changes: dict[str, Any] = {
+        name: case((reopens, stored[name]), else_=new[name]) for name in _REPLACED
+    }
+    changes["notifications"] = stored.notifications + 1
+    # Deliveries may commit out of the order they read the clock: never move `last` back.
+    changes["last_received_at"] = case(
+        (stored.last_received_at > new.last_received_at, stored.last_received_at),
+        else_=new.last_received_at,
+    )
+    upsert = insert.on_conflict_do_update(
+        index_elements=["fingerprint", "starts_at"], set_=changes
+    ).returning(Alert.notifications)
+    return db.execute(upsert).scalar_one() == 1
+
+
+_INSERTS: dict[str, Callable[[type[Alert]], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+_REPLACED = (
+    "status",
+    "ends_at",
+    "alertname",
+    "severity",
+    "labels",
+    "annotations",
+    "generator_url",
+    "receiver",
+)
 
 
 @router.get("", response_model=AlertPage)
