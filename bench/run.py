@@ -380,6 +380,13 @@ def render(report: dict[str, Any]) -> str:
         ]
     if report.get("scrape"):
         out += ["", "### Scrape rendering (in-process, median of runs)", "", report["scrape"]]
+    if report.get("runtime_cost"):
+        r = report["runtime_cost"]
+        out.append(
+            f"\nRuntime families (process_*, python_gc_*) per scrape, beside 1,000 counter "
+            f"lines: {r['without_ms']:.2f} ms without, {r['with_ms']:.2f} ms with: "
+            f"+{r['added_ms']:.2f} ms."
+        )
     if report.get("workers"):
         out += [
             "",
@@ -464,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = scrape.run(args.series, args.scrape_runs)
         report["scrape_rows"] = rows
         report["scrape"] = scrape.table(rows)
+        report["runtime_cost"] = scrape.runtime_cost(runs=20 if args.smoke else 200)
     if "workers" in args.phases:
         print("several workers (merged /metrics)…", flush=True)
         report["workers"] = {

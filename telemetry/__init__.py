@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from telemetry import catalog, db, exporters, tracing
+from telemetry import catalog, db, exporters, runtime, tracing
 from telemetry.config import TelemetryConfig, TelemetryConfigError
 from telemetry.exposition import PrometheusTextReader
 from telemetry.http import HttpTelemetry
@@ -69,7 +69,9 @@ class Telemetry:
             self.meter_provider = MeterProvider(
                 metric_readers=readers, resource=resource, exemplar_filter=_exemplars(config)
             )
-            self.instruments = Instruments(self.meter_provider.get_meter(METER_NAME))
+            meter = self.meter_provider.get_meter(METER_NAME)
+            self.instruments = Instruments(meter)
+            runtime.observe(meter)
 
     @property
     def enabled(self) -> bool:

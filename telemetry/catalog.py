@@ -1,4 +1,5 @@
-"""The metrics contract: every ``testboost_*`` family Prometheus sees, in one table.
+"""The metrics contract: every family Prometheus sees from the API, in one table — the
+``testboost_*`` families of the setup guide and the process' runtime figures.
 
 Instruments, views, the docs' metrics reference, the contract tests and the static check of
 every PromQL expression in alert rules and dashboards are all derived from ``CATALOG``.
@@ -32,6 +33,10 @@ LLM_BUCKETS: tuple[float, ...] = (
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 )
 # fmt: on
+
+# The exposed suffix of each unit the catalog uses (telemetry.mapping.prometheus_name adds it).
+UNIT_SUFFIXES = {"s": "_seconds", "By": "_bytes"}
+GC_GENERATIONS = ("0", "1", "2")
 
 # Closed label value sets: defined here once; the API's own types derive from them
 # (app/llm/outcomes.py, app/workflows/definitions.py).
@@ -76,16 +81,17 @@ class MetricFamily:
     # (telemetry/multiprocess.py): "sum" over live workers, or "max" for a value every worker
     # reads alike. Counters and histograms are always summed.
     across_workers: str = "sum"
+    # Read by a callback at each collection (telemetry/runtime.py) rather than recorded.
+    observed: bool = False
 
     @property
     def otel_name(self) -> str:
-        """Instrument name whose Prometheus translation is ``name``."""
+        """Instrument name whose Prometheus translation is ``name`` (checked against the one
+        naming rule, telemetry.mapping.prometheus_name, by tests/unit/test_mapping.py)."""
         base = self.name
         if self.kind is Kind.COUNTER:
             base = base.removesuffix("_total")
-        if self.unit == "s":
-            base = base.removesuffix("_seconds")
-        return base
+        return base.removesuffix(UNIT_SUFFIXES.get(self.unit, "\0"))
 
     @property
     def series_names(self) -> tuple[str, ...]:
@@ -180,6 +186,66 @@ HTTP_DURATION = MetricFamily(
     buckets=HTTP_BUCKETS,
 )
 
+# The process' own figures, under the names every Prometheus client library uses (what
+# operators' process dashboards and alerts already query), read at each collection.
+PROCESS_CPU = MetricFamily(
+    "process_cpu_seconds_total",
+    Kind.COUNTER,
+    (),
+    "User and system CPU time spent by the process (summed over workers).",
+    unit="s",
+    observed=True,
+)
+
+PROCESS_MEMORY = MetricFamily(
+    "process_resident_memory_bytes",
+    Kind.GAUGE,
+    (),
+    "Resident memory of the process (summed over workers).",
+    unit="By",
+    observed=True,
+)
+
+PROCESS_OPEN_FDS = MetricFamily(
+    "process_open_fds",
+    Kind.GAUGE,
+    (),
+    "Open file descriptors of the process (summed over workers).",
+    observed=True,
+)
+
+PROCESS_MAX_FDS = MetricFamily(
+    "process_max_fds",
+    Kind.GAUGE,
+    (),
+    "The process' file descriptor limit (summed over workers).",
+    observed=True,
+)
+
+GC_COLLECTIONS = MetricFamily(
+    "python_gc_collections_total",
+    Kind.COUNTER,
+    ("generation",),
+    "Garbage collector runs, by generation.",
+    observed=True,
+)
+
+GC_COLLECTED = MetricFamily(
+    "python_gc_objects_collected_total",
+    Kind.COUNTER,
+    ("generation",),
+    "Objects the garbage collector freed, by generation.",
+    observed=True,
+)
+
+GC_UNCOLLECTABLE = MetricFamily(
+    "python_gc_objects_uncollectable_total",
+    Kind.COUNTER,
+    ("generation",),
+    "Objects the garbage collector found uncollectable, by generation.",
+    observed=True,
+)
+
 CATALOG: tuple[MetricFamily, ...] = (
     LLM_CALLS,
     LLM_ERRORS,
@@ -192,6 +258,13 @@ CATALOG: tuple[MetricFamily, ...] = (
     WORKFLOW_DURATION,
     LLM_DURATION,
     HTTP_DURATION,
+    PROCESS_CPU,
+    PROCESS_MEMORY,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    GC_COLLECTIONS,
+    GC_COLLECTED,
+    GC_UNCOLLECTABLE,
 )
 
 BY_NAME: dict[str, MetricFamily] = {family.name: family for family in CATALOG}

@@ -38,6 +38,8 @@ class Instruments:
         self._instruments: dict[str, Any] = {}  # by family name
         self._attributes: dict[tuple[Any, ...], Attributes] = {}
         for family in CATALOG:
+            if family.observed:
+                continue  # telemetry/runtime.py reads these at collection
             if family.kind is Kind.COUNTER:
                 self._instruments[family.name] = meter.create_counter(
                     family.otel_name, unit=family.unit, description=family.description

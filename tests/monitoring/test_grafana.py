@@ -60,8 +60,7 @@ def test_dashboard_provider() -> None:
 def test_overview_has_the_guide_panels_in_order() -> None:
     overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
     assert overview["title"] == "TestBoost Overview"
-    titles = [p["title"] for p in dashboard_panels(overview)]
-    assert len(titles) == len(GUIDE_PANEL_TITLES)
+    titles = [p["title"] for p in dashboard_panels(overview)][: len(GUIDE_PANEL_TITLES)]
     for title, guide in zip(titles, GUIDE_PANEL_TITLES, strict=True):
         assert title == guide or re.fullmatch(rf"{re.escape(guide)} \([^()]+\)", title), title
     assert titles[-1] == "API Response Time (p50, p95, p99)"
@@ -70,6 +69,20 @@ def test_overview_has_the_guide_panels_in_order() -> None:
     steps = error_rate["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert 0.05 in [s["value"] for s in steps]
     assert error_rate["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"
+
+
+def test_overview_ends_with_a_runtime_row_of_the_process_families() -> None:
+    """After the guide's panels, a "Runtime" row reads every runtime family of the API's job
+    (Prometheus exposes process_* of its own: the job selector keeps them out)."""
+    overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
+    rows = [p for p in overview["panels"] if p.get("type") == "row"]
+    assert [r["title"] for r in rows] == ["Runtime"]
+    after = [p for p in overview["panels"] if p["gridPos"]["y"] > rows[0]["gridPos"]["y"]]
+    exprs = [t["expr"] for p in after for t in p["targets"]]
+    runtime = [f.name for f in CATALOG if f.observed]
+    for name in runtime:
+        assert any(name in expr for expr in exprs), name
+    assert all('job="testboost-api"' in expr for expr in exprs), exprs
 
 
 def test_pool_panel_is_the_utilisation_with_the_alerts_90_percent_line() -> None:
@@ -145,6 +158,7 @@ def _workload_series() -> list[dict[str, str]]:
         "status": "200",
         "method": "GET",
         "path": "/api/v2/sessions",
+        "generation": "0",
     }
     series: list[dict[str, str]] = []
     for family in CATALOG:
