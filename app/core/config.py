@@ -78,8 +78,16 @@ class Settings(BaseSettings):
     @field_validator("api_key", "metrics_token", "llm_api_key")
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() == "":
+        """Empty means unset. A blank key would be accepted and then match nothing, and HTTP
+        drops the whitespace around a header value, so a key starting or ending with it could
+        never be presented: both are refused."""
+        if value is None or value.get_secret_value() == "":
             return None
+        text = value.get_secret_value()
+        if not text.strip():
+            raise ValueError("is blank; set a key, or leave it empty to unset it")
+        if text != text.strip():
+            raise ValueError("starts or ends with whitespace, which no HTTP header can carry")
         return value
 
     @model_validator(mode="after")

@@ -11,22 +11,24 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.limits import send_json
 
-
-def presented_key(request: Request) -> str | None:
-    """The key from `X-API-Key`, or from `Authorization: Bearer`."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip()
-    return None
+WHITESPACE = " \t"
 
 
-def key_matches(presented: str | None, expected: SecretStr) -> bool:
-    # Constant time: the comparison must not reveal how much of a guess was right.
-    candidate = (presented or "").encode()
-    return secrets.compare_digest(candidate, expected.get_secret_value().encode())
+def presented_key(request: Request) -> bytes | None:
+    """The key from `X-API-Key`, or from `Authorization: Bearer`, as the bytes sent. The same
+    whitespace rule for both: HTTP's optional whitespace (spaces, tabs) around it is dropped."""
+    key = request.headers.get("x-api-key", "").strip(WHITESPACE)
+    if not key:
+        scheme, _, token = request.headers.get("authorization", "").strip(WHITESPACE).partition(" ")
+        key = token.strip(WHITESPACE) if scheme.lower() == "bearer" else ""
+    # Header values reach us decoded as Latin-1: encoding back gives the bytes on the wire.
+    return key.encode("latin-1") if key else None
+
+
+def key_matches(presented: bytes | None, expected: SecretStr) -> bool:
+    # Constant time: the comparison must not reveal how much of a guess was right. Keys are
+    # UTF-8 on the wire, whatever characters they hold.
+    return secrets.compare_digest(presented or b"", expected.get_secret_value().encode("utf-8"))
 
 
 def require_api_key(request: Request) -> None:

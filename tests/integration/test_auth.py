@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
+from app.core.security import key_matches, presented_key
 from tests.conftest import AppFactory
 
 KEY = "s3cret-key-for-tests"
@@ -76,3 +79,35 @@ def test_with_key_any_address_is_served(make_client: AppFactory) -> None:
     app = make_client(api_key=KEY).app
     remote = TestClient(app, base_url="http://10.1.2.3:8000")
     assert remote.get("/api/v2/sessions", headers={"X-API-Key": KEY}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-API-Key": f"{KEY} "},
+        {"X-API-Key": f"\t{KEY}"},
+        {"Authorization": f"Bearer {KEY} "},
+        {"Authorization": f"Bearer  {KEY}"},
+    ],
+)
+def test_one_whitespace_rule_for_both_headers(keyed: TestClient, headers: dict[str, str]) -> None:
+    assert keyed.get("/api/v2/sessions", headers=headers).status_code == 200
+
+
+def test_keys_are_compared_as_utf8(make_client: AppFactory) -> None:
+    key = "clé-ключ-鍵"
+    client = make_client(api_key=key)
+    for header in ("X-API-Key", "Authorization"):
+        value = key.encode() if header == "X-API-Key" else b"Bearer " + key.encode()
+        assert client.get("/api/v2/sessions", headers={header: value}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw,matches",
+    [(b"cl\xc3\xa9", True), (b"cl\xe9", False), (b" cl\xc3\xa9\t", True), (b"cle", False)],
+)
+def test_the_bytes_sent_are_what_is_compared(raw: bytes, matches: bool) -> None:
+    # The test client re-encodes header values as UTF-8; a raw ASGI scope sends any bytes.
+    for name, value in ((b"x-api-key", raw), (b"authorization", b"Bearer " + raw)):
+        request = Request({"type": "http", "headers": [(name, value)]})
+        assert key_matches(presented_key(request), SecretStr("clé")) is matches, (name, value)

@@ -49,6 +49,12 @@ def test_plain_postgresql_url_uses_psycopg3() -> None:
             "TESTBOOST_LLM_BASE_URL",
         ),
         ({"TESTBOOST_LLM_PROVIDER": "vllm"}, "TESTBOOST_LLM_BASE_URL"),
+        # A blank key would be accepted and then match nothing; surrounding whitespace never
+        # reaches us in a header.
+        ({"TESTBOOST_API_KEY": "   "}, "TESTBOOST_API_KEY"),
+        ({"TESTBOOST_API_KEY": "\t"}, "TESTBOOST_API_KEY"),
+        ({"TESTBOOST_API_KEY": " key-with-a-space "}, "TESTBOOST_API_KEY"),
+        ({"TESTBOOST_METRICS_TOKEN": "  "}, "TESTBOOST_METRICS_TOKEN"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -83,6 +89,15 @@ def test_serve_refuses_invalid_settings_with_a_message() -> None:
     assert "TESTBOOST_DB_POOL_SIZE" in result.stderr and "Traceback" not in result.stderr
     result = _serve({"OTEL_METRICS_EXPORTER": "statsd"})
     assert result.returncode == 2 and "OTEL_METRICS_EXPORTER" in result.stderr
+    result = _serve({"TESTBOOST_API_KEY": "   "})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "TESTBOOST_API_KEY" in line]
+    assert "blank" in line
+
+
+def test_an_empty_key_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESTBOOST_API_KEY", "")
+    assert load_settings().api_key is None
 
 
 @pytest.mark.parametrize(
