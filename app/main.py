@@ -21,6 +21,7 @@ from app.api.routes import alerts, health, sessions
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_gauge_engine, make_sessionmaker, migrate
 from app.core.limits import BodySizeLimit
+from app.core.redaction import redact_access_log
 from app.core.security import LoopbackOnly, require_api_key
 from app.llm.client import LLMClient, make_provider
 from app.models import Session
@@ -35,6 +36,7 @@ def create_app(
     settings: Settings | None = None, telemetry_config: telemetry.TelemetryConfig | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
+    redact_access_log()
     engine = make_engine(settings)
     sessionmaker = make_sessionmaker(engine)
     tel = telemetry.setup(telemetry_config)

@@ -7,6 +7,7 @@ retries live in `client.LLMClient`.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -54,6 +55,7 @@ class OpenAICompatible:
     ) -> None:
         self.name = name
         self.model = model
+        self._api_key = api_key
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
@@ -71,27 +73,67 @@ class OpenAICompatible:
         if outcome is not Outcome.SUCCESS:
             raise AttemptFailed(
                 outcome,
-                f"HTTP {response.status_code}: {response.text[:200]}",
+                self._classified(response),
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         return _content(response)
+
+    def _classified(self, response: httpx.Response) -> str:
+        """`HTTP 401 (invalid_api_key)`: the status and the error type the body names, nothing
+        else of the body, which may quote our request and its Authorization header."""
+        kind = _error_type(response)
+        if kind and self._api_key and self._api_key in kind:
+            kind = None
+        return f"HTTP {response.status_code}" + (f" ({kind})" if kind else "")
 
     def close(self) -> None:
         self._http.close()
 
 
+# An error type as OpenAI-compatible servers name them (`invalid_api_key`,
+# `rate_limit_exceeded`): lower-case words, no digits, so no key or token passes for one.
+_ERROR_TYPE = re.compile(r"[a-z]+(?:_[a-z]+)*")
+
+
+def _error_type(response: httpx.Response) -> str | None:
+    """`error.code` or `error.type` of an OpenAI-style error body, if it is a plain name."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    for field in ("code", "type"):
+        value = error.get(field)
+        if isinstance(value, str) and len(value) <= 40 and _ERROR_TYPE.fullmatch(value):
+            return value
+    return None
+
+
 def _content(response: httpx.Response) -> str:
     # A 200 that is not a chat completion is the server's fault, and may pass on a retry.
+    # The body is not quoted: like an error body, it may echo our request.
     try:
         body: Any = response.json()
         content = body["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except ValueError as exc:
+        raise AttemptFailed(Outcome.SERVER_ERROR, "malformed completion: not JSON") from exc
+    except (KeyError, IndexError, TypeError) as exc:
         raise AttemptFailed(
-            Outcome.SERVER_ERROR, f"malformed completion: {response.text[:200]!r}"
+            Outcome.SERVER_ERROR, "malformed completion: no choices[0].message.content"
         ) from exc
     if not isinstance(content, str):
         raise AttemptFailed(Outcome.SERVER_ERROR, "completion content is not text")
-    return content
+    return storable(content)
+
+
+def storable(text: str) -> str:
+    """Text as both databases store it: NUL (PostgreSQL refuses it) and lone surrogates (no
+    UTF-8 for them) become U+FFFD."""
+    return (
+        text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").replace("\x00", "\ufffd")
+    )
 
 
 class Simulated:

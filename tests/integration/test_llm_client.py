@@ -10,7 +10,7 @@ import pytest
 from app.llm.client import LLMClient
 from app.llm.outcomes import LLMFailed, Outcome
 from app.llm.providers import OpenAICompatible, parse_retry_after
-from tests.support.fake_llm import FakeLLM, Reply
+from tests.support.fake_llm import FakeLLM, Reply, completion
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 
@@ -149,3 +149,31 @@ def test_retry_wait_is_capped_and_interrupted_by_shutdown(fake: FakeLLM) -> None
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
+
+
+def test_failures_name_the_status_and_error_type_never_the_body(fake: FakeLLM) -> None:
+    """Providers and proxies quote the request, Authorization header included, in error
+    bodies: a failure keeps only the status and a plain error type."""
+    quoted = "Incorrect API key provided: Bearer sk-test"
+    fake.then(
+        Reply(401, {"error": {"message": quoted, "type": "invalid_request_error"}}),
+        Reply(500, {"error": {"message": quoted, "code": "sk-test"}}),  # not a plain name
+        Reply(502, f"<html>{quoted}</html>"),
+        Reply(200, quoted),
+    )
+    details = []
+    for _ in range(4):
+        with pytest.raises(LLMFailed) as failed:
+            client_for(fake.base_url, Attempts(), max_attempts=1).complete(MESSAGES)
+        details.append(str(failed.value))
+    assert all("sk-test" not in d and "Incorrect" not in d for d in details), details
+    assert "auth: HTTP 401 (invalid_request_error)" in details[0]
+    assert details[1].endswith("server_error: HTTP 500") and details[2].endswith("HTTP 502")
+    assert details[3].endswith("malformed completion: not JSON")
+
+
+def test_completions_are_stored_as_text_both_databases_take(fake: FakeLLM) -> None:
+    fake.default = Reply(200, completion("a\x00b\udfffc"))
+    text = client_for(fake.base_url, Attempts()).complete(MESSAGES).text
+    assert text.startswith("a\ufffdb") and text.endswith("c")
+    assert "\x00" not in text and text.encode("utf-8")

@@ -14,7 +14,9 @@ from typing import Any
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = None  # dict → JSON; str → raw text; None → a chat completion
+    # dict → JSON; str → raw text; None → a chat completion; a function of the recorded request
+    # (path, body, authorization) → one of those
+    body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
 
@@ -44,23 +46,23 @@ class FakeLLM:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                request = {
+                    "path": self.path,
+                    "body": body,
+                    "authorization": self.headers.get("authorization"),
+                }
                 with fake.lock:
-                    fake.requests.append(
-                        {
-                            "path": self.path,
-                            "body": body,
-                            "authorization": self.headers.get("authorization"),
-                        }
-                    )
+                    fake.requests.append(request)
                     reply = fake.script.popleft() if fake.script else fake.default
                 if reply.delay:
                     time.sleep(reply.delay)
-                if reply.body is None:
+                answer = reply.body(request) if callable(reply.body) else reply.body
+                if answer is None:
                     content = json.dumps(completion(f"answer {len(fake.requests)}")).encode()
-                elif isinstance(reply.body, str):
-                    content = reply.body.encode()
+                elif isinstance(answer, str):
+                    content = answer.encode()
                 else:
-                    content = json.dumps(reply.body).encode()
+                    content = json.dumps(answer).encode()
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", "application/json")

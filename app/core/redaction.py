@@ -1,0 +1,77 @@
+"""Secrets kept out of logs: query parameters that name a secret are redacted from the access
+log, since clients do send `?api_key=...` or `/metrics?token=...` by mistake."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote_plus
+
+# Compared case-insensitively, `-` read as `_`; any name ending in `_key`, `_token`,
+# `_secret` or `_password` counts too.
+SECRET_NAMES = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "apikey",
+        "auth",
+        "authorization",
+        "client_secret",
+        "code",
+        "credential",
+        "credentials",
+        "id_token",
+        "key",
+        "passwd",
+        "password",
+        "pwd",
+        "refresh_token",
+        "secret",
+        "sig",
+        "signature",
+        "token",
+        "x_api_key",
+    }
+)
+SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password")
+REDACTED = "<redacted>"
+
+
+def is_secret_name(name: str) -> bool:
+    normal = unquote_plus(name).strip().lower().replace("-", "_")
+    return normal in SECRET_NAMES or normal.endswith(SECRET_SUFFIXES)
+
+
+def redact_query(query: str) -> str:
+    """`limit=5&api_key=abc` → `limit=5&api_key=<redacted>`; other parameters kept as sent."""
+    parts = []
+    for part in query.split("&"):
+        name, equals, _value = part.partition("=")
+        parts.append(f"{name}={REDACTED}" if equals and is_secret_name(name) else part)
+    return "&".join(parts)
+
+
+def redact_target(target: str) -> str:
+    """A request target (`/path?query`) with its secret query parameters redacted."""
+    path, question, query = target.partition("?")
+    return f"{path}?{redact_query(query)}" if question else target
+
+
+class RedactQueryStrings(logging.Filter):
+    """On uvicorn's access logger, whose records carry the request target as an argument:
+    `'%s - "%s %s HTTP/%s" %d'` (client, method, target, version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_target(arg) if isinstance(arg, str) and "?" in arg else arg
+                for arg in record.args
+            )
+        return True
+
+
+ACCESS_LOG_FILTER = RedactQueryStrings()
+
+
+def redact_access_log() -> None:
+    """Idempotent: the same filter object is added once, however many apps are built."""
+    logging.getLogger("uvicorn.access").addFilter(ACCESS_LOG_FILTER)
