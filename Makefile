@@ -59,6 +59,7 @@ stack-status: install
 test: install tools
 	scripts/test-postgres.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app telemetry doctor devstack bench
 	$(VENV)/bin/pytest
 

@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from telemetry.runtime import resident_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 # The last commit before the optimised telemetry: what "before" serves. Override: --before-ref.
 BEFORE_REF = "fb74605"
@@ -210,11 +212,10 @@ class Server(Process):
 
 
 def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    value = resident_bytes(pid)
+    if value is None:
+        raise RuntimeError(f"no resident memory for pid {pid}")
+    return value / 2**20
 
 
 def make_sink(log_dir: Path, cpu: str | None) -> tuple[Process, str]:

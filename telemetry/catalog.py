@@ -1,7 +1,7 @@
 """The metrics contract: every family Prometheus sees from the API, in one table — the
 ``testboost_*`` families of the setup guide and the process' runtime figures.
 
-Instruments, views, the docs' metrics reference, the contract tests and the static check of
+Instruments, the docs' metrics reference, the contract tests and the static check of
 every PromQL expression in alert rules and dashboards are all derived from ``CATALOG``.
 Names here are the *exposed* Prometheus names; ``otel_name`` is the instrument name that the
 OpenTelemetry → Prometheus naming rules (counter ``_total``, unit ``s`` → ``_seconds``) turn

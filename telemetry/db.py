@@ -1,7 +1,7 @@
 """Pool gauges read from the SQLAlchemy pool itself, and SQL spans when tracing is on.
 
 Why not the SQLAlchemy instrumentation's `db.client.connections.usage` for the pool families:
-it has no maximum (field facts), and a View cannot keep only its `state=used` points, so
+it has no maximum, and a View cannot keep only its `state=used` points, so
 `_size` would be idle + used. Reading `pool.checkedout()` at collection time is exact, costs
 nothing per query, and gives `_size` and `_max` the same (empty) label set.
 """

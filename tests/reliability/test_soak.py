@@ -68,7 +68,14 @@ def test_soak(tmp_path: Path) -> None:
             return bool(page.json()["total"] == SESSIONS)
 
         until(all_done, timeout=120, interval=0.5, message="every session completed")
-        time.sleep(0.5)
+
+        def settled() -> bool:
+            # The pool drains and the last counts show once their series' hold has passed.
+            text = Exposition(httpx.get(f"{api.url}/metrics").text)
+            completed = text.value("testboost_workflow_total", status="completed")
+            return bool(pool and pool[-1] <= 1 and completed == SESSIONS)
+
+        until(settled, timeout=30, interval=0.5, message="pool drained and counts shown")
         stop.set()
         watcher.join(timeout=15)
         final = Exposition(httpx.get(f"{api.url}/metrics").text)

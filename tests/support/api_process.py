@@ -25,7 +25,9 @@ def free_port() -> int:
 class ApiProcess:
     def __init__(self, env: dict[str, str], workers: int = 1, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.env = {**os.environ, **env}
+        # The tests read /metrics as a 1 s scraper would: a new series shows zero for 2 s
+        # (telemetry/series_start.py), not the production 30 s.
+        self.env = {**os.environ, "OTEL_METRIC_EXPORT_INTERVAL": "1000", **env}
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: nobody reads while the server runs, and a full pipe blocks it.

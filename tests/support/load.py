@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 
 # One RSS reading for the benchmarks and the reliability tests alike.
-from bench.variants import rss_mib as rss_mib
+from telemetry.runtime import resident_bytes
 
 
 @dataclass
@@ -61,3 +61,9 @@ def run_load(
     for thread in pool:
         thread.join(timeout=seconds + 30)
     return result
+
+
+def rss_mib(pid: int) -> float:
+    value = resident_bytes(pid)
+    assert value is not None, f"no resident memory for pid {pid}"
+    return value / 2**20
