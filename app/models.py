@@ -56,8 +56,10 @@ class Session(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text, default=None)
-    # Boot id of the process running the workflow: a runner writes only sessions it claimed.
+    # The lease (app/workflows/leases.py): the id of the engine running the workflow, and
+    # until when (the database's clock) unless it renews; past that, another engine may take it.
     claimed_by: Mapped[str | None] = mapped_column(String(36), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     llm_sim_rate_limit_ratio: float = Field(default=0.0, ge=0, le=1)
 
     max_concurrent_workflows: int = Field(default=8, ge=1, le=512)
+    # Seconds a process owns a session's workflow unless it renews (every third of it); after
+    # a crash another process takes the work over within about two of these.
+    workflow_lease_ttl: float = Field(default=30.0, ge=1, le=3600)
     # Requests whose body is larger are refused with 413 before it is read.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Comma-separated (`https://a.example,https://b.example`) or a JSON list.

@@ -3,12 +3,21 @@
 Every status change goes through `_transition`, a conditional UPDATE: the API (pause, resume,
 cancel) and the runners race safely, and a workflow's end is recorded exactly once — by
 whoever sets `finished_at`.
+
+Several processes may share the database (`--workers N`, rolling restarts, replicas): each
+engine runs only the sessions whose lease it holds (app/workflows/leases.py). It claims a
+session when it queues it, renews its leases every third of the lease's life, checks it still
+holds the lease before each step (so a session it lost costs no LLM call), and gives it back
+when the workflow stops here. A sweep — at start-up, every lease period, and whenever a slot
+frees — takes over the sessions nobody holds: never claimed, given back, or whose owner died
+and let its lease run out. A taken-over session resumes at its first unfinished step.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -25,6 +34,7 @@ from sqlalchemy.orm import sessionmaker
 from app.llm.client import LLMClient
 from app.llm.outcomes import LLMFailed
 from app.models import Session, Step, utcnow
+from app.workflows import leases
 from app.workflows.definitions import (
     WORKFLOWS,
     Mode,
@@ -67,51 +77,69 @@ class WorkflowEngine:
         on_finished: FinishedHook,
         tracer: trace.Tracer | None = None,
         stop: threading.Event | None = None,
+        lease_ttl: float = 30.0,
     ) -> None:
         self._sessions = sessions
         self._llm = llm
         self._on_finished = on_finished
         self._tracer = tracer or trace.NoOpTracer()
         self._stop = stop or threading.Event()
-        self._boot_id = str(uuid.uuid4())
+        # The lease owner: this engine, not the host or the process (a restart is a new owner).
+        self.owner_id = str(uuid.uuid4())
+        self._lease_ttl = lease_ttl
+        self._max_concurrent = max_concurrent
         self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="workflow")
         self._lock = threading.Lock()
         self._scheduled: dict[str, Future[None]] = {}
+        self._wake_keeper = threading.Event()  # a slot freed: sweep now
+        self._keeper_done = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def recover(self) -> int:
-        """Resume what a previous process left: in-progress work restarts at its first
-        unfinished step (completed steps are kept), and pending sessions are queued again."""
-        with self._sessions.begin() as db:
-            db.execute(update(Step).where(Step.status == "running").values(status="pending"))
-            db.execute(
-                update(Session)
-                .where(Session.status == S.IN_PROGRESS)
-                .values(status=S.PENDING, claimed_by=None)
+        """At start-up: take over the unfinished sessions no live engine holds (left by a
+        stopped or dead process; each resumes at its first unfinished step, completed steps
+        are kept), then keep our leases alive and sweep again periodically, so that the work
+        of a process that dies later is taken over too. Sessions another live process runs
+        are left to it."""
+        taken = self._sweep()
+        if self._keeper is None:
+            self._keeper = threading.Thread(
+                target=self._keep_leases, name="workflow-leases", daemon=True
             )
-            ids = db.scalars(
-                select(Session.id).where(Session.status == S.PENDING).order_by(Session.created_at)
-            ).all()
-        for session_id in ids:
-            self.submit(session_id)
-        if ids:
-            log.info("Resumed %d unfinished session(s)", len(ids))
-        return len(ids)
+            self._keeper.start()
+        return taken
 
     def shutdown(self, timeout: float) -> None:
-        """Stop taking work, let running steps end (bounded), leave the rest for next start."""
+        """Stop taking work, let running steps end (bounded), and give back the leases of
+        everything else at once, so that another process resumes it without waiting."""
         self._stop.set()
         with self._lock:
-            futures = list(self._scheduled.values())
+            futures = dict(self._scheduled)
         self._pool.shutdown(wait=False, cancel_futures=True)
         # Queued work was cancelled above; `wait` would never see those futures finish.
-        running = [future for future in futures if not future.cancelled()]
-        _done, not_done = wait(running, timeout=timeout)
-        if not_done:
+        running = {sid: future for sid, future in futures.items() if not future.cancelled()}
+        wait(running.values(), timeout=timeout)  # leases kept alive meanwhile
+        in_flight = [sid for sid, future in running.items() if not future.done()]
+        self._keeper_done.set()
+        self._wake_keeper.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=5)
+        if in_flight:
+            # Their leases run out by themselves: another process must not start the same
+            # step while ours may still be answered.
             log.warning(
-                "%d workflow(s) still running at shutdown; they resume on next start", len(not_done)
+                "%d workflow(s) still running at shutdown; another process resumes them once "
+                "their lease expires (%.0f s), or this one on its next start",
+                len(in_flight),
+                self._lease_ttl,
             )
+        try:
+            with self._sessions.begin() as db:
+                leases.release(db, self.owner_id, keep=in_flight)
+        except DB_OUTAGE:
+            log.warning("Could not release the sessions' leases; they expire by themselves")
 
     def wait_idle(self, timeout: float) -> bool:
         """For tests and benchmarks: wait until nothing is scheduled."""
@@ -122,16 +150,37 @@ class WorkflowEngine:
 
     # --- API operations --------------------------------------------------------------------
 
-    def submit(self, session_id: str) -> None:
+    def submit(self, session_id: str) -> bool:
+        """Run the session's workflow here unless another live engine holds it: claim its
+        lease, then queue it. True when this engine runs it."""
         # The caller's trace context (the request that created or resumed the session): the
         # pool's threads do not inherit it, and without it the workflow's spans would start a
-        # trace of their own. At start-up (recover) there is none: the workflow is a root.
+        # trace of their own. From the sweep there is none: the workflow is a root.
         parent = otel_context.get_current()
         with self._lock:
-            if session_id in self._scheduled or self._stop.is_set():
-                return
-            future = self._pool.submit(self._run, session_id, parent)
-            self._scheduled[session_id] = future
+            if session_id in self._scheduled:
+                return True
+            if self._stop.is_set():
+                return False
+        try:
+            with self._sessions.begin() as db:
+                claimed = leases.claim(db, session_id, self.owner_id, self._lease_ttl)
+        except DB_OUTAGE as exc:
+            log.warning(
+                "Could not claim session %s (%s); a later sweep takes it",
+                session_id,
+                type(exc).__name__,
+            )
+            return False
+        if not claimed:
+            return False
+        with self._lock:
+            if session_id in self._scheduled:
+                return True
+            if self._stop.is_set():
+                return False  # shutdown gives the lease back
+            self._scheduled[session_id] = self._pool.submit(self._run, session_id, parent)
+        return True
 
     def pause(self, session_id: str) -> None:
         self._require_transition(session_id, S.PAUSED, (S.PENDING, S.IN_PROGRESS), "pause")
@@ -176,9 +225,20 @@ class WorkflowEngine:
             except Exception:
                 log.exception("Could not mark session %s failed", session_id)
         finally:
+            # Given back before leaving `_scheduled`: a resume landing meanwhile either finds
+            # us still scheduled (then `_resubmit_if_resumed` sees it) or claims afresh.
+            self._release(session_id)
             with self._lock:
                 self._scheduled.pop(session_id, None)
+            self._wake_keeper.set()  # a slot is free: look for orphaned work
             self._resubmit_if_resumed(session_id)
+
+    def _release(self, session_id: str) -> None:
+        try:
+            with self._sessions.begin() as db:
+                leases.release(db, self.owner_id, only=[session_id])
+        except DB_OUTAGE:
+            pass  # the lease runs out by itself
 
     def _resubmit_if_resumed(self, session_id: str) -> None:
         """A resume may have landed while we were leaving: do not strand it."""
@@ -212,22 +272,22 @@ class WorkflowEngine:
     def _run_next_step(self, session_id: str) -> bool:
         """Run one step; True while there is more to do."""
         with self._sessions.begin() as db:
-            session = db.get(Session, session_id)
+            # Still ours, and runnable? Checked (and the lease extended) before every step, so
+            # a session paused, cancelled or taken over meanwhile costs no LLM call.
+            if not leases.claim(db, session_id, self.owner_id, self._lease_ttl):
+                self._log_if_lost(db, session_id)
+                return False
+            session = db.get(Session, session_id, populate_existing=True)
             if session is None:
                 return False
             if session.status == S.PENDING:
-                claimed = _transition(
+                _transition(
                     db,
                     session_id,
                     S.IN_PROGRESS,
                     (S.PENDING,),
-                    claimed_by=self._boot_id,
                     started_at=session.started_at or utcnow(),
                 )
-                if not claimed:
-                    return False
-            elif session.status != S.IN_PROGRESS or session.claimed_by != self._boot_id:
-                return False
             steps = db.scalars(
                 select(Step).where(Step.session_id == session_id).order_by(Step.position)
             ).all()
@@ -254,11 +314,15 @@ class WorkflowEngine:
             if self._stop.is_set():
                 return False  # shutting down: the step is retried on the next start
             with self._sessions.begin() as db:
+                if not self._still_ours(db, session_id):
+                    return False
                 _end_step(db, step_id, "failed", error=str(failure), attempts=failure.attempts)
-            self._fail(session_id, f"step failed: {failure}")
+                self._finish(session_id, S.FAILED, db=db, error=f"step failed: {failure}")
             return False
 
         with self._sessions.begin() as db:
+            if not self._still_ours(db, session_id):
+                return False
             _end_step(
                 db,
                 step_id,
@@ -273,6 +337,100 @@ class WorkflowEngine:
             if interactive:
                 _transition(db, session_id, S.PAUSED, (S.IN_PROGRESS,))
         return True
+
+    def _still_ours(self, db: DbSession, session_id: str) -> bool:
+        """After an LLM call: save its result unless another engine took the session while
+        it ran (our lease ran out, e.g. in a database outage); that engine runs the step.
+        An unowned session (cancelled meanwhile) keeps the result."""
+        owner = leases.holder(db, session_id)
+        if owner is None or owner == self.owner_id:
+            return True
+        log.warning(
+            "Session %s was taken over by engine %s while its step ran here; "
+            "leaving the step to it",
+            session_id,
+            owner,
+        )
+        return False
+
+    def _log_if_lost(self, db: DbSession, session_id: str) -> None:
+        row = db.execute(
+            select(Session.status, Session.claimed_by).where(Session.id == session_id)
+        ).first()
+        if row is not None and row.status in leases.RUNNABLE and row.claimed_by != self.owner_id:
+            log.warning(
+                "Session %s is now run by engine %s (our lease ran out); stopping here",
+                session_id,
+                row.claimed_by,
+            )
+
+    # --- leases ----------------------------------------------------------------------------
+
+    def _keep_leases(self) -> None:
+        """The keeper thread: renew our leases every third of their life (sooner after a
+        failed renewal), sweep every lease period and whenever a runner frees a slot."""
+        period = self._lease_ttl
+        renew_at = time.monotonic() + period / 3
+        sweep_at = time.monotonic() + period
+        while True:
+            woken = self._wake_keeper.wait(max(0.0, min(renew_at, sweep_at) - time.monotonic()))
+            if self._keeper_done.is_set():
+                return
+            self._wake_keeper.clear()
+            now = time.monotonic()
+            try:
+                if now >= renew_at:
+                    renew_at = now + (period / 3 if self._renew() else min(1.0, period / 3))
+                if (woken or now >= sweep_at) and not self._stop.is_set():
+                    sweep_at = now + period
+                    self._sweep()
+            except DB_OUTAGE as exc:
+                log.warning("Lease upkeep: database unavailable (%s)", type(exc).__name__)
+            except Exception:
+                log.exception("Lease upkeep failed")
+
+    def _renew(self) -> bool:
+        with self._lock:
+            ids = list(self._scheduled)
+        if not ids:
+            return True
+        try:
+            with self._sessions.begin() as db:
+                leases.renew(db, ids, self.owner_id, self._lease_ttl)
+        except DB_OUTAGE as exc:
+            log.warning(
+                "Could not renew the leases of %d session(s) (%s); retrying",
+                len(ids),
+                type(exc).__name__,
+            )
+            return False
+        return True
+
+    def _sweep(self) -> int:
+        """Take over, up to our free slots, the runnable sessions nobody holds."""
+        with self._lock:
+            busy = set(self._scheduled)
+        free = self._max_concurrent - len(busy)
+        if free <= 0 or self._stop.is_set():
+            return 0
+        with self._sessions() as db:
+            found = leases.orphans(db, limit=free)
+        taken = 0
+        for session_id, previous in found:
+            if session_id in busy or not self.submit(session_id):
+                continue
+            taken += 1
+            if previous is not None and previous != self.owner_id:
+                log.info(
+                    "Took over session %s from engine %s, which stopped renewing its lease",
+                    session_id,
+                    previous,
+                )
+        if taken:
+            log.info("Resumed %d unfinished session(s)", taken)
+        return taken
+
+    # --- endings ---------------------------------------------------------------------------
 
     def _fail(self, session_id: str, reason: str) -> None:
         with self._sessions.begin() as db:
@@ -292,7 +450,11 @@ class WorkflowEngine:
             with self._sessions.begin() as own:
                 return self._finish(session_id, status, db=own, error=error)
         query = update(Session).where(Session.id == session_id, Session.finished_at.is_(None))
-        values: dict[str, object] = {"finished_at": utcnow(), "claimed_by": None}
+        values: dict[str, object] = {
+            "finished_at": utcnow(),
+            "claimed_by": None,
+            "lease_expires_at": None,
+        }
         if status is not None:
             query = query.where(Session.status == S.IN_PROGRESS)
             values.update(status=status, error=error)
