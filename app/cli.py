@@ -55,6 +55,8 @@ def serve(args: argparse.Namespace) -> int:
     with _shared_metrics_dir(args.workers, telemetry_config):
         import uvicorn
 
+        from app.core.server import uvicorn_options
+
         uvicorn.run(
             "app.main:app",
             host=args.host,
@@ -62,6 +64,7 @@ def serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             log_config=None,
             proxy_headers=False,
+            **uvicorn_options(settings),
         )
     return 0
 

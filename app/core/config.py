@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     workflow_lease_ttl: float = Field(default=30.0, ge=1, le=3600)
     # Requests whose body is larger are refused with 413 before it is read.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Connection limits of `testboost serve` (app/core/server.py): request line and headers
+    # larger than this are refused with 431 unread; a client has header_timeout seconds to
+    # send them and body_timeout seconds for its body (408 or closed otherwise); an idle
+    # kept-alive connection is closed after keep_alive_timeout seconds.
+    max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    header_timeout: float = Field(default=10.0, gt=0, le=600)
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    keep_alive_timeout: int = Field(default=5, ge=1, le=600)
     # Comma-separated (`https://a.example,https://b.example`) or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -57,7 +57,8 @@ class BodySizeLimit:
 
 
 async def send_json(send: Send, status: int, detail: str) -> None:
-    """Answer `{"detail": ...}` from a pure ASGI middleware, before any app code ran."""
+    """Answer `{"detail": ...}` from a pure ASGI middleware, before any app code ran. The
+    connection is closed after it: the rest of a refused request is not worth reading."""
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -66,6 +67,7 @@ async def send_json(send: Send, status: int, detail: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
             ],
         }
     )

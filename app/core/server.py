@@ -1,0 +1,140 @@
+"""How `testboost serve` runs uvicorn, with the connection limits a production server has.
+
+uvicorn 0.54 has `timeout_keep_alive`, and a header size limit only for its h11 parser
+(`h11_max_incomplete_event_size`). With httptools, the faster parser `uvicorn[standard]`
+installs and picks, a header of any size is read in full (50 MB: RSS +48 MB before the 401),
+and there is no read timeout at all: a connection that sends half a header or half a body
+stays open for ever. `LimitedHttpToolsProtocol` adds the three (TESTBOOST_MAX_HEADER_BYTES,
+TESTBOOST_HEADER_TIMEOUT, TESTBOOST_BODY_TIMEOUT) to the httptools protocol, through the
+parser callbacks it already has: on_message_begin, on_headers_complete, on_message_complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from enum import Enum
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.core.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {"http": LimitedHttpToolsProtocol, "timeout_keep_alive": settings.keep_alive_timeout}
+
+
+class _Reading(Enum):
+    HEADERS = "headers"  # from the connection's (or a new request's) first byte
+    BODY = "body"  # from the end of the headers to the end of the body
+    NOTHING = "nothing"  # the app answers, or uvicorn's keep-alive timeout runs
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """Headers larger than the limit: 431, connection closed, the rest never read. Headers
+    not complete within header_timeout of their first byte (of the connection, for the first
+    request), or a body not complete within body_timeout of the headers' end: 408 (or a plain
+    close once an answer has started). Deadlines, not idle timers, so trickling one byte at a
+    time does not keep a connection open; a body the application is slow to read (uvicorn
+    paused reading) is not the client's fault and waits for it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = get_settings()  # the settings the app was built from, cached per process
+        self._max_header_bytes = settings.max_header_bytes
+        self._timeouts = {
+            _Reading.HEADERS: settings.header_timeout,
+            _Reading.BODY: settings.body_timeout,
+        }
+        self._reading = _Reading.HEADERS
+        self._header_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._expect(_Reading.HEADERS)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # the parser callbacks below move `_reading`
+        if self._reading is _Reading.HEADERS and not self.transport.is_closing():
+            # Counted after parsing, so a chunk holding the headers' end is never refused;
+            # httptools keeps at most the limit plus one read.
+            self._header_bytes += len(data)
+            if self._header_bytes > self._max_header_bytes:
+                self._refuse(431, f"request headers larger than {self._max_header_bytes} bytes")
+
+    # --- httptools parser callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        if self._reading is not _Reading.HEADERS:  # a new request on a kept-alive connection
+            self._expect(_Reading.HEADERS)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._expect(_Reading.BODY)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading = _Reading.NOTHING
+        self._cancel_deadline()
+
+    # --- deadlines ----------------------------------------------------------------------------
+
+    def _expect(self, reading: _Reading) -> None:
+        self._cancel_deadline()
+        self._reading = reading
+        self._deadline = self.loop.call_later(self._timeouts[reading], self._deadline_passed)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _deadline_passed(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self._reading is _Reading.NOTHING:
+            return
+        if self._reading is _Reading.BODY and self.flow.read_paused:
+            self._deadline = self.loop.call_later(1.0, self._deadline_passed)
+            return
+        if self._reading is _Reading.HEADERS and self._header_bytes == 0:
+            self.transport.close()  # connected and sent nothing: nothing to answer
+            return
+        seconds = self._timeouts[self._reading]
+        self._refuse(408, f"request {self._reading.value} not received within {seconds:g} s")
+
+    def _refuse(self, status: int, detail: str) -> None:
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown client"
+        log.info("Closing the connection of %s: %s (%d)", client, detail, status)
+        if self._can_answer():
+            body = json.dumps({"detail": detail}).encode()
+            head = (
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+                "content-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n"
+                "connection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode() + body)
+        self.transport.close()
+
+    def _can_answer(self) -> bool:
+        """Not in the middle of another answer: this request's, or a previous one's."""
+        cycle = self.cycle
+        if cycle is None:
+            return True
+        if self._reading is _Reading.HEADERS:  # `cycle` is the previous request's
+            return cycle.response_complete
+        return not cycle.response_started
