@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -88,7 +89,9 @@ def create_app(
         engine.dispose()
         gauge_engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the API itself (fastapi-offline ships their assets): /docs and
+    # /redoc work without a CDN.
+    app = FastAPIOffline(
         title="TestBoost API",
         version="0.1.0",
         description="LLM-driven workflows over sessions, and an inbox for Alertmanager.",

@@ -5,6 +5,7 @@
 #                                 long-term release): the end-to-end tests run on both majors
 #   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
 #   docker-compose                Debian 12 package (1.29.2): validates compose files offline
+#   chromium                      Debian 12 package, installed system-wide: /docs in a real browser
 #   otelcol, jaeger               built from source by scripts/build-go-tools.sh (Go module proxy)
 # Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
 # gets a private sources dir, lists and cache per suite under .tools/apt/ and only *downloads*;
@@ -86,6 +87,15 @@ if ! runs docker-compose; then
       { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
   fi
   ln -sf "$(PATH=$path_without_tools command -v docker-compose)" "$BIN/docker-compose"
+fi
+
+# Debian's chromium: the /docs page is checked in a real headless browser
+# (tests/integration/test_docs_page.py, driven by playwright with executable_path).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 fi
 
 # Our own OpenTelemetry Collector (.tools/bin/otelcol) and Jaeger v2 (.tools/bin/jaeger), built

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,7 +33,27 @@ def key_matches(presented: bytes | None, expected: SecretStr) -> bool:
     return secrets.compare_digest(presented or b"", expected.get_secret_value().encode("utf-8"))
 
 
-def require_api_key(request: Request) -> None:
+# The two ways to present the key, declared in the OpenAPI document: /docs gets its Authorize
+# button and generated clients know the key. They only declare: `presented_key` reads the
+# headers itself, with one whitespace rule for both.
+API_KEY_SCHEME = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="The API key (TESTBOOST_API_KEY) in the X-API-Key header.",
+    auto_error=False,
+)
+BEARER_SCHEME = HTTPBearer(
+    scheme_name="Bearer",
+    description="The API key (TESTBOOST_API_KEY) as a bearer token.",
+    auto_error=False,
+)
+
+
+def require_api_key(
+    request: Request,
+    _api_key: Annotated[str | None, Security(API_KEY_SCHEME)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
+) -> None:
     """Dependency guarding every route but /health, /metrics and the docs."""
     expected: SecretStr | None = request.app.state.settings.api_key
     if expected is None:
