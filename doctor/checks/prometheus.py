@@ -15,6 +15,10 @@ from telemetry.catalog import CATALOG
 
 LABELS_WINDOW_S = 600  # label names of series seen in the last 10 minutes
 MAX_LISTED = 4  # panels named in a detail; --json has the same line
+# Every series name of the catalog, of the API's job.
+SERIES = '{{__name__=~"{}", job="{}"}}'.format(
+    "|".join(name for family in CATALOG for name in family.series_names), SCRAPE_JOB
+)
 
 
 def ready(context: Context) -> Outcome:
@@ -41,12 +45,15 @@ def target(context: Context) -> Outcome:
 
 
 def families(context: Context) -> Outcome:
-    result = context.prometheus(
-        "/api/v1/query", {"query": 'group by (__name__) ({__name__=~"testboost_.+"})'}
-    )["result"]
+    """Every catalog family stored with its labels. Only the API's series count: in both
+    topologies they carry job="testboost-api" (the collector keeps the API's job), and the
+    runtime families have standard names (process_*) that Prometheus' own job exposes too."""
+    result = context.prometheus("/api/v1/query", {"query": f"group by (__name__) ({SERIES})"})[
+        "result"
+    ]
     stored = {series["metric"]["__name__"] for series in result}
     if not stored:
-        return Outcome(False, "no testboost_* series in Prometheus now")
+        return Outcome(False, f'no catalog series of job="{SCRAPE_JOB}" in Prometheus now')
     findings, seen = Findings(), 0
     now = time.time()
     for family in CATALOG:
@@ -56,7 +63,11 @@ def families(context: Context) -> Outcome:
         series = family.series_names[0]
         names = context.prometheus(
             "/api/v1/labels",
-            {"match[]": series, "start": f"{now - LABELS_WINDOW_S:.0f}", "end": f"{now:.0f}"},
+            {
+                "match[]": f'{series}{{job="{SCRAPE_JOB}"}}',
+                "start": f"{now - LABELS_WINDOW_S:.0f}",
+                "end": f"{now:.0f}",
+            },
         )
         problem = stored_label_findings(family, series, set(names or []))
         if problem:

@@ -61,7 +61,8 @@ class Prometheus:
         return ok(vector() if expr in self.empty_queries else vector({}))
 
     def labels(self, params: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        family = next(f for f in CATALOG if params["match[]"][0] in f.series_names)
+        series = params["match[]"][0].split("{")[0]
+        family = next(f for f in CATALOG if series in f.series_names)
         return ok(["__name__", "job", "instance", "le", *family.labels])
 
     def routes(self) -> dict[str, Any]:
