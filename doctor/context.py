@@ -32,6 +32,9 @@ class Options:
     otlp_agent: str | None = None
     # Push mode: the API's OTEL_METRIC_EXPORT_INTERVAL, in seconds.
     export_interval: float = 15.0
+    # How long an Alertmanager still settling its cluster is polled before that is a warning.
+    # Alone, it settles about 10 s after its start (0.28: five 2 s polls of its peer count).
+    settle_wait: float = 12.0
 
 
 class Context:
@@ -49,16 +52,21 @@ class Context:
         return value.rstrip("/") if value else None
 
     def get(
-        self, component: str, path: str, params: dict[str, str] | None = None
+        self,
+        component: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        fresh: bool = False,
     ) -> httpx.Response:
-        """GET `path` on `component`; any HTTP status is returned, a transport error raises."""
+        """GET `path` on `component`; any HTTP status is returned, a transport error raises.
+        `fresh`: ask again rather than answer from the memo (a state that changes, polled)."""
         base = self.url(component)
         if base is None:
             raise Failed(f"no {component} URL")
         if component in self._unreachable:
             raise Unreachable(self._unreachable[component], component)
         key = (component, path, tuple(sorted((params or {}).items())))
-        if key not in self._responses:
+        if fresh or key not in self._responses:
             try:
                 self._responses[key] = self._client.get(
                     base + path, params=params, headers=self._headers(component, path)
@@ -69,9 +77,15 @@ class Context:
                 raise Unreachable(self._unreachable[component], component) from None
         return self._responses[key]
 
-    def json(self, component: str, path: str, params: dict[str, str] | None = None) -> Any:
+    def json(
+        self,
+        component: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        fresh: bool = False,
+    ) -> Any:
         """The JSON body of a 2xx answer; anything else is a failure naming the status."""
-        response = self.get(component, path, params)
+        response = self.get(component, path, params, fresh)
         if not response.is_success:
             raise Failed(f"GET {path}: HTTP {response.status_code} {_excerpt(response.text)}")
         try:

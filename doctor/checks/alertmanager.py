@@ -1,5 +1,11 @@
 """Alertmanager: ready, configuration loaded, cluster state, where critical and warning
-alerts are routed, and which alerts fire (compared with Prometheus when it is given)."""
+alerts are routed, and which alerts fire (compared with Prometheus when it is given).
+
+With clustering on (the upstream image's default), a started Alertmanager reports its cluster
+`settling` until its gossip settles: about 10 s alone, at most --cluster.settle-timeout (1 min
+by default). That is not a fault: the cluster check polls it for a while
+(`Options.settle_wait`), and if it still settles says so as a warning.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ SEVERITIES = ("critical", "warning")
 # Prometheus sends an alert as it starts firing; one firing for less than this may be on its way.
 SEND_GRACE_S = 30.0
 CLUSTER_OK = ("ready", "disabled")
+SETTLING = "settling"
+SETTLE_POLL_S = 0.5
 
 
 def ready(context: Context) -> Outcome:
@@ -25,8 +33,8 @@ def ready(context: Context) -> Outcome:
     return Outcome(response.status_code == 200, f"HTTP {response.status_code}")
 
 
-def _status(context: Context) -> dict[str, Any]:
-    status: dict[str, Any] = context.json("alertmanager", "/api/v2/status")
+def _status(context: Context, fresh: bool = False) -> dict[str, Any]:
+    status: dict[str, Any] = context.json("alertmanager", "/api/v2/status", fresh=fresh)
     return status
 
 
@@ -40,9 +48,24 @@ def config(context: Context) -> Outcome:
 
 def cluster(context: Context) -> Outcome:
     state = _status(context).get("cluster") or {}
+    was_settling = state.get("status") == SETTLING
+    started = time.monotonic()
+    deadline = started + context.options.settle_wait
+    while state.get("status") == SETTLING and time.monotonic() < deadline:
+        time.sleep(SETTLE_POLL_S)
+        state = _status(context, fresh=True).get("cluster") or {}
+    waited = time.monotonic() - started
     name = state.get("status", "?")
     peers = len(state.get("peers") or [])
-    return Outcome(name in CLUSTER_OK, f"{name}, {peers} peer(s)")
+    if name == SETTLING:
+        return Outcome(
+            True,
+            f"still settling after {waited:.0f} s, {peers} peer(s): a start's transient state, "
+            "over within --cluster.settle-timeout (1 min by default); run the doctor again then",
+            warning=True,
+        )
+    settled = f" (settled while the doctor waited {waited:.0f} s)" if was_settling else ""
+    return Outcome(name in CLUSTER_OK, f"{name}, {peers} peer(s){settled}")
 
 
 def receivers(context: Context) -> Outcome:
@@ -125,8 +148,9 @@ CHECKS = (
     Check(
         "alertmanager",
         "cluster status",
-        "`settling` passes within a minute of a start: re-run; otherwise check the peers "
-        "(--cluster.peer) can reach each other on port 9094.",
+        "Neither ready, disabled nor settling: check the peers (--cluster.peer) reach each other "
+        "on the cluster port (9094 by default); one Alertmanager alone needs no cluster "
+        "(--cluster.listen-address=).",
         cluster,
     ),
     Check(

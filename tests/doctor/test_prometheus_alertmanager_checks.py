@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,8 @@ def change(prometheus: Prometheus, alertmanager: Alertmanager, case: str) -> Non
         prometheus.alertmanagers = []
     elif case == "panel without data":
         prometheus.empty_queries.add("max(testboost_active_sessions)")
-    elif case == "cluster settling":
-        alertmanager.status["cluster"]["status"] = "settling"
+    elif case == "cluster broken":
+        alertmanager.status["cluster"]["status"] = "unknown"
     elif case == "no configuration":
         alertmanager.status["config"]["original"] = ""
     elif case == "receiver without notifier":
@@ -121,7 +122,7 @@ def change(prometheus: Prometheus, alertmanager: Alertmanager, case: str) -> Non
             f"1/{len(dashboard_queries())} queries without data: "
             "TestBoost Overview > Active Sessions",
         ),
-        ("cluster settling", "alertmanager cluster status", "settling"),
+        ("cluster broken", "alertmanager cluster status", "unknown, 0 peer(s)"),
         ("no configuration", "alertmanager configuration loaded", "no configuration loaded"),
         (
             "receiver without notifier",
@@ -171,3 +172,42 @@ def test_dashboard_check_without_dashboards_says_where_it_looked(tmp_path: Path)
     result = results["dashboard queries return data"]
     assert result.status is Status.FAIL
     assert f"no dashboards in {tmp_path}" in result.detail and "--monitoring-dir" in result.detail
+
+
+def settling_then(final: str, settling_answers: int) -> tuple[Alertmanager, Any]:
+    """An Alertmanager whose /api/v2/status says `settling` `settling_answers` times, then
+    `final`: what one just started with clustering on answers."""
+    alertmanager = Alertmanager()
+    answers = {"count": 0}
+
+    def status(_: dict[str, list[str]]) -> tuple[int, Any]:
+        answers["count"] += 1
+        body = copy.deepcopy(alertmanager.status)
+        settling = answers["count"] <= settling_answers
+        body["cluster"] = {"status": "settling" if settling else final, "peers": [{}]}
+        return 200, body
+
+    return alertmanager, status
+
+
+def cluster_check(settling_answers: int, settle_wait: float) -> Any:
+    alertmanager, status = settling_then("ready", settling_answers)
+    with FakeServer({**alertmanager.routes(), "/api/v2/status": status}) as a:
+        results = results_for("alertmanager", alertmanager=a.url, settle_wait=settle_wait)
+    assert not [r for r in results if r.status is Status.FAIL]
+    return by_name(results)["cluster status"]
+
+
+def test_a_cluster_still_settling_is_waited_for() -> None:
+    result = cluster_check(settling_answers=3, settle_wait=5)
+    assert result.status is Status.PASS
+    assert result.detail.startswith("ready, 1 peer(s) (settled while the doctor waited ")
+
+
+def test_a_cluster_settling_for_longer_is_a_warning_not_a_failure() -> None:
+    started = time.monotonic()
+    result = cluster_check(settling_answers=1000, settle_wait=1)
+    assert time.monotonic() - started < 5
+    assert result.status is Status.WARN
+    assert result.detail.startswith("still settling after 1 s, 1 peer(s): a start's transient")
+    assert result.hint == ""
