@@ -7,21 +7,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.inputs import SafeStr, Scalar, check_text, string_length, to_utc
+from app.core.inputs import NO_NUL, SafeStr, ScalarMap, TextMap, check_text, string_length, to_utc
 from app.models import Alert, Session
 from app.workflows.definitions import Mode, SessionStatus, SessionType
 
 # Every string a client sends is a SafeStr, every number finite (app/core/inputs.py), and
 # strings stored in a sized column are no longer than the column.
-Config = dict[SafeStr, Scalar]
+Config = ScalarMap
+MAX_CONFIG_KEYS = 50
+KEYS: dict[str, Any] = {"maxProperties": MAX_CONFIG_KEYS}  # the map's own schema drops it
 ALERTNAME_LENGTH = string_length(Alert.alertname)
 # Deeper pages are refused (422) rather than handed to the database as a 64-bit overflow.
 MAX_OFFSET = 1_000_000
 
 
 class Input(BaseModel):
-    """A request body. Its field names are client text too: an unknown one is named in the
-    422, so it must be encodable."""
+    """A request body that refuses unknown fields. Their names are client text too: the 422
+    names them, so they must be encodable."""
+
+    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
@@ -33,21 +37,17 @@ class Input(BaseModel):
 
 
 class SessionCreate(Input):
-    model_config = ConfigDict(extra="forbid")
-
     session_type: SessionType
     project_path: SafeStr = Field(min_length=1, max_length=string_length(Session.project_path))
     mode: Mode = Mode.AUTONOMOUS
-    config: Config = Field(default_factory=dict, max_length=50)
+    config: Config = Field(default_factory=dict, max_length=MAX_CONFIG_KEYS, json_schema_extra=KEYS)
 
 
 class SessionUpdate(Input):
     """Fields that may change after creation; the workflow reads them at its next step."""
 
-    model_config = ConfigDict(extra="forbid")
-
     mode: Mode | None = None
-    config: Config | None = Field(default=None, max_length=50)
+    config: Config | None = Field(default=None, max_length=MAX_CONFIG_KEYS, json_schema_extra=KEYS)
 
 
 class SessionOut(BaseModel):
@@ -89,7 +89,7 @@ class StepOut(BaseModel):
 # --- Alertmanager webhook, payload version 4 ---------------------------------------------
 # https://prometheus.io/docs/alerting/latest/configuration/#webhook_config
 
-LabelSet = dict[SafeStr, SafeStr]
+LabelSet = TextMap
 # Labels copied into a column of their own.
 LABEL_COLUMNS = {"alertname": ALERTNAME_LENGTH, "severity": string_length(Alert.severity)}
 
@@ -101,12 +101,21 @@ def _zero_time_is_none(value: datetime | None) -> datetime | None:
     return to_utc(value)
 
 
-class WebhookAlert(Input):
+class WebhookAlert(BaseModel):
     status: Literal["firing", "resolved"]
-    labels: LabelSet
+    labels: LabelSet = Field(
+        json_schema_extra={
+            "properties": {
+                name: {"type": "string", "pattern": NO_NUL, "maxLength": length}
+                for name, length in LABEL_COLUMNS.items()
+            }
+        }
+    )
     annotations: LabelSet = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    # Dates of the calendar's first or last day may not exist in UTC (422): the schema says so
+    # with a pattern.
+    startsAt: datetime = Field(json_schema_extra={"pattern": "^(?!0001-01-01|9999-12-31)"})
+    endsAt: datetime | None = Field(default=None, json_schema_extra={"pattern": "^(?!9999-12-31)"})
     generatorURL: SafeStr | None = Field(default=None, max_length=4096)
     fingerprint: SafeStr = Field(min_length=1, max_length=string_length(Alert.fingerprint))
 
@@ -122,7 +131,7 @@ class WebhookAlert(Input):
     _ends = field_validator("endsAt")(_zero_time_is_none)
 
 
-class WebhookPayload(Input):
+class WebhookPayload(BaseModel):
     version: Literal["4"]
     groupKey: SafeStr = ""
     truncatedAlerts: int = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,11 @@ def postgres_admin_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
     """A database nobody else uses: a SQLite file, or a throw-away PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'testboost.db'}"
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'testboost.db'}"
         return
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     name = f"testboost_{uuid.uuid4().hex[:12]}"
@@ -51,6 +52,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:

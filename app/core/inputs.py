@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field, WithJsonSchema
 from sqlalchemy import String
 
 
@@ -55,5 +55,30 @@ def string_length(column: Any) -> int:
     return int(column_type.length)
 
 
-SafeStr = Annotated[str, BeforeValidator(check_text)]
+# The rules as the OpenAPI document states them, so that clients (and the schema fuzzer) know
+# them: no NUL (a lone surrogate cannot be written in a JSON Schema, nor generated from one).
+NO_NUL = "^[^\\u0000]*$"
+_TEXT = {"type": "string", "pattern": NO_NUL}
+
+SafeStr = Annotated[str, BeforeValidator(check_text), Field(json_schema_extra={"pattern": NO_NUL})]
 Scalar = Annotated[str | int | float | bool | None, BeforeValidator(check_scalar)]
+# Maps of text to text (labels, annotations) and to scalars (a session's config). Their own
+# schema: pydantic's `patternProperties` would let a key outside the pattern hold anything.
+TextMap = Annotated[
+    dict[SafeStr, SafeStr],
+    WithJsonSchema(
+        {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": _TEXT}
+    ),
+]
+ScalarMap = Annotated[
+    dict[SafeStr, Scalar],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {
+                "anyOf": [_TEXT, *({"type": t} for t in ("integer", "number", "boolean", "null"))]
+            },
+        }
+    ),
+]
