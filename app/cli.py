@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.core.config import SettingsError, load_settings
+from app.core.config import Settings, SettingsError, load_settings
 from app.core.security import is_loopback
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ def configure_logging(level: str) -> None:
     handler.addFilter(TraceContextFilter())
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Alembic's plugin registry logs seven INFO lines at every start: nothing an operator needs.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -52,6 +54,10 @@ def serve(args: argparse.Namespace) -> int:
         )
         return 2
     configure_logging(settings.log_level)
+    problem = _database_problem(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     with _shared_metrics_dir(args.workers, telemetry_config):
         import uvicorn
 
@@ -67,6 +73,23 @@ def serve(args: argparse.Namespace) -> int:
             **uvicorn_options(settings),
         )
     return 0
+
+
+def _database_problem(settings: Settings) -> str | None:
+    """A one-line reason when the database does not answer, before any worker starts."""
+    from app.core.db import DatabaseUnreachable, make_engine, reachable_or_raise
+
+    try:
+        engine = make_engine(settings)
+    except (OSError, ValueError) as exc:  # a SQLite file whose folder cannot be made, say
+        return f"Cannot use the database at {settings.database_url} (TESTBOOST_DATABASE_URL): {exc}"
+    try:
+        reachable_or_raise(engine, settings)
+    except DatabaseUnreachable as exc:
+        return str(exc)
+    finally:
+        engine.dispose()
+    return None
 
 
 @contextlib.contextmanager

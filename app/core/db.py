@@ -11,7 +11,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -90,12 +91,31 @@ def _migration_lock(engine: Engine, settings: Settings) -> Iterator[None]:
 
 
 def migrate(engine: Engine, settings: Settings) -> None:
-    """Bring the schema to the latest Alembic revision."""
+    """Bring the schema to the latest Alembic revision (DatabaseUnreachable when the database
+    does not answer)."""
+    reachable_or_raise(engine, settings)
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
     with _migration_lock(engine, settings), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database does not answer at start-up; the message is the one line to show."""
+
+
+def reachable_or_raise(engine: Engine, settings: Settings) -> None:
+    """One line naming the database (password masked) and the driver's reason, instead of the
+    connection error's traceback."""
+    try:
+        check_database(engine)
+    except OperationalError as exc:
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) else ""
+        raise DatabaseUnreachable(
+            f"Cannot reach the database at {url} (TESTBOOST_DATABASE_URL): {reason}"
+        ) from None
 
 
 def check_database(engine: Engine) -> None:
