@@ -1,11 +1,14 @@
 """`testboost doctor`: arguments, running every check, printing, exit code.
 
-Defaults are the compose ports on this host. API, Prometheus and Alertmanager are checked by
-default (pass an empty URL, e.g. `--alertmanager ''`, to skip one); Grafana only when
-`--grafana` is given, because its API needs credentials. When the API pushes its metrics
-(OTLP), `--otlp-agent` names the health URL of the agent it pushes to. A check is SKIP when
-the URL of its component was not given or it does not apply (the agent's in pull mode); WARN
-is not a failure; exit code 0 only when no check failed.
+Defaults are the compose ports on this host; `--stack [WORKDIR]` reads the local stack's
+instead (its URLs, API key, mode, collector and export interval, from WORKDIR/state.json), and
+a flag given overrides what it read. API, Prometheus and Alertmanager are checked by default
+(pass an empty URL, e.g. `--alertmanager ''`, to skip one); Grafana only when `--grafana` is
+given, because its API needs credentials. When the API pushes its metrics (OTLP),
+`--otlp-agent` names the health URL of the agent it pushes to. A check is SKIP when the URL of
+its component was not given or it does not apply (the agent's in pull mode); WARN is not a
+failure. Exit code 0 when no check failed, 1 when one did, 2 when the doctor could not run
+(nothing recorded where --stack points).
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import TextIO
 
 from doctor.checks import CHECKS
 from doctor.context import COMPONENTS, Context, Options
+from doctor.local_stack import DEFAULT_WORKDIR, NoStack, read, shown
 from doctor.model import Check, Result, Status
 from doctor.report import as_json, table, use_colour
+from doctor.shipped import DEFAULT_MONITORING_DIR
 
 DEFAULT_URLS = {
     "api": "http://127.0.0.1:8000",
@@ -28,15 +33,33 @@ DEFAULT_URLS = {
     "alertmanager": "http://127.0.0.1:9093",
 }
 DEFAULT_GRAFANA = "http://127.0.0.1:3000"
-EXIT_OK, EXIT_FAILED = 0, 1
+DEFAULT_EXPORT_INTERVAL = 15.0
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else None
+LABELS = {"api": "the API", "prometheus": "Prometheus", "alertmanager": "Alertmanager"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
+    """The doctor's options. Each help says its default; those read from the environment are
+    named, never shown (they are credentials)."""
+    parser.add_argument(
+        "--stack",
+        nargs="?",
+        const=DEFAULT_WORKDIR,
+        default=None,
+        type=Path,
+        metavar="WORKDIR",
+        help="check the local stack recorded in WORKDIR/state.json by `testboost stack up`: its "
+        "URLs, API key, mode, collector (push mode) and export interval; a flag given "
+        f"overrides what it read (default: not read; WORKDIR defaults to {DEFAULT_WORKDIR})",
+    )
     for component, url in DEFAULT_URLS.items():
         parser.add_argument(
-            f"--{component}", default=url, metavar="URL", help=f"default {url}; '' skips it"
+            f"--{component}",
+            default=None,
+            metavar="URL",
+            help=f"{LABELS[component]}; '' skips its checks (default: {url}, or the stack's "
+            "with --stack)",
         )
     parser.add_argument(
         "--grafana",
@@ -44,31 +67,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const=DEFAULT_GRAFANA,
         default=None,
         metavar="URL",
-        help=f"check Grafana too (URL defaults to {DEFAULT_GRAFANA})",
+        help=f"check Grafana too, at URL (default: not checked; URL defaults to {DEFAULT_GRAFANA})",
     )
     parser.add_argument(
         "--grafana-token",
-        default=env("TESTBOOST_GRAFANA_TOKEN"),
-        help="Grafana service account token (env TESTBOOST_GRAFANA_TOKEN)",
+        metavar="TOKEN",
+        help="Grafana service account token (default: $TESTBOOST_GRAFANA_TOKEN, if set)",
     )
     parser.add_argument(
-        "--grafana-user", default=env("GF_ADMIN_USER"), help="basic auth user (env GF_ADMIN_USER)"
+        "--grafana-user",
+        metavar="USER",
+        help="Grafana basic auth user (default: $GF_ADMIN_USER, if set)",
     )
     parser.add_argument(
         "--grafana-password",
-        default=env("GF_ADMIN_PASSWORD"),
-        help="basic auth password (env GF_ADMIN_PASSWORD)",
+        metavar="PASSWORD",
+        help="Grafana basic auth password (default: $GF_ADMIN_PASSWORD, if set)",
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the API key, checked where Alertmanager's webhook presents it, the alert inbox "
+        "(default: the stack's secrets/testboost-api-key with --stack, else $TESTBOOST_API_KEY "
+        "if set; none: that check is SKIP)",
     )
     parser.add_argument(
         "--metrics-token",
-        default=env("TESTBOOST_METRICS_TOKEN"),
-        help="bearer token /metrics requires (env TESTBOOST_METRICS_TOKEN)",
+        metavar="TOKEN",
+        help="bearer token the API's /metrics requires (default: the stack's "
+        "TESTBOOST_METRICS_TOKEN with --stack, else $TESTBOOST_METRICS_TOKEN, if set)",
     )
     parser.add_argument(
         "--monitoring-dir",
         type=Path,
         default=None,
-        help="the repository's monitoring/ folder (default: the checkout this runs from)",
+        metavar="DIR",
+        help="the monitoring/ folder whose dashboards are checked (default: "
+        f"{DEFAULT_MONITORING_DIR}, this checkout's)",
     )
     parser.add_argument(
         "--otlp-agent",
@@ -76,42 +111,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="push mode: health URL of the agent the API pushes to, e.g. "
         "http://127.0.0.1:13133/status (the Collector's healthcheckv2, as "
-        "otel-collector/config.yaml has it) or http://127.0.0.1:8429/health (vmagent); "
-        "without it push mode is a warning",
+        "otel-collector/config.yaml has it) or http://127.0.0.1:8429/health (vmagent) "
+        "(default: the stack's collector with --stack in push mode, else none: push mode is "
+        "then a warning)",
     )
     parser.add_argument(
         "--export-interval",
         type=_seconds,
-        default=15.0,
+        default=None,
         metavar="SECONDS",
-        help="push mode: the API's export interval (OTEL_METRIC_EXPORT_INTERVAL, in seconds); "
-        "default 15",
+        help="push mode: the API's export interval (OTEL_METRIC_EXPORT_INTERVAL, in seconds) "
+        f"(default: {DEFAULT_EXPORT_INTERVAL:g}, or the stack's with --stack: 1 when started "
+        "with --fast)",
     )
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per HTTP request")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds per HTTP request (default: 5)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON instead of a table (default: a table)"
+    )
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
     return value
 
 
 def options_from(args: argparse.Namespace) -> Options:
+    """Options from the command line: a flag given, else what --stack read, else the default.
+    Raises NoStack when --stack points where no stack is recorded."""
+    stack = read(args.stack) if args.stack is not None else None
+    env = os.environ.get
+
+    def url(component: str) -> str | None:
+        given: str | None = getattr(args, component)
+        if given is None:
+            given = getattr(stack, component) if stack else DEFAULT_URLS[component]
+        return given or None  # '' skips the component
+
+    def pick(given: str | None, *fallbacks: str | None) -> str | None:
+        """The flag when given ('' meaning none), else the first fallback set."""
+        if given is not None:
+            return given or None
+        return next((value for value in fallbacks if value), None)
+
     return Options(
-        api=args.api or None,
-        prometheus=args.prometheus or None,
-        alertmanager=args.alertmanager or None,
+        api=url("api"),
+        prometheus=url("prometheus"),
+        alertmanager=url("alertmanager"),
         grafana=args.grafana or None,
-        metrics_token=args.metrics_token or None,
-        grafana_token=args.grafana_token or None,
-        grafana_user=args.grafana_user or None,
-        grafana_password=args.grafana_password or None,
+        metrics_token=pick(
+            args.metrics_token,
+            stack.metrics_token if stack else None,
+            env("TESTBOOST_METRICS_TOKEN"),
+        ),
+        grafana_token=pick(args.grafana_token, env("TESTBOOST_GRAFANA_TOKEN")),
+        grafana_user=pick(args.grafana_user, env("GF_ADMIN_USER")),
+        grafana_password=pick(args.grafana_password, env("GF_ADMIN_PASSWORD")),
         monitoring_dir=args.monitoring_dir,
         timeout=args.timeout,
-        otlp_agent=args.otlp_agent or None,
-        export_interval=args.export_interval,
+        otlp_agent=pick(args.otlp_agent, stack.otlp_agent if stack else None),
+        export_interval=args.export_interval
+        or (stack.export_interval if stack else DEFAULT_EXPORT_INTERVAL),
+        api_key=pick(args.api_key, stack.api_key if stack else None, env("TESTBOOST_API_KEY")),
+        stack=stack.workdir if stack else None,
     )
 
 
@@ -125,14 +197,26 @@ def run_checks(options: Options, checks: Sequence[Check] = CHECKS) -> list[Resul
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    options = options_from(args)
+    try:
+        options = options_from(args)
+    except NoStack as exc:
+        print(f"testboost doctor: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
     results = run_checks(options)
+    urls = {c: getattr(options, c.replace("-", "_")) for c in COMPONENTS}
     if args.json:
-        urls = {c: getattr(options, c.replace("-", "_")) for c in COMPONENTS}
         out.write(as_json(results, urls))
     else:
+        if options.stack is not None:
+            out.write(_checking(options.stack, urls))
         out.write(table(results, colour=use_colour(out)))
     return EXIT_FAILED if any(r.status is Status.FAIL for r in results) else EXIT_OK
+
+
+def _checking(workdir: Path, urls: dict[str, str | None]) -> str:
+    """The line above the table when the URLs were not typed: what is checked."""
+    listed = ", ".join(f"{name} {url}" for name, url in urls.items() if url)
+    return f"Local stack in {shown(workdir)}: {listed}\n\n"
 
 
 def main(argv: list[str] | None = None) -> int:

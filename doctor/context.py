@@ -32,6 +32,10 @@ class Options:
     otlp_agent: str | None = None
     # Push mode: the API's OTEL_METRIC_EXPORT_INTERVAL, in seconds.
     export_interval: float = 15.0
+    # The API key (TESTBOOST_API_KEY), sent to the alert inbox as Alertmanager's webhook sends it.
+    api_key: str | None = None
+    # The local stack's workdir when the doctor read one (--stack): hints name its commands.
+    stack: Path | None = None
     # How long an Alertmanager still settling its cluster is polled before that is a warning.
     # Alone, it settles about 10 s after its start (0.28: five 2 s polls of its peer count).
     settle_wait: float = 12.0
@@ -104,6 +108,8 @@ class Context:
         o = self.options
         if component == "api" and path == "/metrics" and o.metrics_token:
             return {"Authorization": f"Bearer {o.metrics_token}"}
+        if component == "api" and path.startswith("/api/") and o.api_key:
+            return {"Authorization": f"Bearer {o.api_key}"}
         if component == "grafana" and o.grafana_token:
             return {"Authorization": f"Bearer {o.grafana_token}"}
         if component == "grafana" and o.grafana_user:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from doctor.hints import UNREACHABLE, fill
+
 if TYPE_CHECKING:
     from doctor.context import Context
 
@@ -46,27 +48,14 @@ class Outcome:
 
 Probe = Callable[["Context"], Outcome]
 
-# When nothing answers, the fix is the guide's first step for that component.
-UNREACHABLE_HINTS = {
-    "api": "Start the API (`make run`, or `docker compose ... up -d testboost-api`) and check "
-    "`curl http://localhost:8000/health`; `docker logs testboost-api` says why it stopped.",
-    "prometheus": "Start Prometheus (`docker compose ... up -d prometheus`); "
-    "`docker logs testboost-prometheus` says why it stopped.",
-    "alertmanager": "Start Alertmanager (`docker compose ... up -d alertmanager`); "
-    "`docker logs testboost-alertmanager` says why it stopped.",
-    "grafana": "Start Grafana (`docker compose ... up -d grafana`); "
-    "`docker logs testboost-grafana` says why it stopped.",
-    "otlp-agent": "Start the agent the API pushes OTLP to (OTEL_EXPORTER_OTLP_ENDPOINT; compose "
-    "`up -d otel-collector`); `docker logs testboost-otel-collector` (local stack: "
-    "var/stack/logs/otel-collector.log) says why it stopped.",
-}
-
 
 @dataclass(frozen=True)
 class Check:
     component: str  # "api", "prometheus", "alertmanager", "grafana" or "otlp-agent"
     name: str
-    hint: str  # the fix, one line, from the setup guide's troubleshooting
+    # The fix, one line, from the setup guide's troubleshooting: a template of doctor/hints.py,
+    # filled in with the URLs given.
+    hint: str
     probe: Probe
     # Components whose URL the check needs (SKIP without one); None: its own component's.
     # () lets the probe decide, raising Skipped.
@@ -81,13 +70,13 @@ class Check:
         except Skipped as exc:
             return Result(self, Status.SKIP, str(exc))
         except Unreachable as exc:
-            hint = UNREACHABLE_HINTS[exc.component or self.component]
-            return Result(self, Status.FAIL, str(exc), hint)
+            hint = UNREACHABLE[exc.component or self.component]
+            return Result(self, Status.FAIL, str(exc), fill(hint, context.options))
         except Failed as exc:
             outcome = Outcome(False, str(exc))
         if outcome.passed:
             return Result(self, Status.WARN if outcome.warning else Status.PASS, outcome.detail)
-        return Result(self, Status.FAIL, outcome.detail, self.hint)
+        return Result(self, Status.FAIL, outcome.detail, fill(self.hint, context.options))
 
 
 @dataclass(frozen=True)

@@ -135,36 +135,39 @@ CHECKS = (
     Check(
         "alertmanager",
         "ready",
-        "Start Alertmanager (compose `up -d alertmanager`); `docker logs testboost-alertmanager` "
-        "says why it stopped.",
+        "Start Alertmanager ({start_alertmanager}) and check `curl -i "
+        "{alertmanager}/-/ready`; {log_alertmanager} says why it is not ready.",
         ready,
     ),
     Check(
         "alertmanager",
         "configuration loaded",
-        "`amtool check-config monitoring/alertmanager/alertmanager.yml`, fix, then reload.",
+        "`amtool check-config monitoring/alertmanager/alertmanager.yml`, fix, then reload: "
+        "`curl -X POST {alertmanager}/-/reload`.",
         config,
     ),
     Check(
         "alertmanager",
         "cluster status",
         "Neither ready, disabled nor settling: check the peers (--cluster.peer) reach each other "
-        "on the cluster port (9094 by default); one Alertmanager alone needs no cluster "
-        "(--cluster.listen-address=).",
+        "on the cluster port (9094 by default), as {alertmanager}/#/status shows them; one "
+        "Alertmanager alone needs no cluster (--cluster.listen-address=).",
         cluster,
     ),
     Check(
         "alertmanager",
         "receivers for critical and warning",
         "Configure the receivers in alertmanager.yml (docs/setup.md#alertmanager): each "
-        "severity must route to a receiver with a notifier (webhook, email, Slack...).",
+        "severity must route to a receiver with a notifier (webhook, email, Slack...); "
+        "{alertmanager}/#/status shows the configuration loaded.",
         receivers,
     ),
     Check(
         "alertmanager",
         "alerts reaching Alertmanager",
         "Prometheus fires alerts Alertmanager never got: check alerting.alertmanagers in "
-        "prometheus.yml and `docker logs testboost-prometheus`; see http://localhost:9093/#/alerts.",
+        "prometheus.yml and {log_prometheus}; compare {prometheus}/alerts with "
+        "{alertmanager}/#/alerts.",
         firing,
     ),
 )

@@ -1,11 +1,13 @@
-"""The API: /health answers, /metrics answers, and /metrics shows the contract (pull mode)."""
+"""The API: /health answers, the API key given is accepted where Alertmanager's webhook
+presents it, /metrics answers, and /metrics shows the contract (pull mode)."""
 
 from __future__ import annotations
 
 from doctor.context import Context
 from doctor.contract import exposition_findings
-from doctor.model import Check, Failed, Outcome
+from doctor.model import Check, Failed, Outcome, Skipped
 
+ALERT_INBOX = "/api/v1/alerts"  # Alertmanager's webhook posts to its /webhook
 EXPORTER_HEADER = "x-testboost-metrics-exporter"
 PUSH = "otlp"
 OFF = ("none", "disabled")
@@ -22,6 +24,19 @@ def health(context: Context) -> Outcome:
         failing = []
     detail = f"failing: {', '.join(failing)}" if failing else response.text[:100]
     return Outcome(False, f"HTTP {response.status_code}; {detail}")
+
+
+def api_key(context: Context) -> Outcome:
+    """Alertmanager's webhook presents the key of its credentials_file as a bearer token; the
+    alert inbox refuses deliveries with any other. A GET on the inbox (same guard, nothing
+    stored) tells whether the API takes the key given."""
+    if not context.options.api_key:
+        raise Skipped("no --api-key given")
+    response = context.get("api", ALERT_INBOX, {"limit": "1"})
+    if response.status_code == 200:
+        return Outcome(True, f"GET {ALERT_INBOX} with the key: 200")
+    refused = " (the key given is refused)" if response.status_code == 401 else ""
+    return Outcome(False, f"GET {ALERT_INBOX} with the key: HTTP {response.status_code}{refused}")
 
 
 def _metrics(context: Context) -> tuple[str, str]:
@@ -76,23 +91,31 @@ CHECKS = (
     Check(
         "api",
         "/health",
-        "Start the API (`make run`, or compose `up -d`); a 503 names the failing dependency "
-        "(database: TESTBOOST_DATABASE_URL); see `docker logs testboost-api`.",
+        "Start the API ({start_api}); a 503 names the failing dependency (database: "
+        "TESTBOOST_DATABASE_URL): `curl -i {api}/health`, and {log_api}.",
         health,
     ),
     Check(
         "api",
+        "API key accepted",
+        "--api-key must be the API's TESTBOOST_API_KEY, and so must the key Alertmanager's "
+        "webhook presents (its credentials_file, the testboost-api-key secret), or alerts never "
+        'reach the inbox: `curl -H "Authorization: Bearer $KEY" {api}/api/v1/alerts`.',
+        api_key,
+    ),
+    Check(
+        "api",
         "/metrics reachable",
-        "`curl -i http://localhost:8000/metrics` must answer 200: start the API; for 401 pass "
-        "--metrics-token (TESTBOOST_METRICS_TOKEN); for none/disabled unset "
-        "OTEL_METRICS_EXPORTER=none / OTEL_SDK_DISABLED.",
+        "`curl -i {api}/metrics` must answer 200: start the API; for 401 pass --metrics-token "
+        "(TESTBOOST_METRICS_TOKEN); for none/disabled unset OTEL_METRICS_EXPORTER=none / "
+        "OTEL_SDK_DISABLED.",
         metrics,
     ),
     Check(
         "api",
         "catalog families and labels",
-        "The API does not expose the contract of telemetry/catalog.py (docs/metrics.md): "
-        "deploy the API and the monitoring configs from the same version.",
+        "`curl -s {api}/metrics` does not show the contract of telemetry/catalog.py "
+        "(docs/metrics.md): deploy the API and the monitoring configs from the same version.",
         families,
     ),
 )

@@ -64,21 +64,24 @@ CHECKS = (
     Check(
         "grafana",
         "health",
-        "Start Grafana (compose `up -d grafana`); `docker logs testboost-grafana`.",
+        "Start Grafana ({start_grafana}) and check `curl -i {grafana}/api/health`; "
+        "{log_grafana} says why it is unhealthy.",
         health,
     ),
     Check(
         "grafana",
         f"datasource {DATASOURCE_UID}",
-        "Configuration > Data Sources > Prometheus > Test: its URL (http://prometheus:9090 in "
-        "compose) must reach Prometheus.",
+        "At {grafana}, Connections > Data sources > Prometheus > Test: its URL "
+        "(monitoring/grafana/provisioning/datasources/prometheus.yml) must reach the "
+        "Prometheus this doctor reads at {prometheus}, from where Grafana runs.",
         datasource,
     ),
     Check(
         "grafana",
         "TestBoost dashboards provisioned",
         "Mount monitoring/grafana/provisioning and monitoring/grafana/dashboards as in "
-        "compose/docker-compose.monitoring.yaml; restart Grafana or wait 30 s.",
+        "compose/docker-compose.monitoring.yaml; restart Grafana or wait 30 s; "
+        "{grafana}/dashboards lists them.",
         dashboards,
     ),
 )

@@ -143,51 +143,53 @@ CHECKS = (
     Check(
         "prometheus",
         "ready",
-        "Start Prometheus (compose `up -d prometheus`); `docker logs testboost-prometheus` says "
-        "why it stopped.",
+        "Start Prometheus ({start_prometheus}) and check `curl -i {prometheus}/-/ready`; "
+        "{log_prometheus} says why it is not ready.",
         ready,
     ),
     Check(
         "prometheus",
         f"target {SCRAPE_JOB} UP",
-        "Open http://localhost:9090/targets: the testboost-api target must be UP. Start the API, "
-        "fix its address in prometheus.yml (host.docker.internal:8000 on Docker Desktop), or "
-        "give Prometheus the metrics token (credentials_file).",
+        "Open {prometheus}/targets: the testboost-api target must be UP. Start the API, make "
+        "its address in prometheus.yml reach it (host.docker.internal:{api_port} from a "
+        "container), or give Prometheus the metrics token (credentials_file).",
         target,
     ),
     Check(
         "prometheus",
         "catalog families stored",
-        "Query testboost_active_sessions at http://localhost:9090/graph. Pull: the target must "
-        "be UP. Push: check OTEL_EXPORTER_OTLP_ENDPOINT and the collector's remote write.",
+        "Query testboost_active_sessions at {prometheus}/graph. Pull: the target must be UP. "
+        "Push: check OTEL_EXPORTER_OTLP_ENDPOINT and the collector's delivery to Prometheus.",
         families,
     ),
     Check(
         "prometheus",
         "rules loaded and healthy",
         "`promtool check rules monitoring/prometheus/alerts.yml`; rule_files in prometheus.yml "
-        "must name alerts.yml; then reload Prometheus.",
+        "must name alerts.yml; reload Prometheus, then {prometheus}/rules shows each rule.",
         rules,
     ),
     Check(
         "prometheus",
         "the seven guide alerts",
-        "Mount monitoring/prometheus/alerts.yml as /etc/prometheus/alerts.yml and reload.",
+        "Mount monitoring/prometheus/alerts.yml as /etc/prometheus/alerts.yml and reload; "
+        "{prometheus}/alerts lists the alerts loaded.",
         alerts,
     ),
     Check(
         "prometheus",
         "Alertmanager configured",
-        "alerting.alertmanagers in prometheus.yml must reach Alertmanager (alertmanager:9093 "
-        "in compose).",
+        "alerting.alertmanagers in prometheus.yml must reach Alertmanager ({alertmanager} from "
+        "this host; its compose service name from a container); `curl -s "
+        "{prometheus}/api/v1/alertmanagers` lists the ones Prometheus found.",
         alertmanagers,
     ),
     Check(
         "prometheus",
         "dashboard queries return data",
-        "Grafana shows no data there: run the query at http://localhost:9090/graph. Not "
-        "scraped: see the target and families checks; observations but NaN: the histogram's "
-        '_bucket series must reach Prometheus, le="+Inf" included (docs/troubleshooting.md).',
+        "Grafana shows no data there: run the query at {prometheus}/graph. Not scraped: see "
+        "the target and families checks; observations but NaN: the histogram's _bucket series "
+        'must reach Prometheus, le="+Inf" included (docs/troubleshooting.md).',
         dashboards,
     ),
 )

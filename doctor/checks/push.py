@@ -85,18 +85,18 @@ CHECKS = (
     Check(
         AGENT,
         "agent answers",
-        "Start the agent the API pushes to (OTEL_EXPORTER_OTLP_ENDPOINT) and check its health "
-        "URL; its log says why it fails.",
+        "Start the agent the API pushes to (OTEL_EXPORTER_OTLP_ENDPOINT) and check `curl -i "
+        "{otlp_agent}`; {log_otlp_agent} says why it fails.",
         agent,
         needs=(),
     ),
     Check(
         AGENT,
         "pushed samples fresh",
-        "Check the agent (its health, its log), the API's log for export errors, "
-        "OTEL_EXPORTER_OTLP_ENDPOINT, and the agent's remote write into Prometheus "
-        "(--web.enable-remote-write-receiver); --export-interval must be the API's "
-        "OTEL_METRIC_EXPORT_INTERVAL.",
+        "Check the agent (`curl -i {otlp_agent}`, {log_otlp_agent}), the API's log for export "
+        "errors, OTEL_EXPORTER_OTLP_ENDPOINT, and the agent's delivery to {prometheus} "
+        "(scraped, or remote write: --web.enable-remote-write-receiver); --export-interval "
+        "must be the API's OTEL_METRIC_EXPORT_INTERVAL.",
         freshness,
         needs=("prometheus",),
     ),

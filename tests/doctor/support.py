@@ -9,6 +9,7 @@ import httpx
 from doctor.checks import CHECKS
 from doctor.cli import run_checks
 from doctor.context import Context, Options
+from doctor.hints import UNREACHABLE, fill
 from doctor.model import Result, Status
 
 
@@ -26,3 +27,8 @@ def by_name(results: list[Result]) -> dict[str, Result]:
 
 def statuses(results: list[Result]) -> dict[str, Status]:
     return {r.check.name: r.status for r in results}
+
+
+def unreachable_hint(component: str, **options: Any) -> str:
+    """The fix printed when `component` does not answer, for a run with `options`."""
+    return fill(UNREACHABLE[component], Options(**options))

@@ -1,21 +1,22 @@
-"""API checks against the real app in process (pull, push, off, metrics token), and the
-states a running app rarely shows (database down, nothing listening)."""
+"""API checks against the real app in process (pull, push, off, metrics token, API key), and
+the states a running app rarely shows (database down, nothing listening)."""
 
 from __future__ import annotations
 
 import pytest
 from starlette.testclient import TestClient
 
-from doctor.model import UNREACHABLE_HINTS, Status
+from doctor.model import Status
 from telemetry import TelemetryConfig
 from telemetry.catalog import CATALOG
 from tests.conftest import BASE_URL, AppFactory
 from tests.doctor.fake_http import FakeServer
-from tests.doctor.support import by_name, results_for, statuses
+from tests.doctor.support import by_name, results_for, statuses, unreachable_hint
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.waiting import session_in
 
 METRICS, FAMILIES = "/metrics reachable", "catalog families and labels"
+KEY = "API key accepted"
 
 
 def run_a_session(client: TestClient, headers: dict[str, str] | None = None) -> None:
@@ -30,6 +31,7 @@ def run_a_session(client: TestClient, headers: dict[str, str] | None = None) -> 
 def test_pull_mode_app_passes(client: TestClient) -> None:
     run_a_session(client)
     results = by_name(results_for("api", client, api=BASE_URL))
+    assert results.pop(KEY).status is Status.SKIP  # no key given
     assert {r.status for r in results.values()} == {Status.PASS}
     assert results[METRICS].detail.startswith("pull mode (prometheus)")
     assert results[FAMILIES].detail == f"{len(CATALOG)}/{len(CATALOG)} families"
@@ -43,8 +45,23 @@ def test_metrics_token_is_sent_and_required(make_client: AppFactory) -> None:
     assert "--metrics-token" in missing[METRICS].hint
     wrong = by_name(results_for("api", client, api=BASE_URL, metrics_token="nope"))
     assert "the token given was refused" in wrong[METRICS].detail
-    given = results_for("api", client, api=BASE_URL, metrics_token="s3cret")
-    assert {r.status for r in given} == {Status.PASS}
+    given = by_name(results_for("api", client, api=BASE_URL, metrics_token="s3cret"))
+    assert {r.status for name, r in given.items() if name != KEY} == {Status.PASS}
+
+
+def test_api_key_is_checked_where_the_webhook_presents_it(make_client: AppFactory) -> None:
+    client = make_client(api_key="the-key")
+    accepted = by_name(results_for("api", client, api=BASE_URL, api_key="the-key"))[KEY]
+    assert (accepted.status, accepted.detail) == (
+        Status.PASS,
+        "GET /api/v1/alerts with the key: 200",
+    )
+    refused = by_name(results_for("api", client, api=BASE_URL, api_key="another"))[KEY]
+    assert refused.status is Status.FAIL
+    assert refused.detail == "GET /api/v1/alerts with the key: HTTP 401 (the key given is refused)"
+    assert f"{BASE_URL}/api/v1/alerts" in refused.hint and "credentials_file" in refused.hint
+    none = by_name(results_for("api", client, api=BASE_URL))[KEY]
+    assert (none.status, none.detail) == (Status.SKIP, "no --api-key given")
 
 
 def test_push_mode_is_recognised_and_reported(
@@ -55,7 +72,7 @@ def test_push_mode_is_recognised_and_reported(
         client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp"))
         results = by_name(results_for("api", client, api=BASE_URL))
         client.__exit__(None, None, None)
-    assert {r.status for r in results.values()} == {Status.PASS}
+    assert {r.status for name, r in results.items() if name != KEY} == {Status.PASS}
     assert results[METRICS].detail.startswith("push mode (OTLP)")
     assert "checked in Prometheus instead" in results[FAMILIES].detail
 
@@ -80,7 +97,8 @@ def test_unhealthy_api_names_the_failing_dependency() -> None:
 def test_unreachable_api_fails_every_check_with_the_start_hint() -> None:
     with FakeServer() as server:
         url = server.url  # a port nobody listens on once the server is closed
-    results = results_for("api", api=url, timeout=2)
+    results = results_for("api", api=url, api_key="k", timeout=2)
     assert set(statuses(results).values()) == {Status.FAIL}
     assert all("unreachable" in r.detail for r in results)
-    assert {r.hint for r in results} == {UNREACHABLE_HINTS["api"]}
+    assert {r.hint for r in results} == {unreachable_hint("api", api=url)}
+    assert f"`curl -i {url}/health`" in results[0].hint

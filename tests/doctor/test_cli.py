@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,8 +62,42 @@ def test_console_script_is_installed_with_the_subcommand() -> None:
         "--otlp-agent",
         "--export-interval",
         "--json",
+        "--stack",
+        "--api-key",
     ):
         assert flag in done.stdout
+
+
+def test_every_option_says_what_it_is_and_its_default() -> None:
+    import argparse
+
+    from doctor.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = [a for a in parser._actions if a.dest != "help"]
+    assert len(options) == 15
+    for action in options:
+        assert action.help and "(default: " in action.help, action.option_strings
+
+
+def test_help_names_the_credentials_it_reads_never_shows_them() -> None:
+    secrets = {
+        "TESTBOOST_GRAFANA_TOKEN": "s3cret-token",
+        "GF_ADMIN_PASSWORD": "s3cret-password",
+        "TESTBOOST_API_KEY": "s3cret-key",
+        "TESTBOOST_METRICS_TOKEN": "s3cret-metrics",
+    }
+    done = subprocess.run(
+        [str(TESTBOOST), "doctor", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **secrets},
+    )
+    assert done.returncode == 0
+    assert "s3cret" not in done.stdout
+    assert all(f"${name}" in done.stdout for name in secrets)
 
 
 def test_defaults_are_the_compose_ports_and_grafana_is_opt_in() -> None:
@@ -112,7 +147,7 @@ def test_table_is_plain_off_a_terminal_and_coloured_on_one(monkeypatch: pytest.M
     assert "\033[" not in plain
     assert plain.splitlines()[0].split() == ["STATUS", "COMPONENT", "CHECK", "DETAIL"]
     assert plain.count("fix: Start Alertmanager") == 1  # one fix for one stopped component
-    assert "0 passed, 0 warned, 5 failed, 15 skipped — FAILED: alertmanager ready;" in plain
+    assert "0 passed, 0 warned, 5 failed, 16 skipped — FAILED: alertmanager ready;" in plain
     _, coloured = run_main(*args, out=Terminal())
     assert "\033[1;31mFAIL" + RESET in coloured
     monkeypatch.setenv("NO_COLOR", "1")
@@ -135,12 +170,12 @@ def test_a_warning_is_not_a_failure() -> None:
 def test_export_interval_is_positive_seconds() -> None:
     import argparse
 
-    from doctor.cli import add_arguments
+    from doctor.cli import add_arguments, options_from
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert parser.parse_args([]).export_interval == 15.0
-    assert parser.parse_args(["--export-interval", "1"]).export_interval == 1.0
+    assert options_from(parser.parse_args([])).export_interval == 15.0
+    assert options_from(parser.parse_args(["--export-interval", "1"])).export_interval == 1.0
     with pytest.raises(SystemExit):
         parser.parse_args(["--export-interval", "0"])
 
@@ -173,7 +208,7 @@ def test_module_entry_point_runs() -> None:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
-    assert "0 passed, 0 warned, 0 failed, 20 skipped — OK" in done.stdout
+    assert "0 passed, 0 warned, 0 failed, 21 skipped — OK" in done.stdout
 
 
 def test_options_default_to_nothing_checked() -> None:

@@ -18,8 +18,8 @@ import pytest
 
 from devstack import Stack, StackConfig
 from devstack.stack import READY
-from doctor.model import UNREACHABLE_HINTS
 from telemetry.catalog import CATALOG
+from tests.doctor.support import unreachable_hint
 from tests.doctor.test_cli import TESTBOOST
 from tests.support.waiting import until
 
@@ -45,6 +45,8 @@ def doctor(stack: Stack, *extra: str) -> tuple[int, dict[str, Any]]:
             urls["prometheus"],
             "--alertmanager",
             urls["alertmanager"],
+            "--api-key",
+            API_KEY,
             *extra,
         ],
         capture_output=True,
@@ -136,10 +138,11 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
         assert code == 1
         api_checks = {key for key in every if key[0] == "api"}
         assert api_checks <= set(broken)
-        assert all(broken[key]["hint"] == UNREACHABLE_HINTS["api"] for key in api_checks)
+        down = unreachable_hint("api", api=stack.urls["api"])
+        assert all(broken[key]["hint"] == down for key in api_checks)
         assert ("prometheus", TARGET) in broken
         assert "connection refused" in broken[("prometheus", TARGET)]["detail"]
-        assert "http://localhost:9090/targets" in broken[("prometheus", TARGET)]["hint"]
+        assert f"Open {stack.urls['prometheus']}/targets" in broken[("prometheus", TARGET)]["hint"]
         assert not any(component == "alertmanager" for component, _ in broken)
 
         stack.start("api")
@@ -150,8 +153,9 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
         code, document = doctor(stack)
         assert code == 1
         assert {component for component, _ in failed(document)} == {"alertmanager"}
+        stopped = unreachable_hint("alertmanager", alertmanager=stack.urls["alertmanager"])
         assert all(
-            c["status"] == "FAIL" and c["hint"] == UNREACHABLE_HINTS["alertmanager"]
+            c["status"] == "FAIL" and c["hint"] == stopped
             for c in document["checks"]
             if c["component"] == "alertmanager"
         )
@@ -206,7 +210,7 @@ def test_doctor_checks_the_push_path(
         assert latest["code"] == 1
         unreachable = broken[("otlp-agent", "agent answers")]
         assert unreachable["detail"].startswith(f"OTLP agent {health} unreachable")
-        assert unreachable["hint"] == UNREACHABLE_HINTS["otlp-agent"]
+        assert unreachable["hint"] == unreachable_hint("otlp-agent", otlp_agent=health)
         stale_detail = broken[("otlp-agent", "pushed samples fresh")]["detail"]
         assert stale_detail.endswith(
             "export interval 1 s): the agent or the API's exporter is not delivering"

@@ -142,7 +142,7 @@ def test_each_broken_piece_is_named(case: str, failed: str, words: str) -> None:
     results = run(prometheus, alertmanager)
     assert list(failures(results)) == [failed, *ALSO_FAILS.get(case, [])]
     assert words in results[failed].detail
-    assert results[failed].hint == results[failed].check.hint
+    assert results[failed].hint and "{" not in results[failed].hint  # filled in: test_hints.py
 
 
 def test_firing_alerts_are_listed() -> None:

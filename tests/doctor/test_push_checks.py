@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from doctor.model import UNREACHABLE_HINTS, Result, Status
+from doctor.model import Result, Status
 from tests.doctor.fake_http import FakeServer
 from tests.doctor.fake_prometheus import Prometheus
-from tests.doctor.support import by_name, results_for
+from tests.doctor.support import by_name, results_for, unreachable_hint
 
 AGENT, FRESH = "agent answers", "pushed samples fresh"
 AGE = "time() - max(timestamp(testboost_llm_calls_total))"
@@ -91,7 +91,8 @@ def test_an_agent_that_does_not_answer_fails_naming_it() -> None:
     result = results[AGENT]
     assert result.status is Status.FAIL
     assert result.detail.startswith(f"OTLP agent {url} unreachable")
-    assert result.hint == UNREACHABLE_HINTS["otlp-agent"]
+    assert result.hint == unreachable_hint("otlp-agent", otlp_agent=url)
+    assert f"`curl -i {url}`" in result.hint
 
 
 def test_an_unhealthy_agent_fails_with_its_answer() -> None:
@@ -150,7 +151,8 @@ def test_without_the_api_an_agent_url_means_push() -> None:
 
 
 def test_prometheus_down_fails_freshness_with_prometheus_hint() -> None:
-    result = push_checks(prometheus=closed_port_url())[FRESH]
+    url = closed_port_url()
+    result = push_checks(prometheus=url)[FRESH]
     assert result.status is Status.FAIL
     assert "unreachable" in result.detail
-    assert result.hint == UNREACHABLE_HINTS["prometheus"]
+    assert result.hint == unreachable_hint("prometheus", prometheus=url)

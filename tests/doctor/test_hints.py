@@ -1,0 +1,156 @@
+"""Fix hints are filled in with where the doctor looks (doctor/hints.py): a stack moved off the
+default ports gets commands and addresses with its own ports in every hint, never a default
+one; after --stack, the local stack's commands and logs instead of compose's."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doctor.checks import CHECKS
+from doctor.context import Options
+from doctor.hints import UNREACHABLE, fill
+from doctor.shipped import DATASOURCE_UID, load_dashboards
+from tests.doctor.fake_prometheus import Prometheus
+from tests.doctor.test_cli import closed_port_url, run_main
+from tests.doctor.test_prometheus_alertmanager_checks import Alertmanager
+from tests.doctor.test_push_checks import AGE, servers
+
+# Every port a hint used to hard-code: the compose ports, Grafana's and the Collector's health.
+DEFAULT_PORT = re.compile(r":(8000|9090|9093|3000|13133)\b")
+MOVED = Options(
+    api="http://127.0.0.1:28000",
+    prometheus="http://127.0.0.1:29090",
+    alertmanager="http://127.0.0.1:29093",
+    grafana="http://127.0.0.1:23000",
+    otlp_agent="http://127.0.0.1:23133/status",
+)
+MOVED_URLS = (MOVED.api, MOVED.prometheus, MOVED.alertmanager, MOVED.grafana, MOVED.otlp_agent)
+TEMPLATES = {
+    **{f"{c.component} {c.name}": c.hint for c in CHECKS},
+    **{f"{component} unreachable": hint for component, hint in UNREACHABLE.items()},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_every_hint_names_the_urls_given_and_no_default_port(name: str) -> None:
+    hint = fill(TEMPLATES[name], MOVED)
+    assert not DEFAULT_PORT.search(hint), hint
+    assert any(url in hint for url in MOVED_URLS), hint
+    assert "{" not in hint and "URL>" not in hint, hint
+
+
+@pytest.mark.parametrize("component", sorted(UNREACHABLE))
+def test_a_component_that_does_not_answer_gets_its_own_url(component: str) -> None:
+    url = getattr(MOVED, component.replace("-", "_"))
+    assert f"`curl -i {url}" in fill(UNREACHABLE[component], MOVED)
+
+
+def test_the_api_port_is_where_a_container_reaches_the_api() -> None:
+    (target,) = [c for c in CHECKS if c.name == "target testboost-api UP"]
+    hint = fill(target.hint, MOVED)
+    assert "host.docker.internal:28000" in hint
+    assert f"Open {MOVED.prometheus}/targets" in hint
+
+
+def test_a_component_not_given_is_a_placeholder_not_a_default() -> None:
+    for name, template in TEMPLATES.items():
+        hint = fill(template, Options())
+        assert not DEFAULT_PORT.search(hint), (name, hint)
+    assert "`curl -i <api URL>/health`" in fill(UNREACHABLE["api"], Options())
+
+
+def test_the_compose_defaults_are_filled_in_like_any_url() -> None:
+    hint = fill(UNREACHABLE["prometheus"], Options(prometheus="http://127.0.0.1:9090"))
+    assert hint == (
+        "Start Prometheus (compose `up -d prometheus`) and check `curl -i "
+        "http://127.0.0.1:9090/-/ready`; `docker logs testboost-prometheus` says why it stopped."
+    )
+
+
+def test_after_stack_the_hints_name_the_stack_commands_and_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    elsewhere = Options(api=MOVED.api, otlp_agent=MOVED.otlp_agent, stack=tmp_path / "other")
+    assert fill(UNREACHABLE["api"], elsewhere) == (
+        "Start the API (`testboost stack up --workdir other`) and check `curl -i "
+        f"{MOVED.api}/health`; `other/logs/api.log` says why it stopped."
+    )
+    assert "`other/logs/otel-collector.log`" in fill(UNREACHABLE["otlp-agent"], elsewhere)
+    default = Options(alertmanager=MOVED.alertmanager, stack=(tmp_path / "var/stack").resolve())
+    hint = fill(UNREACHABLE["alertmanager"], default)
+    assert "(`testboost stack up`)" in hint and "`var/stack/logs/alertmanager.log`" in hint
+    # No Grafana in the local stack: compose's way still.
+    assert "compose `up -d grafana`" in fill(UNREACHABLE["grafana"], default)
+
+
+def broken_everywhere() -> dict[str, dict[str, Any]]:
+    """Routes of an API (pushing, unhealthy, refusing the key), a push agent, Prometheus,
+    Alertmanager and Grafana, each answering so that its checks fail."""
+    prometheus = Prometheus()
+    prometheus.target.update(health="down", lastError="connection refused")
+    prometheus.stored.discard("testboost_active_sessions")
+    prometheus.rules[0].update(health="err", lastError="bad")
+    prometheus.rules = [r for r in prometheus.rules if r["name"] != "HealthCheckFailed"]
+    prometheus.alertmanagers = []
+    prometheus.empty_queries.add("max(testboost_active_sessions)")
+    prometheus.answers[AGE] = []  # no fresh pushed sample
+    prometheus.fire("SlowAPIResponse", seconds_ago=120)  # and never received
+    alertmanager = Alertmanager()
+    alertmanager.status["config"]["original"] = ""
+    alertmanager.status["cluster"]["status"] = "unknown"
+    return {
+        "api": {
+            "/health": (503, {"status": "unhealthy", "checks": {"database": {"status": "x"}}}),
+            "/metrics": (200, "", {"x-testboost-metrics-exporter": "otlp"}),
+            "/api/v1/alerts": (401, {"detail": "missing or invalid API key"}),
+        },
+        "otlp-agent": {"/status": (503, {"healthy": False})},
+        "prometheus": {**prometheus.routes(), "/-/ready": (503, "not ready")},
+        "alertmanager": {**alertmanager.routes(), "/-/ready": (503, "not ready")},
+        "grafana": {
+            "/api/health": (503, {"database": "failing"}),
+            f"/api/datasources/uid/{DATASOURCE_UID}/health": (404, {"message": "not found"}),
+            **{f"/api/dashboards/uid/{d.uid}": (404, {}) for d in load_dashboards()},
+        },
+    }
+
+
+def test_every_fix_printed_names_the_fake_servers_urls() -> None:
+    routes = broken_everywhere()
+    with servers(*routes.values()) as found:
+        url = dict(zip(routes, found, strict=True))
+        code, out = run_main(
+            *("--api", url["api"], "--prometheus", url["prometheus"]),
+            *("--alertmanager", url["alertmanager"], "--grafana", url["grafana"]),
+            *("--otlp-agent", url["otlp-agent"] + "/status", "--api-key", "k", "--json"),
+        )
+    document = json.loads(out)
+    assert code == 1
+    failed = [c for c in document["checks"] if c["status"] == "FAIL"]
+    # Push mode: the API's /metrics is fine, its families are Prometheus' to check.
+    passed = {"/metrics reachable", "catalog families and labels"}
+    assert {c["check"] for c in failed} == {c.name for c in CHECKS} - passed
+    for check in failed:
+        assert any(u in check["hint"] for u in url.values()), check
+        assert not DEFAULT_PORT.search(check["hint"]), check
+
+
+def test_every_component_down_names_its_url_in_the_fix() -> None:
+    url = {component: closed_port_url() for component in UNREACHABLE}
+    code, out = run_main(
+        *("--api", url["api"], "--prometheus", url["prometheus"]),
+        *("--alertmanager", url["alertmanager"], "--grafana", url["grafana"]),
+        *("--otlp-agent", url["otlp-agent"], "--timeout", "2"),
+    )
+    assert code == 1
+    fixes = [line.strip() for line in out.splitlines() if line.strip().startswith("fix:")]
+    assert len(fixes) == len(UNREACHABLE)  # one per component
+    for component, given in url.items():
+        assert any(f"`curl -i {given}" in fix for fix in fixes), component
+    assert not DEFAULT_PORT.search(out)
