@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from app.cli import configure_logging
     from app.core.config import load_settings
+    from app.core.logs import configure_logging
 
     configure_logging(load_settings().log_level)
     import telemetry

@@ -46,7 +46,7 @@ class Workers:
                 [
                     sys.executable,
                     "-m",
-                    "app.cli",
+                    "cli",
                     "serve",
                     f"--port={self.port}",
                     f"--workers={workers}",

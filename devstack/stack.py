@@ -250,7 +250,7 @@ class Stack:
             return [
                 sys.executable,
                 "-m",
-                "app.cli",
+                "cli",
                 "serve",
                 "--host=127.0.0.1",
                 f"--port={ports['api']}",

@@ -94,7 +94,7 @@ def test_an_unknown_address_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "stack", *args],
+        [sys.executable, "-m", "cli", "stack", *args],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(REPO)},
         capture_output=True,

@@ -16,7 +16,7 @@ def serve(database_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}
     env["TESTBOOST_DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
         cwd=ROOT,
         env=env,
         capture_output=True,

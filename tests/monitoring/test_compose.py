@@ -176,7 +176,7 @@ def test_dockerfile_command_exists() -> None:
         r'^CMD \["(\w+)", "serve", "--host", "0.0.0.0", "--port", "8000"\]', DOCKERFILE, re.M
     )
     assert cmd, "CMD runs the project's CLI on 0.0.0.0:8000"
-    assert re.search(rf'^{cmd.group(1)} = "app.cli:main"', pyproject, re.M)
+    assert re.search(rf'^{cmd.group(1)} = "cli:main"', pyproject, re.M)
 
 
 def test_dockerignore_keeps_what_the_image_needs() -> None:

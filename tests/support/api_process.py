@@ -42,7 +42,7 @@ class ApiProcess:
             [
                 sys.executable,
                 "-m",
-                "app.cli",
+                "cli",
                 "serve",
                 "--port",
                 str(self.port),

@@ -69,7 +69,7 @@ def test_invalid_values_name_the_variable(
 
 def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "serve", *args],
+        [sys.executable, "-m", "cli", "serve", *args],
         env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,

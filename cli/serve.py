@@ -1,12 +1,10 @@
-"""The `testboost` command: `serve` runs the API (what `make run` calls); `doctor` checks it
-and its monitoring stack (the doctor package); `stack` runs that stack as local processes
-(devstack/, what `make stack` calls)."""
+"""`testboost serve`: the API under uvicorn, after one-line checks of what would otherwise
+fail as a traceback (settings, the key on a public address, the database)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import tempfile
@@ -15,26 +13,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.core.config import Settings, SettingsError, load_settings
+from app.core.logs import configure_logging
 from app.core.security import is_loopback
 
 if TYPE_CHECKING:
     from telemetry import TelemetryConfig
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s span=%(span_id)s] %(message)s"
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; in pull mode one scrape of the port shows their sum",
+    )
 
 
-def configure_logging(level: str) -> None:
-    from telemetry.tracing import TraceContextFilter
-
-    handler = logging.StreamHandler()
-    handler.addFilter(TraceContextFilter())
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    # Alembic's plugin registry logs seven INFO lines at every start: nothing an operator needs.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-
-
-def serve(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         from telemetry import TelemetryConfig, TelemetryConfigError
@@ -117,30 +114,3 @@ def _shared_metrics_dir(workers: int, telemetry_config: TelemetryConfig) -> Iter
             yield
         finally:
             del os.environ[TESTBOOST_METRICS_DIR]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="testboost", description="TestBoost API tools")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_cmd = commands.add_parser("serve", help="run the API")
-    serve_cmd.add_argument("--host", default="127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=8000)
-    serve_cmd.add_argument("--workers", type=int, default=1)
-    serve_cmd.set_defaults(func=serve)
-    from devstack.cli import register as register_stack
-
-    register_stack(commands)
-    from doctor import DESCRIPTION, add_arguments, run
-
-    doctor_cmd = commands.add_parser(
-        "doctor", help="check the API and its monitoring stack", description=DESCRIPTION
-    )
-    add_arguments(doctor_cmd)
-    doctor_cmd.set_defaults(func=run)
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
