@@ -60,7 +60,7 @@ test: install tools
 	scripts/test-postgres.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app telemetry doctor devstack bench
+	$(VENV)/bin/mypy app cli telemetry doctor devstack bench
 	$(VENV)/bin/pytest
 
 test-unit: install
@@ -87,7 +87,7 @@ soak: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app telemetry doctor devstack bench
+	$(VENV)/bin/mypy app cli telemetry doctor devstack bench
 
 clean:
 	-scripts/test-postgres.sh stop
