@@ -40,6 +40,10 @@ class FakeLLM:
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        # Cleared: every answer waits (after its delay) until it is set again; requests are
+        # still recorded as they arrive. For calls kept in flight as long as a test needs.
+        self.answering = threading.Event()
+        self.answering.set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +60,7 @@ class FakeLLM:
                     reply = fake.script.popleft() if fake.script else fake.default
                 if reply.delay:
                     time.sleep(reply.delay)
+                fake.answering.wait()
                 answer = reply.body(request) if callable(reply.body) else reply.body
                 if answer is None:
                     content = json.dumps(completion(f"answer {len(fake.requests)}")).encode()
@@ -90,6 +95,7 @@ class FakeLLM:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.answering.set()
         self.server.shutdown()
         self.server.server_close()
 
