@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -63,6 +64,9 @@ class StackConfig:
     # Traces: the API sends them (every request sampled) to the collector, which sends them to
     # Jaeger. Push mode only (the collector is there).
     traces: bool = False
+    # How the API is served: `testboost serve` (the default), or plain `uvicorn --workers N`
+    # with TESTBOOST_METRICS_DIR, the documented way for servers other than ours.
+    server: Literal["testboost", "uvicorn"] = "testboost"
     # Tests: 1 s scrape/evaluation/export intervals, `for` and Alertmanager group timings.
     fast: bool = False
     # The key the API requires and Alertmanager's webhook presents; None: a random one.
@@ -189,6 +193,7 @@ class Stack:
                 "push_via": config.push_via,
                 "traces": config.traces,
                 "prometheus_binary": config.prometheus_binary,
+                "server": config.server,
                 "api_env": config.api_env,
             },
             "processes": {
@@ -241,12 +246,26 @@ class Stack:
             )
         if self.config.traces:
             env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_TRACES_SAMPLER="parentbased_always_on")
+        if self.config.server == "uvicorn" and self.config.mode == "pull":
+            env.update(TESTBOOST_METRICS_DIR=str(self.workdir / "metrics"))
         env.update(self.config.api_env)
         return env
 
     def _argv(self, name: str) -> list[str]:
         work, ports = self.workdir, self.ports
         if name == "api":
+            if self.config.server == "uvicorn":
+                # How docs/architecture.md says to run several workers without `testboost
+                # serve`: uvicorn itself, TESTBOOST_METRICS_DIR set (api_environment).
+                return [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "app.main:app",
+                    "--host=127.0.0.1",
+                    f"--port={ports['api']}",
+                    f"--workers={self.config.workers}",
+                ]
             return [
                 sys.executable,
                 "-m",
@@ -313,6 +332,11 @@ class Stack:
         return env
 
     def _spawn(self, name: str) -> None:
+        metrics_dir = self.api_environment().get("TESTBOOST_METRICS_DIR")
+        if name == "api" and metrics_dir:
+            # Empty at each server start, as the docs ask of a deployment.
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            Path(metrics_dir).mkdir(parents=True)
         self.processes[name] = Process.spawn(
             name, self._argv(name), self._env(name), self.log(name), REPO
         )

@@ -5,7 +5,8 @@ histogram's `_count` must equal what the workload and the fake provider saw — 
 observations included — and every quantile panel must return numbers.
 
 In each topology operators run: pull with one worker, pull with `testboost serve --workers 4`
-(one scrape target, as the guide says), push through our OpenTelemetry Collector with 4
+and with `uvicorn --workers 4` plus TESTBOOST_METRICS_DIR (one scrape target, as the guide
+says), push through our OpenTelemetry Collector with 4
 workers pushing at once (Prometheus scrapes the collector) and its remote-write alternative;
 on Prometheus 2.53 and 3.5 (`make tools` installs both)."""
 
@@ -49,6 +50,8 @@ pytestmark = pytest.mark.e2e
 TOPOLOGIES = {
     "pull-1-worker": {"mode": "pull", "workers": 1},
     "pull-4-workers": {"mode": "pull", "workers": 4},
+    # The documented way without `testboost serve`: uvicorn --workers, TESTBOOST_METRICS_DIR.
+    "pull-uvicorn-4-workers": {"mode": "pull", "workers": 4, "server": "uvicorn"},
     "push-4-workers": {"mode": "push", "workers": 4},
     "push-remote-write-2-workers": {"mode": "push", "workers": 2, "push_via": "remote-write"},
 }
@@ -299,7 +302,7 @@ def test_quantile_panels_return_numbers(run: tuple[Stack, Prometheus, Truth]) ->
             assert finite(prometheus.query(expr)), f"{dashboard} / {panel}: {expr}"
 
 
-@pytest.mark.parametrize("run", ["pull-4-workers"], indirect=True)
+@pytest.mark.parametrize("run", ["pull-4-workers", "pull-uvicorn-4-workers"], indirect=True)
 def test_a_killed_worker_loses_no_count_and_no_counter_goes_down(
     run: tuple[Stack, Prometheus, Truth],
 ) -> None:
