@@ -19,7 +19,7 @@ STACK_PORTS = --api-port $(PORT) --prometheus-port $(PROMETHEUS_PORT) \
 TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 export TESTBOOST_TEST_POSTGRES_URL
 
-.PHONY: soak install tools run test test-unit lint stack stack-push stack-down stack-status bench bench-smoke clean
+.PHONY: soak install tools run test test-unit lint rules stack stack-push stack-down stack-status bench bench-smoke clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy app cli telemetry doctor devstack bench
+
+rules: install
+	$(VENV)/bin/python monitoring/prometheus/gen_alerts.py
 
 clean:
 	-scripts/test-postgres.sh stop

@@ -13,20 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from doctor.model import Failed
+from telemetry import alert_rules
 
 DEFAULT_MONITORING_DIR = Path(__file__).resolve().parent.parent / "monitoring"
 # monitoring/grafana/provisioning/datasources/prometheus.yml (tests/doctor checks they agree).
 DATASOURCE_UID = "testboost-prometheus"
-# The setup guide's preconfigured alerts; alerts.yml adds HTTP error-rate alerts to these.
-GUIDE_ALERTS = (
-    "HighLLMErrorRate",
-    "SlowWorkflowExecution",
-    "DBConnectionPoolExhausted",
-    "TooManyActiveSessions",
-    "SlowAPIResponse",
-    "HealthCheckFailed",
-    "LLMRateLimitHit",
-)
+# The setup guide's preconfigured alerts, from the rules' source (alerts.yml is generated from
+# it and adds HTTP error-rate alerts to these).
+GUIDE_ALERTS: tuple[str, ...] = alert_rules.GUIDE_ALERTS
 SCRAPE_JOB = "testboost-api"
 
 

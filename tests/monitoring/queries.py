@@ -1,7 +1,8 @@
 """Every PromQL expression the monitoring configs run, for the contract and end-to-end tests.
 
-`dashboard_queries()` walks the Grafana dashboards, `alert_rules()` the Prometheus rule file;
-both read the committed files, so a test using them checks what is actually deployed.
+`dashboard_queries()` walks the Grafana dashboards, `alert_rules()` and `recording_rules()` the
+Prometheus rule file; all read the committed files, so a test using them checks what is
+actually deployed.
 """
 
 from __future__ import annotations
@@ -44,7 +45,17 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
     return out
 
 
+def all_rules() -> list[dict[str, Any]]:
+    """Every rule of alerts.yml, recording and alerting, in file order."""
+    doc = yaml.safe_load(ALERTS_FILE.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
 def alert_rules() -> list[dict[str, Any]]:
     """Every alerting rule of alerts.yml (`alert`, `expr`, `for`, `labels`, `annotations`)."""
-    doc = yaml.safe_load(ALERTS_FILE.read_text())
-    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
+    return [rule for rule in all_rules() if "alert" in rule]
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    """Every recording rule of alerts.yml (`record`, `expr`), in evaluation order."""
+    return [rule for rule in all_rules() if "record" in rule]

@@ -10,30 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .queries import ALERTS_FILE, alert_rules
+from app.api.routes import alerts, health, sessions
+from telemetry.alert_rules import GUIDE_ALERTS, RUNBOOK_BASE_URL
+from telemetry.catalog import UNMATCHED_PATH
+
+from .queries import ALERTS_FILE, alert_rules, all_rules, recording_rules
 from .tools import REPO, run_tool
 
 PROM_DIR = REPO / "monitoring" / "prometheus"
 CONFIG = PROM_DIR / "prometheus.yml"
 UNIT_TESTS = sorted((PROM_DIR / "tests").glob("*.yml"))
-
-# The setup guide's table: name -> severity (thresholds are checked by the promtool tests).
-GUIDE_ALERTS = {
-    "HighLLMErrorRate": "critical",
-    "SlowWorkflowExecution": "warning",
-    "DBConnectionPoolExhausted": "warning",
-    "TooManyActiveSessions": "warning",
-    "SlowAPIResponse": "warning",
-    "HealthCheckFailed": "critical",
-    "LLMRateLimitHit": "warning",
-}
 PROMTOOLS = pytest.mark.parametrize("promtool", ["promtool", "promtool3"])
-HTTP_ALERTS = {
-    "HighHTTP5xxErrorRate": "critical",
-    "HighHTTP4xxErrorRate": "warning",
-    "HighHTTPValidationErrorRate": "warning",
-    "HighHTTPAuthFailureRate": "warning",
-}
+# The alert table of docs/setup.md: the guide's seven (name, threshold, severity), then HTTP.
+SETUP_TABLE = re.compile(r"^\| (\w+) \| [^|]+ \| (critical|warning) \|$", re.M)
 
 
 @pytest.mark.tools
@@ -49,7 +38,7 @@ def test_promtool_check_config(promtool: str) -> None:
 def test_promtool_check_rules(promtool: str) -> None:
     result = run_tool(promtool, "check", "rules", str(ALERTS_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(alert_rules())} rules found" in result.stdout
+    assert f"{len(all_rules())} rules found" in result.stdout
 
 
 @pytest.mark.tools
@@ -84,6 +73,25 @@ def test_every_alert_has_a_unit_test_that_fires_and_one_that_does_not() -> None:
     assert names <= silent, f"no silent case: {sorted(names - silent)}"
 
 
+def test_every_recording_rule_has_an_expression_test() -> None:
+    tested = {
+        check["expr"]
+        for path in UNIT_TESTS
+        for case in yaml.safe_load(path.read_text())["tests"]
+        for check in case.get("promql_expr_test", [])
+    }
+    assert {rule["record"] for rule in recording_rules()} <= tested
+
+
+def test_unit_tests_use_the_api_routes() -> None:
+    """`path` values are route templates the API really has (its label is the template)."""
+    routes = {route.path for module in (alerts, health, sessions) for route in module.router.routes}
+    known = routes | {"/metrics", UNMATCHED_PATH}
+    used = {path for test in UNIT_TESTS for path in re.findall(r'path="([^"]*)"', test.read_text())}
+    assert used, "no path label in the unit tests"
+    assert used <= known, sorted(used - known)
+
+
 def test_firing_cases_check_every_annotation() -> None:
     for path in UNIT_TESTS:
         for case in yaml.safe_load(path.read_text())["tests"]:
@@ -98,8 +106,12 @@ def test_firing_cases_check_every_annotation() -> None:
 
 
 def test_alerts_are_the_guide_ones_plus_http() -> None:
+    """Names and severities as docs/setup.md lists them: the guide's seven first."""
+    table = SETUP_TABLE.findall((REPO / "docs" / "setup.md").read_text())
     severities = {rule["alert"]: rule["labels"]["severity"] for rule in alert_rules()}
-    assert severities == GUIDE_ALERTS | HTTP_ALERTS
+    assert severities == dict(table)
+    assert len(GUIDE_ALERTS) == 7
+    assert set(GUIDE_ALERTS) == {name for name, _ in table[:7]}
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
@@ -108,7 +120,7 @@ def test_alert_shape(rule: dict) -> None:
     annotations = rule["annotations"]
     assert set(annotations) == {"summary", "description", "runbook_url"}
     assert "{{ $value | humanize" in annotations["description"]
-    assert annotations["runbook_url"] == f"docs/runbooks.md#{rule['alert'].lower()}"
+    assert annotations["runbook_url"] == f"{RUNBOOK_BASE_URL}#{rule['alert'].lower()}"
 
 
 def test_config_agrees_with_the_other_files() -> None:

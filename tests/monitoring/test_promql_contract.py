@@ -1,20 +1,23 @@
 """Static contract check: every PromQL expression in alerts.yml and in every dashboard is parsed
 with a real PromQL parser (promql_parser), and everything it names must exist in
 telemetry.catalog — metric families, their labels, `le` on `_bucket` series only — or be a
-Prometheus built-in. rate()/increase() may only read counters and histogram series, and
+Prometheus built-in, or a recording rule of alerts.yml (whose series carry exactly the labels
+its expression keeps). rate()/increase() may only read counters and histogram series, and
 histogram_quantile() must keep `le`. A renamed metric or label fails here, not on a dashboard.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import promql_parser as pp
 import pytest
 
-from telemetry.catalog import CATALOG, Kind, MetricFamily, family_for_series
+from telemetry.alert_rules import API_REQUESTS_RATE
+from telemetry.catalog import BY_NAME, CATALOG, Kind, MetricFamily, family_for_series
 
-from .queries import alert_rules, dashboard_queries
+from .queries import alert_rules, dashboard_queries, recording_rules
 
 # Series Prometheus makes itself for every scrape target.
 BUILTIN_SERIES = frozenset(
@@ -30,6 +33,8 @@ BUILTIN_SERIES = frozenset(
 # service.name/service.instance.id onto them).
 TARGET_LABELS = frozenset({"job", "instance"})
 COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase", "resets"})
+# Prometheus' recording rule naming: level:metric:operations.
+RECORDING_NAME = re.compile(r"(?P<level>[a-z_]*):(?P<metric>[a-z][a-z0-9_]*):(?P<ops>[a-z0-9_]+)")
 
 
 @dataclass
@@ -59,6 +64,14 @@ def check(expr: pp.Expr, errors: list[str]) -> Scope:
         if name is None:
             errors.append(f"selector without a metric name: {expr}")
             return Scope()
+        if name in RECORDED:
+            recorded = RECORDED[name]
+            for matcher in expr.matchers.matchers:
+                if matcher.name != "__name__" and matcher.name not in recorded.labels:
+                    errors.append(
+                        f"{name}: label {matcher.name!r} not in {sorted(recorded.labels)}"
+                    )
+            return Scope(set(recorded.series), set(recorded.labels))
         if family_for_series(name) is None and name not in BUILTIN_SERIES:
             errors.append(f"unknown metric {name!r} (not in telemetry.catalog)")
             return Scope({name})
@@ -128,8 +141,33 @@ def violations(promql: str) -> list[str]:
     return errors
 
 
+# What each recording rule's series read and carry, in evaluation order (a rule may read one
+# recorded before it); their expressions are checked by a test below.
+RECORDED: dict[str, Scope] = {}
+for _rule in recording_rules():
+    RECORDED[_rule["record"]] = check(pp.parse(_rule["expr"]), [])
+
 ALERTS = alert_rules()
+RECORDINGS = recording_rules()
 PANELS = dashboard_queries()
+
+
+@pytest.mark.parametrize("rule", RECORDINGS, ids=[r["record"] for r in RECORDINGS])
+def test_recording_expression_matches_the_catalog(rule: dict) -> None:
+    assert violations(rule["expr"]) == []
+
+
+@pytest.mark.parametrize("rule", RECORDINGS, ids=[r["record"] for r in RECORDINGS])
+def test_recording_rule_is_named_level_metric_operations(rule: dict) -> None:
+    """level = the labels the series keep, metric = the catalog family it reads (`_total`
+    stripped after rate()), operations = what was applied, window included."""
+    name = RECORDING_NAME.fullmatch(rule["record"])
+    assert name, f"{rule['record']}: not level:metric:operations"
+    assert name["level"] == "_".join(sorted(RECORDED[rule["record"]].labels))
+    family = BY_NAME.get(name["metric"]) or BY_NAME.get(f"{name['metric']}_total")
+    assert family is not None, f"{name['metric']}: not a catalog family"
+    assert set(family.series_names) & RECORDED[rule["record"]].series
+    assert re.search(r"\d+[smh]", name["ops"]), "the window belongs in the operations"
 
 
 @pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
@@ -146,7 +184,7 @@ def test_dashboard_query_matches_the_catalog(query: tuple[str, str, str]) -> Non
 
 def test_every_catalog_family_is_watched_somewhere() -> None:
     """A family that no alert and no panel reads is a metric nobody can see."""
-    exprs = [r["expr"] for r in ALERTS] + [q[2] for q in PANELS]
+    exprs = [r["expr"] for r in ALERTS + RECORDINGS] + [q[2] for q in PANELS]
     read: set[str] = set()
     for promql in exprs:
         read |= check(pp.parse(promql), []).series
@@ -170,6 +208,10 @@ def test_every_catalog_family_is_watched_somewhere() -> None:
         ),
         ('up{job="testboost-api"} == 0', []),
         ("a / on (provider) testboost_llm_calls_total", ["unknown metric 'a'"]),
+        (f'sum({API_REQUESTS_RATE}{{status=~"5.."}})', []),
+        (f'{API_REQUESTS_RATE}{{path="/x"}}', ["label 'path'"]),
+        (f"sum by (path) ({API_REQUESTS_RATE})", ["by/without 'path'"]),
+        ("path:testboost_http_requests:rate5m", ["unknown metric"]),
     ],
 )
 def test_the_check_catches_what_it_claims(promql: str, expected: list[str]) -> None:

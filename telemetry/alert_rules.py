@@ -1,0 +1,313 @@
+"""The alert rules as configuration, the way kubernetes-mixin keeps them: named thresholds, one
+runbook URL base, the recording rule the HTTP alerts share, and every alert, defined once here.
+
+monitoring/prometheus/gen_alerts.py (`make rules`) writes monitoring/prometheus/alerts.yml from
+this module, and tests/monitoring/test_rules_source.py fails when the committed file differs;
+the doctor and the tests import GUIDE_ALERTS from here. To change a threshold: the constant
+below, `make rules`, then the promtool cases around it (docs/maintenance.md).
+
+Rules that hold in both topologies (scrape, or OTLP push through a collector):
+- aggregate with sum/max, never alert on raw series: push mode adds job/instance labels, and
+  several worker processes report separately;
+- ratio alerts need MIN_TRAFFIC requests or calls in their 5m window, so 1 failure out of 3
+  cannot page anyone; with zero traffic the ratio is NaN or absent, never true;
+- /metrics (the scrapes themselves: 20 per 5m at a 15s interval) is left out of HTTP ratios,
+  or scraping alone would satisfy MIN_TRAFFIC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# --- Configuration ----------------------------------------------------------------------------
+
+# Where the runbooks can be opened from an Alertmanager, Slack or Grafana link: every alert's
+# runbook_url is this base + "#" + its name in lower case (a section of docs/runbooks.md).
+# "testboost/testboost" is a placeholder: set your repository's (or docs site's) address.
+RUNBOOK_BASE_URL = "https://github.com/testboost/testboost/blob/main/docs/runbooks.md"
+
+MIN_TRAFFIC = 20  # requests or LLM calls in a ratio's 5m window before it may alert
+MIN_WORKFLOWS = 5  # finished workflows of a type in 1h before its p95 may alert
+
+# The setup guide's thresholds.
+LLM_ERROR_RATIO = 0.05  # HighLLMErrorRate: failed LLM attempts / all attempts
+LLM_RATE_LIMITS_PER_HOUR = 10  # LLMRateLimitHit
+WORKFLOW_P95_SECONDS = 300  # SlowWorkflowExecution (a bucket boundary of the histogram)
+ACTIVE_SESSIONS = 50  # TooManyActiveSessions
+DB_POOL_RATIO = 0.9  # DBConnectionPoolExhausted: checked out / capacity, per process
+API_P95_SECONDS = 5  # SlowAPIResponse (a bucket boundary of the histogram)
+# The HTTP alerts added to the guide's.
+HTTP_5XX_RATIO = 0.01
+HTTP_4XX_RATIO = 0.10  # 404 excluded
+HTTP_422_RATIO = 0.05
+AUTH_FAILURES_PER_SECOND = 1  # 401 and 403, /metrics included
+
+API_JOB = "testboost-api"  # the scrape job whose `up` says whether the API answers
+NOT_SCRAPES = 'path!~"/metrics/?"'  # the HTTP ratios leave Prometheus' own scrapes out
+# The non-/metrics request rate by status, shared by the HTTP ratio alerts
+# (Prometheus' level:metric:operations naming).
+API_REQUESTS_RATE = "status:testboost_http_requests:rate5m"
+
+# --- Text helpers -----------------------------------------------------------------------------
+
+VALUE = "{{ $value | humanize }}"
+VALUE_PERCENT = "{{ $value | humanizePercentage }}"
+VALUE_DURATION = "{{ $value | humanizeDuration }}"
+_UNITS = (("h", 3600, "h"), ("m", 60, "min"), ("s", 1, "s"))
+
+
+def label(name: str) -> str:
+    """The alert's `name` label, as an annotation template."""
+    return "{{ $labels." + name + " }}"
+
+
+def percent(ratio: float) -> str:
+    """0.05 -> "5 %"."""
+    return f"{ratio * 100:g} %"
+
+
+def duration(seconds: int, human: bool = False) -> str:
+    """300 -> "5m" (Prometheus), or "5 min" when `human`; the largest unit that divides it."""
+    for unit, size, word in _UNITS:
+        if seconds % size == 0:
+            return f"{seconds // size} {word}" if human else f"{seconds // size}{unit}"
+    raise ValueError(f"not a whole number of seconds: {seconds}")
+
+
+# --- Rules ------------------------------------------------------------------------------------
+
+Severity = Literal["critical", "warning"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: str  # Prometheus' `for`
+    severity: Severity
+    summary: str
+    description: str
+    comment: str = ""
+    guide: bool = False  # one of the setup guide's seven
+
+    @property
+    def runbook_url(self) -> str:
+        return f"{RUNBOOK_BASE_URL}#{self.name.lower()}"
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    rules: tuple[Recording | Alert, ...]
+
+
+def _api_ratio(statuses: str, threshold: float) -> str:
+    """Share of the API's requests (scrapes excluded) answering `statuses`, above `threshold`,
+    with at least MIN_TRAFFIC requests in the 5m window (the rate times 300 s)."""
+    return (
+        "(\n"
+        f"  sum({API_REQUESTS_RATE}{{{statuses}}})\n"
+        f"    / sum({API_REQUESTS_RATE})\n"
+        f") > {threshold:g}\n"
+        f"and sum({API_REQUESTS_RATE}) * 300 >= {MIN_TRAFFIC}"
+    )
+
+
+LLM = Group(
+    "testboost-llm",
+    (
+        Alert(
+            "HighLLMErrorRate",
+            comment=f"Failed LLM attempts / all attempts > {percent(LLM_ERROR_RATIO)}, over at "
+            f"least {MIN_TRAFFIC} attempts (MIN_TRAFFIC).",
+            expr="(\n"
+            "  sum(rate(testboost_llm_errors_total[5m]))\n"
+            "    / sum(rate(testboost_llm_calls_total[5m]))\n"
+            f") > {LLM_ERROR_RATIO:g}\n"
+            f"and sum(increase(testboost_llm_calls_total[5m])) >= {MIN_TRAFFIC}",
+            for_="5m",
+            severity="critical",
+            summary=f"LLM error rate above {percent(LLM_ERROR_RATIO)}",
+            description=f"{VALUE_PERCENT} of LLM calls failed over the last 5 minutes "
+            f"(threshold {percent(LLM_ERROR_RATIO)}).",
+            guide=True,
+        ),
+        Alert(
+            "LLMRateLimitHit",
+            comment=f'More than {LLM_RATE_LIMITS_PER_HOUR} answers "429" from LLM providers '
+            "within one hour.",
+            expr=f"sum(increase(testboost_llm_rate_limit_total[1h])) > {LLM_RATE_LIMITS_PER_HOUR}",
+            for_="5m",
+            severity="warning",
+            summary="LLM providers are rate-limiting TestBoost",
+            description=f"{VALUE} LLM rate limits in the last hour "
+            f"(threshold {LLM_RATE_LIMITS_PER_HOUR}/hour).",
+            guide=True,
+        ),
+    ),
+)
+
+WORKFLOWS = Group(
+    "testboost-workflows",
+    (
+        Alert(
+            "SlowWorkflowExecution",
+            comment=f"p95 duration per workflow type > {duration(WORKFLOW_P95_SECONDS, True)} "
+            f"({WORKFLOW_P95_SECONDS} s is a bucket boundary in the catalog, so the comparison "
+            "is exact), over 1h because workflows are few, and at least "
+            f"{MIN_WORKFLOWS} finished workflows of that type so one slow run alone does not "
+            "alert.",
+            expr="histogram_quantile(0.95,\n"
+            "  sum by (le, workflow_type) (rate(testboost_workflow_duration_seconds_bucket[1h]))\n"
+            f") > {WORKFLOW_P95_SECONDS}\n"
+            "and on (workflow_type)\n"
+            "sum by (workflow_type) (increase(testboost_workflow_duration_seconds_count[1h])) "
+            f">= {MIN_WORKFLOWS}",
+            for_="5m",
+            severity="warning",
+            summary=f"Slow {label('workflow_type')} workflows "
+            f"(p95 above {duration(WORKFLOW_P95_SECONDS, True)})",
+            description=f"p95 duration of {label('workflow_type')} workflows is "
+            f"{VALUE_DURATION} over the last hour "
+            f"(threshold {duration(WORKFLOW_P95_SECONDS)}).",
+            guide=True,
+        ),
+        Alert(
+            "TooManyActiveSessions",
+            comment="The gauge is a database count: every worker process reports the same "
+            "number, so max.",
+            expr=f"max(testboost_active_sessions) > {ACTIVE_SESSIONS}",
+            for_="5m",
+            severity="warning",
+            summary=f"More than {ACTIVE_SESSIONS} active sessions",
+            description=f"{VALUE} sessions are pending, in progress or paused "
+            f"(threshold {ACTIVE_SESSIONS}).",
+            guide=True,
+        ),
+    ),
+)
+
+DATABASE = Group(
+    "testboost-database",
+    (
+        Alert(
+            "DBConnectionPoolExhausted",
+            comment="Per process (each worker has its own pool; size and max carry identical "
+            f'labels, so the division matches series one to one). ">= {DB_POOL_RATIO:g}" so a '
+            f"pool exactly {percent(DB_POOL_RATIO)} checked out alerts; "
+            '"max > 0" drops pools that report no capacity instead of dividing by zero.',
+            expr="testboost_db_connection_pool_size\n"
+            "  / (testboost_db_connection_pool_max > 0)\n"
+            f">= {DB_POOL_RATIO:g}",
+            for_="5m",
+            severity="warning",
+            summary="Database connection pool nearly exhausted",
+            description=f"{VALUE_PERCENT} of the database connection pool is checked out on "
+            f"{label('instance')} (threshold {percent(DB_POOL_RATIO)}).",
+            guide=True,
+        ),
+    ),
+)
+
+API = Group(
+    "testboost-api",
+    (
+        Recording(
+            API_REQUESTS_RATE,
+            comment="The API's request rate by status, scrapes of /metrics excluded: what the "
+            "HTTP ratio alerts below divide. In their group and before them, so each "
+            "evaluation reads the value just recorded.",
+            expr=f"sum by (status) (rate(testboost_http_requests_total{{{NOT_SCRAPES}}}[5m]))",
+        ),
+        Alert(
+            "HealthCheckFailed",
+            comment="Only the scrape of the API itself says whether the API is up (see "
+            "prometheus.yml). While it fires, Alertmanager holds back every other TestBoost "
+            "alert (alertmanager.yml, inhibit_rules): they read the API's own metrics.",
+            expr=f'up{{job="{API_JOB}"}} == 0',
+            for_="1m",
+            severity="critical",
+            summary="TestBoost API is down",
+            description=f"Prometheus cannot scrape {label('instance')} (job {label('job')}, "
+            f"up = {VALUE}) for more than 1 minute.",
+            guide=True,
+        ),
+        Alert(
+            "SlowAPIResponse",
+            comment=f"p95 per route template > {duration(API_P95_SECONDS, True)} (a bucket "
+            f"boundary), with at least {MIN_TRAFFIC} requests on it.",
+            expr="histogram_quantile(0.95,\n"
+            "  sum by (le, path) (rate(testboost_http_request_duration_seconds_bucket[5m]))\n"
+            f") > {API_P95_SECONDS}\n"
+            "and on (path)\n"
+            "sum by (path) (increase(testboost_http_request_duration_seconds_count[5m])) "
+            f">= {MIN_TRAFFIC}",
+            for_="5m",
+            severity="warning",
+            summary=f"Slow API responses on {label('path')} "
+            f"(p95 above {duration(API_P95_SECONDS, True)})",
+            description=f"p95 response time of {label('path')} is {VALUE_DURATION} over the "
+            f"last 5 minutes (threshold {duration(API_P95_SECONDS)}).",
+            guide=True,
+        ),
+        Alert(
+            "HighHTTP5xxErrorRate",
+            expr=_api_ratio('status=~"5.."', HTTP_5XX_RATIO),
+            for_="5m",
+            severity="critical",
+            summary=f"API server errors (5xx) above {percent(HTTP_5XX_RATIO)}",
+            description=f"{VALUE_PERCENT} of API requests answered 5xx over the last 5 minutes "
+            f"(threshold {percent(HTTP_5XX_RATIO)}).",
+        ),
+        Alert(
+            "HighHTTP4xxErrorRate",
+            comment="404 is left out: scanners and typos produce it, and it says nothing about "
+            "TestBoost.",
+            expr=_api_ratio('status=~"4..", status!="404"', HTTP_4XX_RATIO),
+            for_="10m",
+            severity="warning",
+            summary=f"API client errors (4xx except 404) above {percent(HTTP_4XX_RATIO)}",
+            description=f"{VALUE_PERCENT} of API requests answered 4xx (404 excluded) over the "
+            f"last 5 minutes (threshold {percent(HTTP_4XX_RATIO)}).",
+        ),
+        Alert(
+            "HighHTTPValidationErrorRate",
+            expr=_api_ratio('status="422"', HTTP_422_RATIO),
+            for_="10m",
+            severity="warning",
+            summary=f"API validation errors (422) above {percent(HTTP_422_RATIO)}",
+            description=f"{VALUE_PERCENT} of API requests were rejected as invalid (422) over "
+            f"the last 5 minutes (threshold {percent(HTTP_422_RATIO)}).",
+        ),
+        Alert(
+            "HighHTTPAuthFailureRate",
+            comment=f"An absolute rate, not a ratio: {AUTH_FAILURES_PER_SECOND}/s sustained is "
+            f"{AUTH_FAILURES_PER_SECOND * 300} failures in 5 min, whatever the legitimate "
+            "traffic (credential stuffing or a client with a revoked key). /metrics counts: a "
+            "scrape refused for its token is an authentication failure too.",
+            expr='sum(rate(testboost_http_requests_total{status=~"401|403"}[5m])) > '
+            f"{AUTH_FAILURES_PER_SECOND}",
+            for_="5m",
+            severity="warning",
+            summary="Many authentication failures (401/403)",
+            description=f"{VALUE} requests per second are refused with 401/403 "
+            f"(threshold {AUTH_FAILURES_PER_SECOND}/s).",
+        ),
+    ),
+)
+
+GROUPS: tuple[Group, ...] = (LLM, WORKFLOWS, DATABASE, API)
+ALERTS: tuple[Alert, ...] = tuple(r for g in GROUPS for r in g.rules if isinstance(r, Alert))
+RECORDINGS: tuple[Recording, ...] = tuple(
+    r for g in GROUPS for r in g.rules if isinstance(r, Recording)
+)
+# The setup guide's preconfigured alerts (its table: name, threshold, severity).
+GUIDE_ALERTS: tuple[str, ...] = tuple(a.name for a in ALERTS if a.guide)

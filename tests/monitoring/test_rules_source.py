@@ -1,0 +1,100 @@
+"""monitoring/prometheus/alerts.yml is generated from telemetry/alert_rules.py (named thresholds,
+runbook URL base, rules) by monitoring/prometheus/gen_alerts.py, and cannot drift from it."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from devstack.configs import alert_rules as stack_copy
+from doctor import shipped
+from telemetry import alert_rules as source
+from telemetry.catalog import HTTP_DURATION, WORKFLOW_DURATION
+
+from .queries import ALERTS_FILE
+from .tools import REPO
+
+GENERATOR = REPO / "monitoring" / "prometheus" / "gen_alerts.py"
+
+
+def generator() -> dict:
+    return runpy.run_path(str(GENERATOR))
+
+
+def test_committed_rules_are_what_the_source_generates() -> None:
+    assert ALERTS_FILE.read_text() == generator()["render"](), (
+        "monitoring/prometheus/alerts.yml is out of date: run `make rules`"
+    )
+
+
+def test_the_commented_yaml_is_the_rules_as_data() -> None:
+    """The hand-written YAML (comments, block scalars, quoting) reads back as the source."""
+    gen = generator()
+    assert yaml.safe_load(gen["render"]()) == gen["document"]()
+
+
+def test_check_mode_runs_as_documented() -> None:
+    result = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO / "monitoring",  # any directory: the generator finds the repository itself
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "matches telemetry/alert_rules.py" in result.stdout
+
+
+def test_the_doctor_checks_the_sources_guide_alerts() -> None:
+    assert shipped.GUIDE_ALERTS is source.GUIDE_ALERTS
+    assert len(source.GUIDE_ALERTS) == 7
+
+
+def test_quantile_thresholds_are_bucket_boundaries() -> None:
+    """histogram_quantile() is exact at a boundary: p95 > threshold means what it says."""
+    assert source.WORKFLOW_P95_SECONDS in WORKFLOW_DURATION.buckets
+    assert source.API_P95_SECONDS in HTTP_DURATION.buckets
+
+
+def test_every_alert_has_its_own_runbook_anchor() -> None:
+    urls = [alert.runbook_url for alert in source.ALERTS]
+    assert len(set(urls)) == len(urls)
+    assert all(url.startswith(f"{source.RUNBOOK_BASE_URL}#") for url in urls)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (source.percent(0.05), "5 %"),
+        (source.percent(0.9), "90 %"),
+        (source.percent(0.10), "10 %"),
+        (source.percent(0.01), "1 %"),
+        (source.duration(300), "5m"),
+        (source.duration(300, human=True), "5 min"),
+        (source.duration(5), "5s"),
+        (source.duration(5, human=True), "5 s"),
+        (source.duration(3600), "1h"),
+        (source.duration(90), "90s"),
+        (source.label("path"), "{{ $labels.path }}"),
+    ],
+)
+def test_text_helpers(text: str, expected: str) -> None:
+    assert text == expected
+
+
+def test_the_local_stack_copy_keeps_the_rules_and_shortens_every_for() -> None:
+    """devstack copies alerts.yml textually and, in fast mode, rewrites each `for:` line."""
+    shipped_doc = yaml.safe_load(ALERTS_FILE.read_text())
+    assert stack_copy(fast=False).endswith(ALERTS_FILE.read_text())
+    fast = yaml.safe_load(stack_copy(fast=True))
+    rules = [r for g in fast["groups"] for r in g["rules"]]
+    assert [r.get("alert") or r["record"] for r in rules] == [
+        r.get("alert") or r["record"] for g in shipped_doc["groups"] for r in g["rules"]
+    ]
+    assert {r["for"] for r in rules if "alert" in r} == {"1s"}
+    assert all("for" not in r for r in rules if "record" in r)
