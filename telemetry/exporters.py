@@ -119,7 +119,7 @@ class MetricsEndpoint:
     ) -> None:
         self._render = render
         self._exporter = exporter
-        self._token = token.encode() if token else None
+        self._token = token.encode("utf-8") if token else None
 
     async def handle(self, request: Request) -> Response:
         if self._token is not None and not self._authorized(request):
@@ -141,7 +141,10 @@ class MetricsEndpoint:
 
     def _authorized(self, request: Request) -> bool:
         assert self._token is not None
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        # The API key's rules (app/core/security.py): HTTP's spaces and tabs trimmed; the bytes
+        # sent (header values arrive decoded as Latin-1) against the token's UTF-8 bytes.
+        header = request.headers.get("authorization", "").strip(" \t")
+        scheme, _, presented = header.partition(" ")
         return scheme.lower() == "bearer" and secrets.compare_digest(
-            presented.strip().encode(), self._token
+            presented.strip(" \t").encode("latin-1"), self._token
         )

@@ -8,10 +8,12 @@ import random
 import string
 
 import pytest
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from app.workflows.definitions import SessionType
 from telemetry.catalog import CATALOG, LLM_ERROR_TYPES, UNMATCHED_PATH, Kind
+from telemetry.exporters import MetricsEndpoint
 from tests.conftest import AppFactory
 from tests.support.exposition import Exposition
 from tests.support.fake_llm import FakeLLM, Reply
@@ -216,6 +218,18 @@ def test_metrics_token(make_client: AppFactory) -> None:
     assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
     ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
     assert ok.status_code == 200 and "testboost_active_sessions" in ok.text
+
+
+@pytest.mark.parametrize(
+    "raw,matches",
+    [(b"cl\xc3\xa9", True), (b"cl\xe9", False), (b" cl\xc3\xa9\t", True), (b"cle", False)],
+)
+def test_the_metrics_token_follows_the_api_keys_rules(raw: bytes, matches: bool) -> None:
+    """The bytes sent against the token's UTF-8 bytes, HTTP whitespace trimmed (as the API key,
+    tests/integration/test_auth.py); a raw ASGI scope, since test clients re-encode headers."""
+    endpoint = MetricsEndpoint(None, "prometheus", "clé")
+    request = Request({"type": "http", "headers": [(b"authorization", b"Bearer " + raw)]})
+    assert endpoint._authorized(request) is matches
 
 
 def test_known_counter_series_start_at_zero(client: TestClient) -> None:

@@ -30,7 +30,8 @@ def test_api_survives_a_database_outage(
     postgres: PrivatePostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(
-        settings_for(postgres.url, llm_sim_latency=0.3, db_pool_timeout=2), TelemetryConfig()
+        settings_for(postgres.url, llm_sim_latency=0.3, db_pool_timeout=2),
+        TelemetryConfig(new_series_hold_ms=0),
     )
     with TestClient(app, base_url=BASE_URL) as client:
         created = client.post(
