@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.core.inputs import NO_NUL, SafeStr, ScalarMap, TextMap, check_text, string_length, to_utc
 from app.models import Alert, Session
-from app.workflows.definitions import Mode, SessionStatus, SessionType
+from app.workflows.definitions import Mode, SessionStatus, SessionType, StepStatus
 
 # Every string a client sends is a SafeStr, every number finite (app/core/inputs.py), and
 # strings stored in a sized column are no longer than the column.
@@ -78,7 +78,7 @@ class StepOut(BaseModel):
 
     position: int
     name: str
-    status: Literal["pending", "running", "completed", "failed"]
+    status: StepStatus
     output: str | None
     error: str | None
     attempts: int

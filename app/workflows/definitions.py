@@ -32,6 +32,15 @@ class SessionStatus(StrEnum):
 
 
 ACTIVE_STATUSES = (SessionStatus.PENDING, SessionStatus.IN_PROGRESS, SessionStatus.PAUSED)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
 # A session's final statuses are the workflow statuses the metrics contract counts.
 FINAL_STATUSES = tuple(SessionStatus(status) for status in WorkflowStatus)
 

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime
 
 from opentelemetry import context as otel_context
@@ -33,6 +34,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app.llm.client import LLMClient
 from app.llm.outcomes import LLMFailed
+from app.llm.providers import Message
 from app.models import Session, Step, utcnow
 from app.workflows import leases
 from app.workflows.definitions import (
@@ -40,11 +42,11 @@ from app.workflows.definitions import (
     Mode,
     SessionStatus,
     SessionType,
+    StepStatus,
     build_prompt,
 )
 
 log = logging.getLogger(__name__)
-S = SessionStatus
 # Connection-level failures: the database is away, the workflow is not at fault.
 DB_OUTAGE = (OperationalError, PoolTimeout)
 
@@ -183,15 +185,25 @@ class WorkflowEngine:
         return True
 
     def pause(self, session_id: str) -> None:
-        self._require_transition(session_id, S.PAUSED, (S.PENDING, S.IN_PROGRESS), "pause")
+        self._require_transition(
+            session_id,
+            SessionStatus.PAUSED,
+            (SessionStatus.PENDING, SessionStatus.IN_PROGRESS),
+            "pause",
+        )
 
     def resume(self, session_id: str) -> None:
-        self._require_transition(session_id, S.PENDING, (S.PAUSED,), "resume")
+        self._require_transition(
+            session_id, SessionStatus.PENDING, (SessionStatus.PAUSED,), "resume"
+        )
         self.submit(session_id)
 
     def cancel(self, session_id: str) -> None:
         self._require_transition(
-            session_id, S.CANCELLED, (S.PENDING, S.IN_PROGRESS, S.PAUSED), "cancel"
+            session_id,
+            SessionStatus.CANCELLED,
+            (SessionStatus.PENDING, SessionStatus.IN_PROGRESS, SessionStatus.PAUSED),
+            "cancel",
         )
         # A running step finishes in the background; its result is kept but no step follows.
         self._finish(session_id)
@@ -247,7 +259,7 @@ class WorkflowEngine:
                 status = db.scalar(select(Session.status).where(Session.id == session_id))
         except DB_OUTAGE:
             return  # the next start-up's recovery picks it up
-        if status == S.PENDING:
+        if status == SessionStatus.PENDING:
             self.submit(session_id)
 
     def _step_surviving_outages(self, session_id: str) -> bool:
@@ -271,31 +283,46 @@ class WorkflowEngine:
 
     def _run_next_step(self, session_id: str) -> bool:
         """Run one step; True while there is more to do."""
+        step = self._start_next_step(session_id)
+        if step is None:
+            return False
+        try:
+            completion = self._llm.complete(step.messages)
+        except LLMFailed as failure:
+            if not self._stop.is_set():  # shutting down: the step is retried on the next start
+                self._fail_step(session_id, step, failure)
+            return False
+        return self._complete_step(session_id, step, completion.text, completion.attempts)
+
+    def _start_next_step(self, session_id: str) -> _NextStep | None:
+        """Mark the session's first unfinished step running and build its prompt; None when
+        there is nothing to run (lease lost, session gone, or every step done)."""
         with self._sessions.begin() as db:
             # Still ours, and runnable? Checked (and the lease extended) before every step, so
             # a session paused, cancelled or taken over meanwhile costs no LLM call.
             if not leases.claim(db, session_id, self.owner_id, self._lease_ttl):
                 self._log_if_lost(db, session_id)
-                return False
+                return None
             session = db.get(Session, session_id, populate_existing=True)
             if session is None:
-                return False
-            if session.status == S.PENDING:
+                return None
+            if session.status == SessionStatus.PENDING:
                 _transition(
                     db,
                     session_id,
-                    S.IN_PROGRESS,
-                    (S.PENDING,),
+                    SessionStatus.IN_PROGRESS,
+                    (SessionStatus.PENDING,),
                     started_at=session.started_at or utcnow(),
                 )
             steps = db.scalars(
                 select(Step).where(Step.session_id == session_id).order_by(Step.position)
             ).all()
-            step = next((s for s in steps if s.status != "completed"), None)
+            done = [s for s in steps if s.status == StepStatus.COMPLETED]
+            step = next((s for s in steps if s.status != StepStatus.COMPLETED), None)
             if step is None:
-                self._finish(session_id, S.COMPLETED, db=db)
-                return False
-            step.status = "running"
+                self._finish(session_id, SessionStatus.COMPLETED, db=db)
+                return None
+            step.status = StepStatus.RUNNING
             step.started_at = utcnow()
             messages = build_prompt(
                 session_type=session.session_type,
@@ -303,39 +330,37 @@ class WorkflowEngine:
                 project_path=session.project_path,
                 config=session.config,
                 step=WORKFLOWS[SessionType(session.session_type)][step.position],
-                previous_outputs=[s.output or "" for s in steps if s.status == "completed"],
+                previous_outputs=[s.output or "" for s in done],
             )
-            step_id, is_last = step.id, step.position == len(steps) - 1
-            interactive = session.mode == Mode.INTERACTIVE
+            return _NextStep(
+                step_id=step.id,
+                messages=messages,
+                is_last=step.position == len(steps) - 1,
+                interactive=session.mode == Mode.INTERACTIVE,
+            )
 
-        try:
-            completion = self._llm.complete(messages)
-        except LLMFailed as failure:
-            if self._stop.is_set():
-                return False  # shutting down: the step is retried on the next start
-            with self._sessions.begin() as db:
-                if not self._still_ours(db, session_id):
-                    return False
-                _end_step(db, step_id, "failed", error=str(failure), attempts=failure.attempts)
-                self._finish(session_id, S.FAILED, db=db, error=f"step failed: {failure}")
-            return False
+    def _fail_step(self, session_id: str, step: _NextStep, failure: LLMFailed) -> None:
+        with self._sessions.begin() as db:
+            if not self._still_ours(db, session_id):
+                return
+            _end_step(
+                db, step.step_id, StepStatus.FAILED, error=str(failure), attempts=failure.attempts
+            )
+            self._finish(session_id, SessionStatus.FAILED, db=db, error=f"step failed: {failure}")
 
+    def _complete_step(self, session_id: str, step: _NextStep, text: str, attempts: int) -> bool:
+        """Store the step's answer; True when the workflow goes on at once."""
         with self._sessions.begin() as db:
             if not self._still_ours(db, session_id):
                 return False
             _end_step(
-                db,
-                step_id,
-                "completed",
-                output=completion.text,
-                attempts=completion.attempts,
-                error=None,
+                db, step.step_id, StepStatus.COMPLETED, output=text, attempts=attempts, error=None
             )
-            if is_last:
-                self._finish(session_id, S.COMPLETED, db=db)
+            if step.is_last:
+                self._finish(session_id, SessionStatus.COMPLETED, db=db)
                 return False
-            if interactive:
-                _transition(db, session_id, S.PAUSED, (S.IN_PROGRESS,))
+            if step.interactive:
+                _transition(db, session_id, SessionStatus.PAUSED, (SessionStatus.IN_PROGRESS,))
         return True
 
     def _still_ours(self, db: DbSession, session_id: str) -> bool:
@@ -434,7 +459,7 @@ class WorkflowEngine:
 
     def _fail(self, session_id: str, reason: str) -> None:
         with self._sessions.begin() as db:
-            self._finish(session_id, S.FAILED, db=db, error=reason)
+            self._finish(session_id, SessionStatus.FAILED, db=db, error=reason)
 
     def _finish(
         self,
@@ -456,7 +481,7 @@ class WorkflowEngine:
             "lease_expires_at": None,
         }
         if status is not None:
-            query = query.where(Session.status == S.IN_PROGRESS)
+            query = query.where(Session.status == SessionStatus.IN_PROGRESS)
             values.update(status=status, error=error)
         if db.execute(query.values(**values)).rowcount != 1:  # type: ignore[attr-defined]
             return None
@@ -468,7 +493,17 @@ class WorkflowEngine:
         return None
 
 
-def _end_step(db: DbSession, step_id: int, status: str, **values: object) -> None:
+@dataclass(frozen=True)
+class _NextStep:
+    """A step marked running, and what its LLM call and its ending need."""
+
+    step_id: int
+    messages: list[Message]
+    is_last: bool
+    interactive: bool
+
+
+def _end_step(db: DbSession, step_id: int, status: StepStatus, **values: object) -> None:
     db.execute(
         update(Step).where(Step.id == step_id).values(status=status, finished_at=utcnow(), **values)
     )

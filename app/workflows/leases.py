@@ -24,9 +24,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from app.models import Session, UTCDateTime
 from app.workflows.definitions import SessionStatus
 
-S = SessionStatus
 # A session a runner may hold: not paused, not finished.
-RUNNABLE = (S.PENDING.value, S.IN_PROGRESS.value)
+RUNNABLE = (SessionStatus.PENDING.value, SessionStatus.IN_PROGRESS.value)
 # Lease bookkeeping is not a change of the session: `updated_at` keeps its value.
 _QUIET = {"updated_at": Session.updated_at}
 # Rows per renewal statement: far below every driver's limit on bound parameters.
