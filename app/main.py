@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
 
 import telemetry
 from app.api.errors import add_error_handlers
@@ -39,41 +41,10 @@ def create_app(
     settings = settings or get_settings()
     redact_access_log()
     engine = make_engine(settings)
-    sessionmaker = make_sessionmaker(engine)
+    db_sessions = make_sessionmaker(engine)
     tel = telemetry.setup(telemetry_config)
-    stop = threading.Event()
-    llm = LLMClient(
-        make_provider(settings),
-        max_attempts=settings.llm_max_attempts,
-        max_retry_wait=settings.llm_max_retry_wait,
-        on_attempt=tel.record_llm_attempt,
-        tracer=tel.tracer,
-        stop=stop,
-    )
-    workflows = WorkflowEngine(
-        sessionmaker,
-        llm,
-        max_concurrent=settings.max_concurrent_workflows,
-        on_finished=tel.record_workflow_finished,
-        tracer=tel.tracer,
-        stop=stop,
-        lease_ttl=settings.workflow_lease_ttl,
-    )
-
-    gauge_engine = make_gauge_engine(settings)
-    gauge_sessions = make_sessionmaker(gauge_engine)
-
-    def count_active_sessions() -> float | None:
-        try:
-            with gauge_sessions() as db:
-                query = (
-                    select(func.count())
-                    .select_from(Session)
-                    .where(Session.status.in_([s.value for s in ACTIVE_STATUSES]))
-                )
-                return float(db.scalar(query) or 0)
-        except SQLAlchemyError:
-            return None  # database down: no point rather than a wrong one
+    llm, workflows = _workflows(settings, db_sessions, tel)
+    gauge_engine, count_active_sessions = _active_sessions_reader(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,17 +70,73 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = sessionmaker
+    app.state.sessions = db_sessions
     app.state.workflows = workflows
     app.state.telemetry = tel
+    _add_routes(app)
+    _add_middleware(app, settings)
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    tel.instrument_app(app, metrics_token)
+    tel.observe_db_pool(engine)
+    tel.observe_active_sessions(count_active_sessions)
+    tel.prime(llm.provider.name, llm.provider.model, [t.value for t in SessionType], app.routes)
+    return app
 
+
+def _workflows(
+    settings: Settings, sessions: sessionmaker[DbSession], tel: telemetry.Telemetry
+) -> tuple[LLMClient, WorkflowEngine]:
+    """The LLM client and the engine that runs workflows with it, both reporting to `tel`."""
+    stop = threading.Event()
+    llm = LLMClient(
+        make_provider(settings),
+        max_attempts=settings.llm_max_attempts,
+        max_retry_wait=settings.llm_max_retry_wait,
+        on_attempt=tel.record_llm_attempt,
+        tracer=tel.tracer,
+        stop=stop,
+    )
+    workflows = WorkflowEngine(
+        sessions,
+        llm,
+        max_concurrent=settings.max_concurrent_workflows,
+        on_finished=tel.record_workflow_finished,
+        tracer=tel.tracer,
+        stop=stop,
+        lease_ttl=settings.workflow_lease_ttl,
+    )
+    return llm, workflows
+
+
+def _active_sessions_reader(settings: Settings) -> tuple[Engine, Callable[[], float | None]]:
+    """The active-sessions gauge's reading, on an engine of its own (make_gauge_engine says
+    why), and that engine to dispose of."""
+    gauge_engine = make_gauge_engine(settings)
+    gauge_sessions = make_sessionmaker(gauge_engine)
+    active = [s.value for s in ACTIVE_STATUSES]
+
+    def count_active_sessions() -> float | None:
+        try:
+            with gauge_sessions() as db:
+                query = select(func.count()).select_from(Session).where(Session.status.in_(active))
+                return float(db.scalar(query) or 0)
+        except SQLAlchemyError:
+            return None  # database down: no point rather than a wrong one
+
+    return gauge_engine, count_active_sessions
+
+
+def _add_routes(app: FastAPI) -> None:
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
     app.include_router(sessions.router, dependencies=protected)
     app.include_router(alerts.router, dependencies=protected)
     add_error_handlers(app)
 
-    # Middleware runs outermost-last-added: telemetry sees every request, refused ones too.
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # Middleware runs outermost-last-added: telemetry (added after these) sees every request,
+    # refused ones too.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -120,12 +147,6 @@ def create_app(
         )
     if settings.api_key is None:
         app.add_middleware(LoopbackOnly)
-    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
-    tel.instrument_app(app, metrics_token)
-    tel.observe_db_pool(engine)
-    tel.observe_active_sessions(count_active_sessions)
-    tel.prime(llm.provider.name, llm.provider.model, [t.value for t in SessionType], app.routes)
-    return app
 
 
 def __getattr__(name: str) -> FastAPI:
