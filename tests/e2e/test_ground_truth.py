@@ -338,3 +338,29 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_series_carry_the_apis_job_and_the_instance_the_docs_promise(
+    run: tuple[Stack, Prometheus, Truth],
+) -> None:
+    """docs/architecture.md: pull series carry the scrape target's job and its relabelled
+    instance; push series (scraped from the collector, or remote-written) the job and
+    instance the collector sets from the API's resource: job="testboost-api", instance = the
+    process' service.instance.id, one per worker. No other resource attribute is a label."""
+    stack, prometheus, _truth = run
+    series = prometheus.query('{__name__=~"testboost_.+"}')
+    assert series
+    assert {s["metric"]["job"] for s in series} == {"testboost-api"}
+    instances = {s["metric"]["instance"] for s in series}
+    if stack.config.mode == "pull":
+        assert instances == {"testboost-api"}
+    else:
+        assert "testboost-api" not in instances
+        assert len(instances) == stack.config.workers, instances  # one per pushing process
+    resource_labels = {
+        name
+        for s in series
+        for name in s["metric"]
+        if name.startswith(("service_", "process_", "telemetry_sdk_", "host_"))
+    }
+    assert resource_labels == set()
