@@ -1,20 +1,32 @@
 """Alertmanager config, checked by amtool 0.28 (the version compose runs): validity, routing
-by severity, inhibition, the webhook's authentication, and the commented receiver templates."""
+by severity, the webhook's authentication, and the commented receiver templates; inhibition on
+a real Alertmanager 0.28 running the committed file."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from devstack.processes import ensure_alertmanager_assets
+from telemetry.alert_rules import ALERTS
+from tests.support.api_process import free_port
+from tests.support.waiting import until
+
 from .queries import alert_rules
-from .tools import REPO, run_tool
+from .tools import REPO, run_tool, tool_path
 
 CONFIG = REPO / "monitoring" / "alertmanager" / "alertmanager.yml"
 WEBHOOK = "http://host.docker.internal:8000/api/v1/alerts/webhook"
 KEY_FILE = "/etc/alertmanager/secrets/testboost-api-key"
+API_DOWN = "HealthCheckFailed"
 
 
 def routes_test(*labels: str) -> str:
@@ -73,13 +85,115 @@ def test_route_timings_and_inhibition() -> None:
     assert (critical["group_wait"], critical["repeat_interval"]) == ("10s", "1h")
     assert warning["matchers"] == ['severity="warning"']
     assert warning["receiver"] == "warning-receiver"
-    assert config["inhibit_rules"] == [
-        {
-            "source_matchers": ['severity="critical"'],
-            "target_matchers": ['severity="warning"'],
-            "equal": ["alertname"],
-        }
+
+
+def test_api_down_holds_back_every_other_testboost_alert() -> None:
+    """One inhibit rule: HealthCheckFailed over every other alert of the rules' source, named
+    (never a whole severity: other systems' alerts may come here)."""
+    (rule,) = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
+    others = [alert.name for alert in ALERTS if alert.name != API_DOWN]
+    assert rule == {
+        "source_matchers": [f'alertname="{API_DOWN}"'],
+        "target_matchers": [f'alertname=~"{"|".join(others)}"'],
+    }
+    assert {r["alert"] for r in alert_rules()} == {API_DOWN, *others}
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    """The committed alertmanager.yml on a real Alertmanager (its webhook is never reached:
+    the test ends before the first group_wait)."""
+    binary = tool_path("alertmanager")
+    ensure_alertmanager_assets(binary)
+    url = f"http://127.0.0.1:{free_port()}"
+    with (tmp_path / "alertmanager.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={CONFIG}",
+                f"--storage.path={tmp_path / 'data'}",
+                f"--web.listen-address={url.removeprefix('http://')}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        until(lambda: _ready(url), timeout=20, interval=0.1, message="Alertmanager ready")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _post(url: str, *alerts: dict[str, Any]) -> None:
+    httpx.post(f"{url}/api/v2/alerts", json=list(alerts), timeout=5).raise_for_status()
+
+
+def _states(url: str) -> dict[str, tuple[str, bool]]:
+    """alertname -> (state, inhibited) of every active alert Alertmanager holds."""
+    answer = httpx.get(f"{url}/api/v2/alerts", timeout=5)
+    answer.raise_for_status()
+    return {
+        a["labels"]["alertname"]: (a["status"]["state"], bool(a["status"]["inhibitedBy"]))
+        for a in answer.json()
+    }
+
+
+@pytest.mark.tools
+def test_health_check_failed_inhibits_the_apis_other_alerts(alertmanager: str) -> None:
+    api = {"job": "testboost-api", "instance": "testboost-api"}
+    down = {"labels": {"alertname": API_DOWN, "severity": "critical", **api}}
+    # The others with the labels their rules give them: some none but severity, the pool
+    # alert its own job/instance (a push-mode worker), which no `equal` has to match.
+    extra = {
+        "DBConnectionPoolExhausted": {"job": "testboost-api", "instance": "w1"},
+        "SlowAPIResponse": {"path": "/api/v2/sessions"},
+        "SlowWorkflowExecution": {"workflow_type": "generate_tests"},
+    }
+    others = [
+        {"labels": {"alertname": a.name, "severity": a.severity, **extra.get(a.name, {})}}
+        for a in ALERTS
+        if a.name != API_DOWN
     ]
+    foreign = {"labels": {"alertname": "NodeDown", "severity": "critical"}}
+    _post(alertmanager, down, *others, foreign)
+
+    states = _states(alertmanager)
+    assert states.pop(API_DOWN) == ("active", False)
+    assert states.pop("NodeDown") == ("active", False), "another system's alert is held back"
+    assert states == {a["labels"]["alertname"]: ("suppressed", True) for a in others}
+
+    now = datetime.now(UTC)
+    ended = {"startsAt": (now - timedelta(minutes=5)).isoformat(), "endsAt": now.isoformat()}
+    resolved = {**down, **ended}
+    _post(alertmanager, resolved)
+    states = _states(alertmanager)
+    assert API_DOWN not in states
+    assert states == {
+        **{a["labels"]["alertname"]: ("active", False) for a in others},
+        "NodeDown": ("active", False),
+    }
+
+
+@pytest.mark.tools
+def test_without_health_check_failed_nothing_is_inhibited(alertmanager: str) -> None:
+    """Critical and warning alerts of the same kind together: each is notified (the old rule,
+    critical over warning of the same name, could never match: one severity per name)."""
+    _post(
+        alertmanager,
+        {"labels": {"alertname": "HighHTTP5xxErrorRate", "severity": "critical"}},
+        {"labels": {"alertname": "HighHTTP4xxErrorRate", "severity": "warning"}},
+        {"labels": {"alertname": "TooManyActiveSessions", "severity": "warning"}},
+    )
+    assert set(_states(alertmanager).values()) == {("active", False)}
 
 
 def test_every_receiver_posts_to_the_api_with_a_key_file() -> None:
@@ -94,7 +208,7 @@ def test_every_receiver_posts_to_the_api_with_a_key_file() -> None:
 
 
 def test_no_secret_or_env_placeholder_in_the_file() -> None:
-    """Alertmanager does not expand ${VAR}; 0.25 rejects http_config.headers."""
+    """Alertmanager does not expand ${VAR}; 0.28 has no http_config.headers."""
     text = CONFIG.read_text()
     assert "${" not in text
     assert not re.search(r"^\s*headers:", text, re.M)
