@@ -87,18 +87,19 @@ def receivers(context: Context) -> Outcome:
 
 
 def firing(context: Context) -> Outcome:
-    active = context.json(
-        "alertmanager",
-        "/api/v2/alerts",
-        {"active": "true", "silenced": "false", "inhibited": "false"},
-    )
-    received = {a["labels"].get("alertname", "?") for a in active}
+    # Every alert Alertmanager holds, silenced and inhibited ones too: those were received (an
+    # inhibited one is held back on purpose, e.g. while HealthCheckFailed fires).
+    held = context.json("alertmanager", "/api/v2/alerts", {"active": "true"})
+    received = {a["labels"].get("alertname", "?") for a in held}
+    active = [a for a in held if (a.get("status") or {}).get("state", "active") == "active"]
     listed = ", ".join(
         sorted(
             f"{a['labels'].get('alertname')} ({a['labels'].get('severity', '-')})" for a in active
         )
     )
     detail = f"firing: {listed}" if active else "no alert firing"
+    if len(held) > len(active):
+        detail += f" ({len(held) - len(active)} silenced or inhibited)"
     if context.url("prometheus") is None:
         return Outcome(True, detail)
     try:

@@ -29,14 +29,22 @@ class Alertmanager:
     def __init__(self) -> None:
         self.status = copy.deepcopy(AM_STATUS)
         self.alerts: list[str] = []
+        self.inhibited: list[str] = []  # held, but suppressed (an inhibit rule, a silence)
 
     def routes(self) -> dict[str, Any]:
+        def alert(name: str, state: str) -> dict[str, Any]:
+            return {
+                "labels": {"alertname": name, "severity": "critical"},
+                "status": {"state": state},
+            }
+
         return {
             "/-/ready": (200, "OK"),
             "/api/v2/status": (200, self.status),
             "/api/v2/alerts": (
                 200,
-                [{"labels": {"alertname": n, "severity": "critical"}} for n in self.alerts],
+                [alert(n, "active") for n in self.alerts]
+                + [alert(n, "suppressed") for n in self.inhibited],
             ),
         }
 
@@ -152,6 +160,19 @@ def test_firing_alerts_are_listed() -> None:
     result = run(prometheus, alertmanager)["alertmanager alerts reaching Alertmanager"]
     assert result.status is Status.PASS
     assert result.detail == "firing: HealthCheckFailed (critical)"
+
+
+def test_an_inhibited_alert_was_received() -> None:
+    """While HealthCheckFailed fires, the inhibit rule holds the API's other alerts back on
+    purpose: Alertmanager has them, so they are not "firing in Prometheus, not here"."""
+    prometheus, alertmanager = Prometheus(), Alertmanager()
+    prometheus.fire("HealthCheckFailed", seconds_ago=120)
+    prometheus.fire("TooManyActiveSessions", seconds_ago=120)
+    alertmanager.alerts = ["HealthCheckFailed"]
+    alertmanager.inhibited = ["TooManyActiveSessions"]
+    result = run(prometheus, alertmanager)["alertmanager alerts reaching Alertmanager"]
+    assert result.status is Status.PASS, result.detail
+    assert result.detail == "firing: HealthCheckFailed (critical) (1 silenced or inhibited)"
 
 
 def test_an_alert_that_just_started_firing_may_still_be_on_its_way() -> None:
