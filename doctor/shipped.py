@@ -1,8 +1,10 @@
 """What this repository ships that the checks compare against: the Grafana dashboards (their
 uids and every PromQL expression), the datasource uid, and the setup guide's seven alerts.
 
-The dashboards are read from the checkout (`monitoring/` beside this package) or from
-`--monitoring-dir`, so the queries checked are the ones Grafana runs.
+The dashboards are read from `--monitoring-dir`, else from the copy an installed wheel
+carries (`doctor/dashboards/`, pyproject.toml's force-include), else from the checkout
+(`monitoring/` beside this package; the Docker image keeps that folder), so the queries
+checked are the ones Grafana runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from doctor.model import Failed
 from telemetry import alert_rules
 
 DEFAULT_MONITORING_DIR = Path(__file__).resolve().parent.parent / "monitoring"
+INSTALLED_DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
 # monitoring/grafana/provisioning/datasources/prometheus.yml (tests/doctor checks they agree).
 DATASOURCE_UID = "testboost-prometheus"
 # The setup guide's preconfigured alerts, from the rules' source (alerts.yml is generated from
@@ -39,6 +42,8 @@ class Dashboard:
 
 
 def dashboards_dir(monitoring_dir: Path | None) -> Path:
+    if monitoring_dir is None and INSTALLED_DASHBOARDS.is_dir():
+        return INSTALLED_DASHBOARDS
     return (monitoring_dir or DEFAULT_MONITORING_DIR) / "grafana" / "dashboards"
 
 
