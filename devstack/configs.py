@@ -10,7 +10,7 @@ fails here loudly instead of being half-rewritten.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,8 +108,36 @@ def header(source: Path, fast: bool) -> str:
     )
 
 
-def prometheus_config(ports: Mapping[str, int], fast: bool) -> str:
+def alertmanager_instances(count: int) -> tuple[str, ...]:
+    """The stack's Alertmanager components: `alertmanager`, then `alertmanager-2`, ... (a
+    cluster when there are several)."""
+    return ("alertmanager", *(f"alertmanager-{index}" for index in range(2, count + 1)))
+
+
+def list_all_instances(
+    text: str, ports: Mapping[str, int], instances: Sequence[str], source: str
+) -> str:
+    """The target `"127.0.0.1:<first>"` (rewritten from the committed single address) →
+    `"127.0.0.1:<first>", "127.0.0.1:<second>", ...`: one static target per instance, in the
+    list that named the first. It must be there exactly once, quoted, as a flow-list item."""
+    first, *more = (f'"127.0.0.1:{ports[name]}"' for name in instances)
+    if not more:
+        return text
+    if text.count(first) != 1:
+        raise StackError(
+            f"{source}: the {instances[0]} target is not one quoted list item; "
+            "has the file changed shape?"
+        )
+    return text.replace(first, ", ".join((first, *more)))
+
+
+def prometheus_config(
+    ports: Mapping[str, int], fast: bool, alertmanagers: Sequence[str] = ("alertmanager",)
+) -> str:
+    """`alertmanagers`: the stack's Alertmanager instances, each a target of the alerting
+    config (Prometheus sends every alert to each of them, as to an HA pair)."""
     text = rewrite_addresses(PROMETHEUS_CONFIG.read_text(), ports, PROMETHEUS_CONFIG.name)
+    text = list_all_instances(text, ports, alertmanagers, PROMETHEUS_CONFIG.name)
     if fast:
         text = _set_durations(
             text, ("scrape_interval", "evaluation_interval"), FAST, PROMETHEUS_CONFIG.name
@@ -140,17 +168,22 @@ def collector_scrape_config(ports: Mapping[str, int]) -> str:
 
 
 def write_configs(
-    workdir: Path, ports: Mapping[str, int], api_key: str, fast: bool, scrape_collector: bool
+    workdir: Path,
+    ports: Mapping[str, int],
+    api_key: str,
+    fast: bool,
+    scrape_collector: bool,
+    alertmanagers: Sequence[str] = ("alertmanager",),
 ) -> None:
     """prometheus.yml, alerts.yml (beside it: rule_files is relative), scrape.d/ with the
-    collector's job when Prometheus scrapes one, alertmanager.yml and the API key file into
-    `workdir`."""
+    collector's job when Prometheus scrapes one, alertmanager.yml (every Alertmanager instance
+    reads the same one) and the API key file into `workdir`."""
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_file = secrets_dir / API_KEY_SECRET
     key_file.touch(mode=0o600)
     key_file.write_text(api_key)
-    (workdir / "prometheus.yml").write_text(prometheus_config(ports, fast))
+    (workdir / "prometheus.yml").write_text(prometheus_config(ports, fast, alertmanagers))
     (workdir / "alerts.yml").write_text(alert_rules(fast))
     scrape_dir = workdir / "scrape.d"
     scrape_dir.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
-from devstack.configs import REPO, StackError, write_configs
+from devstack.configs import REPO, StackError, alertmanager_instances, write_configs
 from devstack.processes import (
     Process,
     ensure_alertmanager_assets,
@@ -28,6 +28,7 @@ from devstack.processes import (
 )
 
 # Start order (receivers first, so nothing the API sends is lost); stop order is the reverse.
+# With `alertmanagers=N`, "alertmanager" stands for N instances: alertmanager, alertmanager-2, …
 COMPONENTS = ("alertmanager", "prometheus", "jaeger", "otel-collector", "api")
 # Where each component answers "ready": (port name, path).
 READY = {
@@ -77,12 +78,18 @@ class StackConfig:
     # The Prometheus binary in .tools/bin (or on PATH): `prometheus` (2.53) or `prometheus3`
     # (3.5), both installed by `make tools`.
     prometheus_binary: str = "prometheus"
+    # Alertmanager instances. 1: clustering off, as the stack always ran it. N > 1: an HA
+    # cluster as operators run one, gossiping on loopback (components alertmanager,
+    # alertmanager-2, …, each with its own data), every instance a target of Prometheus.
+    alertmanagers: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in ("pull", "push"):
             raise StackError(f"mode must be 'pull' or 'push', not {self.mode!r}")
         if self.workers < 1:
             raise StackError("workers must be at least 1")
+        if self.alertmanagers < 1:
+            raise StackError("alertmanagers must be at least 1")
         if self.push_via not in ("scrape", "remote-write"):
             raise StackError(f"push_via must be 'scrape' or 'remote-write', not {self.push_via!r}")
         if self.traces and self.mode != "push":
@@ -102,10 +109,19 @@ class Stack:
             "otel-collector": config.otel_collector_port if config.mode == "push" else None,
             "jaeger": config.jaeger_port if config.traces else None,
         }
-        self.components = tuple(name for name in COMPONENTS if wanted[name] is not None)
-        self.ports = {name: wanted[name] or free_port() for name in self.components}
+        self.alertmanagers = alertmanager_instances(config.alertmanagers)
+        self.components = tuple(
+            instance
+            for name in COMPONENTS
+            if wanted[name] is not None
+            for instance in (self.alertmanagers if name == "alertmanager" else (name,))
+        )
+        self.ports = {name: wanted.get(name) or free_port() for name in self.components}
         for name in self.components:
             self.ports.update({extra: free_port() for extra in EXTRA_PORTS.get(name, ())})
+        if self.clustered:
+            # Each instance's gossip port (TCP and UDP, loopback).
+            self.ports.update({f"{name}-cluster": free_port() for name in self.alertmanagers})
         self.processes: dict[str, Process] = {}
 
     # --- public surface -------------------------------------------------------------------
@@ -115,6 +131,11 @@ class Stack:
         return {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
 
     @property
+    def clustered(self) -> bool:
+        """Several Alertmanagers, clustered (an HA pair or more)."""
+        return len(self.alertmanagers) > 1
+
+    @property
     def database_url(self) -> str:
         return self.api_environment()["TESTBOOST_DATABASE_URL"]
 
@@ -122,11 +143,18 @@ class Stack:
         """Start every component, wait until each answers its readiness check and Prometheus
         holds the API's first metrics; on any failure, stop what was started and raise."""
         for name in self.components:
-            if getattr(self.config, f"{name.replace('-', '_')}_port"):
+            if getattr(self.config, f"{name.replace('-', '_')}_port", 0):
                 require_free(self.ports[name], name)
         self.workdir.mkdir(parents=True, exist_ok=True)
         scrape_collector = self.config.mode == "push" and self.config.push_via == "scrape"
-        write_configs(self.workdir, self.ports, self.api_key, self.config.fast, scrape_collector)
+        write_configs(
+            self.workdir,
+            self.ports,
+            self.api_key,
+            self.config.fast,
+            scrape_collector,
+            self.alertmanagers,
+        )
         deadline, since = time.monotonic() + timeout, time.time()
         try:
             for name in self.components:
@@ -155,7 +183,7 @@ class Stack:
 
     def down(self) -> None:
         """Stop everything this stack started, API first. Data and logs stay in workdir."""
-        for name in reversed(COMPONENTS):
+        for name in reversed(self.components):
             process = self.processes.get(name)
             if process is not None:
                 process.stop()
@@ -195,6 +223,7 @@ class Stack:
                 "prometheus_binary": config.prometheus_binary,
                 "server": config.server,
                 "api_env": config.api_env,
+                "alertmanagers": config.alertmanagers,
             },
             "processes": {
                 name: {"pid": p.pid, "started": p.started, "log": str(p.log)}
@@ -285,15 +314,30 @@ class Stack:
             if self.config.mode == "push" and self.config.push_via == "remote-write":
                 argv.append("--web.enable-remote-write-receiver")  # the collector writes here
             return argv
-        if name == "alertmanager":
+        if name in self.alertmanagers:
             binary = find_tool("alertmanager", "prometheus-alertmanager")
             ensure_alertmanager_assets(binary)
-            return [
+            argv = [
                 binary,
-                f"--config.file={work / 'alertmanager.yml'}",
-                f"--storage.path={work / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-                "--cluster.listen-address=",  # no gossip port: one instance, nothing to share
+                f"--config.file={work / 'alertmanager.yml'}",  # one config for all instances
+                f"--storage.path={work / f'{name}-data'}",
+                f"--web.listen-address=127.0.0.1:{ports[name]}",
+            ]
+            if not self.clustered:
+                # No gossip port: one instance, nothing to share.
+                return [*argv, "--cluster.listen-address="]
+            # Alertmanager's own defaults otherwise (peer timeout, gossip and settle times).
+            gossip = f"127.0.0.1:{ports[f'{name}-cluster']}"
+            peers = [
+                f"--cluster.peer=127.0.0.1:{ports[f'{peer}-cluster']}"
+                for peer in self.alertmanagers
+                if peer != name
+            ]
+            return [
+                *argv,
+                f"--cluster.listen-address={gossip}",
+                f"--cluster.advertise-address={gossip}",
+                *peers,
             ]
         if name == "otel-collector":
             # The shipped config as it is: only its ${env:...} addresses differ (_env).
@@ -343,11 +387,40 @@ class Stack:
 
     def ready_url(self, name: str) -> str:
         """Where component `name` answers 200 once it is ready."""
+        if name in self.alertmanagers:
+            return f"{self.urls[name]}/-/ready"
         port, path = READY[name]
         return self.urls[port] + path
 
     def _wait_ready(self, name: str, deadline: float) -> None:
         wait_ready(self.processes[name], self.ready_url(name), deadline)
+        if self.clustered and name in self.alertmanagers:
+            self._wait_clustered(name, deadline)
+
+    def _wait_clustered(self, name: str, deadline: float) -> None:
+        """Alertmanager `name` sees every instance as a peer and its gossip has settled (until
+        then it holds its notifications back)."""
+        process, wanted = self.processes[name], len(self.alertmanagers)
+        cluster: Any = None
+        with httpx.Client(base_url=self.urls[name], timeout=2.0) as client:
+            while True:
+                try:
+                    cluster = client.get("/api/v2/status").json().get("cluster")
+                except (httpx.HTTPError, ValueError):
+                    cluster = None
+                if (
+                    isinstance(cluster, dict)
+                    and cluster.get("status") == "ready"
+                    and len(cluster.get("peers") or ()) == wanted
+                ):
+                    return
+                if not process.alive() or time.monotonic() > deadline:
+                    raise StackError(
+                        f"{name} is not in a settled cluster of {wanted} in time (its "
+                        f"/api/v2/status cluster: {cluster}); last lines of {process.log}:\n"
+                        f"{process.log_tail()}"
+                    )
+                time.sleep(0.2)
 
     def _wait_first_data(self, since: float, deadline: float) -> None:
         """Up means the chain works: Prometheus has scraped the API (`up` = 1) and holds its
