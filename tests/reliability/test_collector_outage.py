@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from devstack import Stack, StackConfig
-from tests.doctor.test_doctor_e2e import agent_health, doctor, failed
+from tests.doctor.test_doctor_e2e import API_KEY, agent_health, doctor, failed
 from tests.e2e.helpers import SESSIONS, Prometheus
 from tests.support.load import rss_mib, run_load
 from tests.support.waiting import until
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.e2e
 # CI-sized: the healthy and the outage phases last PHASE_S seconds each (the full 60 s form:
 # TESTBOOST_OUTAGE_SECONDS=60, `make soak`).
 PHASE_S = float(os.environ.get("TESTBOOST_OUTAGE_SECONDS", "6"))
-API_KEY = "collector-outage-key"
 HEADERS = {"X-API-Key": API_KEY}
 COLLECTOR = "otel-collector"
 ROUTE = f"{SESSIONS}/{{session_id}}"
