@@ -43,6 +43,8 @@ class ClientMirror:
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics: dict[str, Any] = {}
         for family in CATALOG:
+            if family.observed:
+                continue  # the runtime families: Instruments does not hold them either
             if family.kind is Kind.COUNTER:
                 metric: Any = prometheus_client.Counter(
                     family.name, family.description, family.labels, registry=self.registry
