@@ -36,6 +36,8 @@ NOT_RUN_REASONS = {
     "needs Docker": lambda code: DOCKER_CLI.search(code) is not None,
     "needs Docker and Grafana": lambda code: "--grafana" in code,
     "this is the test suite itself": lambda code: code.strip() == "make test",
+    # The same harness run (`python -m bench.run --smoke`), minutes long: run once, there.
+    "tests/bench_smoke runs it": lambda code: code.strip() == "make bench-smoke",
 }
 
 
