@@ -66,15 +66,18 @@ test: install tools
 test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
-# Benchmarks (bench/, results in docs/benchmarks.md): API variants side by side under wrk,
-# scrape rendering, cardinality/memory; ~9 minutes. wrk comes from Debian when missing.
+# Benchmarks (bench/, results in docs/benchmarks.md): instructions per request (callgrind),
+# API variants side by side under wrk, scrape rendering, cardinality/memory; ~12 minutes.
+# wrk and valgrind come from Debian when missing.
 # More options: `.venv/bin/python -m bench.run --help` (e.g. BENCH_ARGS=--postgres).
 bench: install
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| echo "wrk unavailable: the harness falls back to a Python load generator" >&2
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; } \
+		|| echo "valgrind unavailable: the instructions phase is skipped" >&2
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
-# Every phase of `make bench`, tiny (~45 s); tests/bench_smoke runs the same under pytest.
+# Every phase of `make bench`, tiny (~2 minutes); tests/bench_smoke runs the same under pytest.
 bench-smoke: install
 	$(VENV)/bin/python -m bench.run --smoke
 

@@ -1,9 +1,10 @@
-"""`make bench`: throughput and latency of the API variants side by side (interleaved rounds),
-the scrape micro-benchmark, and the cardinality/memory run. Prints markdown tables and writes
-them, with the raw figures, to var/bench/.
+"""`make bench`: instructions per request (callgrind), throughput and latency of the API
+variants side by side (interleaved rounds), the scrape micro-benchmark, and the
+cardinality/memory run. Prints markdown tables and writes them, with the raw figures, to
+var/bench/.
 
-    python -m bench.run                   # the full run, ~8 minutes
-    python -m bench.run --smoke           # every phase, tiny, ~1 minute (CI)
+    python -m bench.run                   # the full run, ~11 minutes
+    python -m bench.run --smoke           # every phase, tiny, ~2 minutes (CI)
     python -m bench.run --variants off pull --rounds 3 --seconds 5
 """
 
@@ -21,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import load, overhead, scrape, workers
+from bench import instructions, load, overhead, scrape, workers
 from bench.variants import (
     BEFORE_REF,
     ROOT,
@@ -40,7 +41,7 @@ from bench.variants import (
 SESSION_ROUTE = "/api/v2/sessions/{session_id}"
 GOALS = {"pull": 0.90, "pull-traces": 0.85, "push": 0.90}
 SERVER_CPU, LOAD_CPU = "0", "1"
-PHASES = ("throughput", "cardinality", "scrape", "overhead", "workers")
+PHASES = ("instructions", "throughput", "cardinality", "scrape", "overhead", "workers")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +62,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scrape-runs", type=int, default=5)
     parser.add_argument("--overhead-requests", type=int, default=20_000)
     parser.add_argument(
+        "--instruction-requests",
+        type=int,
+        default=instructions.REQUESTS,
+        help="N of the instructions phase (children run N and 2N requests)",
+    )
+    parser.add_argument(
+        "--instruction-layouts",
+        type=int,
+        default=instructions.LAYOUTS,
+        help="memory layouts the instruction counts are averaged over",
+    )
+    parser.add_argument(
         "--postgres",
         action="store_true",
         help="serve from a fresh PostgreSQL database (TESTBOOST_TEST_POSTGRES_URL's server) "
@@ -75,6 +88,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.latency_rounds, args.latency_seconds = 1, 1.0
         args.random_requests, args.series, args.scrape_runs = 2000, [100, 1000], 1
         args.overhead_requests = 1000
+        args.instruction_requests, args.instruction_layouts = 10, 1
     return args
 
 
@@ -336,13 +350,18 @@ def render(report: dict[str, Any]) -> str:
         f"{m['python']}; pinning: {m['pinning']}; load: {m['load_tool']}; DB: {m['database']}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
         "",
-        f"### Throughput: GET {SESSION_ROUTE}, {report['args']['connections']} connections, "
-        f"{report['args']['rounds']} interleaved rounds of {report['args']['seconds']:g} s",
-        "",
-        "| variant | req/s (median) | vs off | goal | p50 / p99 @32 | p50 / p99 @1 "
-        "| added p50 / p99 @1 | errors / non-2xx |",
-        "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
+    if report.get("instructions"):
+        out += [instructions.section(report["instructions"]), ""]
+    if report["throughput"]:
+        out += [
+            f"### Throughput: GET {SESSION_ROUTE}, {report['args']['connections']} connections, "
+            f"{report['args']['rounds']} interleaved rounds of {report['args']['seconds']:g} s",
+            "",
+            "| variant | req/s (median) | vs off | goal | p50 / p99 @32 | p50 / p99 @1 "
+            "| added p50 / p99 @1 | errors / non-2xx |",
+            "|---|---:|---:|---|---:|---:|---:|---:|",
+        ]
     for name, row in report["throughput"].items():
         goal = GOALS.get(name)
         verdict = ""
@@ -429,6 +448,19 @@ def main(argv: list[str] | None = None) -> int:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "notes": [],
     }
+    if "instructions" in args.phases:
+        counted = [v for v in instructions.INSTRUCTION_VARIANTS if v in args.variants]
+        if not instructions.have_valgrind():
+            report["notes"].append("instructions phase skipped: valgrind is not installed")
+        elif counted:
+            print("instruction counts (callgrind)…", flush=True)
+            report["instructions"] = instructions.run(
+                counted,
+                args.instruction_requests,
+                args.instruction_layouts,
+                exports=1 if args.smoke else instructions.EXPORTS,
+                work=work / "instructions",
+            )
     sink: Process | None = None
     servers: dict[str, Server] = {}
     if "throughput" not in args.phases:
