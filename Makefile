@@ -67,7 +67,7 @@ test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
 # Benchmarks (bench/, results in docs/benchmarks.md): instructions per request (callgrind),
-# API variants side by side under wrk, scrape rendering, cardinality/memory; ~12 minutes.
+# API variants side by side under wrk, scrape rendering, cardinality/memory; ~11 minutes.
 # wrk and valgrind come from Debian when missing.
 # More options: `.venv/bin/python -m bench.run --help` (e.g. BENCH_ARGS=--postgres).
 bench: install
@@ -77,7 +77,7 @@ bench: install
 		|| echo "valgrind unavailable: the instructions phase is skipped" >&2
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
-# Every phase of `make bench`, tiny (~2 minutes); tests/bench_smoke runs the same under pytest.
+# Every phase of `make bench`, tiny (~80 s); tests/bench_smoke runs the same under pytest.
 bench-smoke: install
 	$(VENV)/bin/python -m bench.run --smoke
 

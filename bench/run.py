@@ -4,7 +4,7 @@ cardinality/memory run. Prints markdown tables and writes them, with the raw fig
 var/bench/.
 
     python -m bench.run                   # the full run, ~11 minutes
-    python -m bench.run --smoke           # every phase, tiny, ~2 minutes (CI)
+    python -m bench.run --smoke           # every phase, tiny, ~80 s (CI)
     python -m bench.run --variants off pull --rounds 3 --seconds 5
 """
 
