@@ -16,15 +16,21 @@ counted to its exit. Start-up, shutdown and first-request costs cancel in the di
 two children with N and 2N requests: (Ir(2N) - Ir(N)) / N. The children are forked from one
 "zygote" under valgrind that imported the app once (imports cost ~5 s a child under valgrind).
 
-Deterministic: PYTHONHASHSEED fixed; `random` (the SDK's trace ids) seeded per request so that
-exactly every tenth request is sampled; no timers: span batches leave when full or at
-shutdown, the workflow lease keeper sleeps, and push exports are counted apart (a child that
-adds E exports after its N requests gives one export's cost, charged at one export per 1,000
-requests: the throughput phase exports every 1 s at ~1,000 req/s, while under valgrind, ~50x
-slower, a 1 s timer would export 50x more often per request).
+Deterministic: PYTHONHASHSEED fixed, an environment of its own; each request draws its trace
+ids from a generator of its own (behind `random.getrandbits`), chosen so that exactly every
+tenth request is sampled; no timers: span batches leave when full or at shutdown, the workflow
+lease keeper sleeps, and push exports are counted apart (a child that adds E exports after its
+N requests gives one export's cost, charged at one export per 1,000 requests: the throughput
+phase exports every 1 s at ~1,000 req/s, while under valgrind, ~50x slower, a 1 s timer would
+export 50x more often per request). Two runs agree within ~0.15 %.
 
-    python -m bench.instructions                    # off pull pull-traces push, N=100, twice
-    python -m bench.instructions --requests 50 --repeats 1 --variants off pull
+Memory layout is the one input left: the same code counts up to ~1.5 % differently when its
+objects sit elsewhere (CPython's attribute cache and dict probes depend on addresses), so each
+figure is a mean over `--layouts` zygotes whose environments differ in size only.
+
+    python -m bench.instructions                    # off pull pull-traces push: ~2 minutes
+    python -m bench.instructions --layouts 10       # a tighter mean, ~7 minutes
+    python -m bench.instructions --requests 20 --layouts 1 --variants off pull
 """
 
 from __future__ import annotations
