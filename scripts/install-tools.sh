@@ -6,6 +6,7 @@
 #   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
 #   docker-compose                Debian 12 package (1.29.2): validates compose files offline
 #   chromium                      Debian 12 package, installed system-wide: /docs in a real browser
+#   valgrind                      Debian 12 package: callgrind counts instructions (make bench)
 #   otelcol, jaeger               built from source by scripts/build-go-tools.sh (Go module proxy)
 # Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
 # gets a private sources dir, lists and cache per suite under .tools/apt/ and only *downloads*;
@@ -96,6 +97,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq chromium >/dev/null 2>&1 ||
     { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+fi
+
+# valgrind: `make bench` counts instructions per request with callgrind, and its smoke run is
+# part of the tests.
+if ! command -v valgrind >/dev/null 2>&1; then
+  echo "installing valgrind (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq valgrind >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 fi
 
 # Our own OpenTelemetry Collector (.tools/bin/otelcol) and Jaeger v2 (.tools/bin/jaeger), built
