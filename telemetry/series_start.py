@@ -52,10 +52,6 @@ class SeriesStart:
         # histogram instrument name -> (family, label sets to show at zero until observed)
         self._primed: dict[str, tuple[MetricFamily, dict[frozenset[Any], Attributes]]] = {}
 
-    @property
-    def hold_s(self) -> float:
-        return self._hold_ns / 1e9
-
     def prime(self, family: MetricFamily, label_sets: Iterable[Sequence[str]]) -> None:
         """Show these label sets of a histogram family at zero until they are observed."""
         assert family.kind is Kind.HISTOGRAM, family.name
