@@ -175,9 +175,12 @@ def run_workload(stack: Stack, fake: FakeLLM, prometheus: Prometheus) -> Workloa
             # Seen by Prometheus before the next wave starts.
             prometheus.wait_value("sum(testboost_workflow_total)", done.sessions, timeout=30)
     # Series that first appeared in the run show their counts once their hold has passed
-    # (telemetry/series_start.py): every LLM attempt in the latency histogram.
+    # (telemetry/series_start.py): every LLM attempt and every workflow in the histograms.
     calls = len(fake.requests) - calls_before
     prometheus.wait_value("sum(testboost_llm_request_duration_seconds_count)", calls, timeout=30)
+    prometheus.wait_value(
+        "sum(testboost_workflow_duration_seconds_count)", done.sessions, timeout=30
+    )
     return done
 
 
