@@ -1,5 +1,6 @@
-"""The local stack: the API, Prometheus and Alertmanager (and, in push mode, vmagent as the
-OTLP receiver) as local processes on 127.0.0.1, configured from the committed files.
+"""The local stack: the API, Prometheus and Alertmanager (and, in push mode, our OpenTelemetry
+Collector, with Jaeger for traces) as local processes on 127.0.0.1, configured from the
+committed files.
 
     with Stack(StackConfig(workdir=tmp, mode="pull", fast=True)) as stack:
         stack.urls["prometheus"]      # http://127.0.0.1:<port>

@@ -1,5 +1,6 @@
-"""Stacks for the end-to-end tests: the real API, Prometheus, Alertmanager (and vmagent) as
-local processes (devstack), with 1 s intervals; each test module gets its own."""
+"""Stacks for the end-to-end tests: the real API, Prometheus, Alertmanager (and the
+OpenTelemetry Collector and Jaeger) as local processes (devstack), with 1 s intervals; each
+test module gets its own."""
 
 from __future__ import annotations
 
