@@ -376,8 +376,8 @@ class Stack:
         return env
 
     def _spawn(self, name: str) -> None:
-        metrics_dir = self.api_environment().get("TESTBOOST_METRICS_DIR")
-        if name == "api" and metrics_dir:
+        metrics_dir = self.api_environment().get("TESTBOOST_METRICS_DIR") if name == "api" else None
+        if metrics_dir:
             # Empty at each server start, as the docs ask of a deployment.
             shutil.rmtree(metrics_dir, ignore_errors=True)
             Path(metrics_dir).mkdir(parents=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from devstack import Stack, StackConfig
-from tests.e2e.helpers import Prometheus
+from tests.e2e.helpers import Prometheus, fake_llm
+from tests.support.fake_llm import FakeLLM
 
 StackFactory = Callable[..., Stack]
 
@@ -30,6 +31,13 @@ def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackFactor
     yield build
     for stack in reversed(stacks):
         stack.down()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLLM]:
+    """A local OpenAI-compatible server for the module's stacks (tests.e2e.helpers.llm_env)."""
+    with fake_llm() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from tests.e2e.helpers import (
     Prometheus,
     api_client,
     concurrently,
-    fake_llm,
     finite,
     llm_env,
     wait_sessions,
@@ -89,12 +87,6 @@ class Truth:
         client = api_client(stack, key=key)
         client.event_hooks["response"].append(self.count)
         return client
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with fake_llm() as server:
-        yield server
 
 
 @pytest.fixture(params=list(PROMETHEUS), scope="module")

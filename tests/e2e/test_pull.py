@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from tests.e2e.helpers import (
     concurrently,
     create_sessions,
     expr_of,
-    fake_llm,
     finite,
     llm_env,
     run_workload,
@@ -49,12 +47,6 @@ SLOW_S = 6.0  # SlowAPIResponse: p95 above 5 s
 # Panels that only show 5xx answers: the workload makes none (2xx, 401, 404, 422), so they
 # show their `or on() vector(0)` fallback, which must still answer.
 ONLY_5XX = "5xx Error Rate"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with fake_llm() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

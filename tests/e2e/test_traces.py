@@ -20,7 +20,7 @@ import pytest
 
 from devstack import Stack
 from tests.e2e.conftest import StackFactory
-from tests.e2e.helpers import SESSIONS, api_client, fake_llm, llm_env, wait_sessions
+from tests.e2e.helpers import SESSIONS, api_client, llm_env, wait_sessions
 from tests.support.fake_llm import FakeLLM, Reply
 from tests.support.waiting import until
 
@@ -118,12 +118,6 @@ def logged(stack: Stack, trace_id: str) -> list[tuple[str, str]]:
         if context and context.group(1) == trace_id:
             found.append((context.group(2), line))
     return found
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLM]:
-    with fake_llm() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
