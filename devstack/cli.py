@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import httpx
 
-from devstack.configs import API_KEY_SECRET, StackError
+from devstack.configs import StackError
 from devstack.stack import COMPONENTS, Stack, StackConfig
+from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, command, shown, state_file
 
-DEFAULT_WORKDIR = Path("var") / "stack"
 # The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query).
 DEFAULT_PORTS = {
     "api": 8000,
@@ -117,26 +117,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def command(action: str, workdir: Path) -> str:
-    """`testboost stack ACTION`, with --workdir when it is not the default: a hint the user
-    can paste as it is."""
-    suffix = "" if workdir == DEFAULT_WORKDIR.resolve() else f" --workdir {_shown(workdir)}"
-    return f"testboost stack {action}{suffix}"
-
-
-def _state_file(workdir: Path) -> Path:
-    return workdir / "state.json"
-
-
 def _recorded(workdir: Path) -> Stack | None:
-    path = _state_file(workdir)
+    path = state_file(workdir)
     if not path.exists():
         return None
     return Stack.from_state(json.loads(path.read_text()), api_key=_api_key(workdir))
 
 
 def _record(stack: Stack) -> None:
-    _state_file(stack.workdir).write_text(json.dumps(stack.state(), indent=2) + "\n")
+    state_file(stack.workdir).write_text(json.dumps(stack.state(), indent=2) + "\n")
 
 
 def _api_key(workdir: Path) -> str | None:
@@ -179,7 +168,7 @@ def up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     first = "1 s" if args.fast else "15 s"
     print(
-        f"Starting the local stack ({mode} mode) in {_shown(workdir)}/; it is up once Prometheus "
+        f"Starting the local stack ({mode} mode) in {shown(workdir)}/; it is up once Prometheus "
         f"has the API's first metrics ({first} scrape interval) ...",
         flush=True,
     )
@@ -188,21 +177,19 @@ def up(args: argparse.Namespace) -> int:
     print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
     for name, url in _ordered(stack.urls):
         print(f"  {LABELS[name]:<13} {url:<24} {HINTS[name]}")
-    key_file = _shown(workdir / "secrets" / API_KEY_SECRET)
+    key_file = shown(workdir / "secrets" / API_KEY_SECRET)
     print(f"API key (required on /api/*) is in {key_file}, e.g.")
     print(
         f'  curl -H "X-API-Key: $(cat {key_file})" -H "Content-Type: application/json" \\\n'
         f'       -d \'{{"session_type": "test_generation", "project_path": "/demo"}}\' '
         f"{stack.urls['api']}/api/v2/sessions"
     )
-    print(
-        f"Logs: {_shown(workdir / 'logs')}/<component>.log   Configs used: {_shown(workdir)}/*.yml"
-    )
+    print(f"Logs: {shown(workdir / 'logs')}/<component>.log   Configs used: {shown(workdir)}/*.yml")
     if args.foreground:
         print("Ctrl-C stops the stack.", flush=True)
         _wait_for_interrupt()
         stack.down()
-        _state_file(workdir).unlink(missing_ok=True)
+        state_file(workdir).unlink(missing_ok=True)
         print("Stopped.")
         return 0
     print(
@@ -217,7 +204,7 @@ def _start_stopped(stack: Stack) -> int:
     stopped = [name for name, running in stack.status().items() if not running]
     if not stopped:
         raise StackError(
-            f"a local stack is already running (recorded in {_shown(_state_file(stack.workdir))})"
+            f"a local stack is already running (recorded in {shown(state_file(stack.workdir))})"
             f": see `{command('status', stack.workdir)}`, stop it with "
             f"`{command('down', stack.workdir)}`"
         )
@@ -234,7 +221,7 @@ def restart(args: argparse.Namespace) -> int:
     stack = _recorded(workdir)
     if stack is None:
         raise StackError(
-            f"no local stack recorded in {_shown(_state_file(workdir))}: start one with "
+            f"no local stack recorded in {shown(state_file(workdir))}: start one with "
             f"`{command('up', workdir)}`"
         )
     name: str = args.component
@@ -261,7 +248,7 @@ def down(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir.resolve()
     stack = _recorded(workdir)
     if stack is None:
-        print(f"No local stack recorded in {_shown(_state_file(workdir))}: nothing to stop.")
+        print(f"No local stack recorded in {shown(state_file(workdir))}: nothing to stop.")
         return 0
     for name in reversed(list(stack.processes)):
         process = stack.processes[name]
@@ -270,8 +257,8 @@ def down(args: argparse.Namespace) -> int:
         print(
             f"  {name:<13} pid {process.pid:<8} {'stopped' if was_running else 'was not running'}"
         )
-    _state_file(workdir).unlink()
-    print(f"Local stack stopped. Data and logs stay in {_shown(workdir)}/.")
+    state_file(workdir).unlink()
+    print(f"Local stack stopped. Data and logs stay in {shown(workdir)}/.")
     return 0
 
 
@@ -280,7 +267,7 @@ def status(args: argparse.Namespace) -> int:
     stack = _recorded(workdir)
     if stack is None:
         print(
-            f"No local stack recorded in {_shown(_state_file(workdir))} "
+            f"No local stack recorded in {shown(state_file(workdir))} "
             f"(`{command('up', workdir)}` starts one)."
         )
         return 1
@@ -302,11 +289,3 @@ def status(args: argparse.Namespace) -> int:
 def _ordered(urls: dict[str, str]) -> list[tuple[str, str]]:
     """The API first, as a user reads it: what they call, then what watches it."""
     return [(name, urls[name]) for name in DEFAULT_PORTS if name in urls]
-
-
-def _shown(path: Path) -> str:
-    """`path` relative to the current directory when inside it (shorter to copy)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

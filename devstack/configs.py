@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from doctor.local_stack import API_KEY_SECRET
+
 REPO = Path(__file__).resolve().parents[1]
 MONITORING = REPO / "monitoring"
 PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
@@ -29,7 +31,6 @@ ADDRESSES: dict[str, str] = {
 }
 # Where compose mounts secrets; the stack keeps them in <workdir>/secrets/ instead.
 SECRET_DIRS = ("/etc/alertmanager/secrets/", "/etc/prometheus/secrets/")
-API_KEY_SECRET = "testboost-api-key"
 FAST = "1s"
 
 _HOST = re.compile(r"(?:https?://)?([A-Za-z0-9_.-]+:\d+)")

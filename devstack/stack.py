@@ -26,6 +26,7 @@ from devstack.processes import (
     require_free,
     wait_ready,
 )
+from doctor.local_stack import SECTION, Recorded
 
 # Start order (receivers first, so nothing the API sends is lost); stop order is the reverse.
 # With `alertmanagers=N`, "alertmanager" stands for N instances: alertmanager, alertmanager-2, …
@@ -229,7 +230,25 @@ class Stack:
                 name: {"pid": p.pid, "started": p.started, "log": str(p.log)}
                 for name, p in self.processes.items()
             },
+            # What `testboost doctor --stack` reads (it does not import devstack).
+            SECTION: self.recorded().to_state(),
         }
+
+    def recorded(self) -> Recorded:
+        environment = self.api_environment()
+        return Recorded(
+            workdir=self.workdir,
+            api_key=self.api_key,
+            mode=self.config.mode,
+            api=self.urls["api"],
+            prometheus=self.urls["prometheus"],
+            alertmanager=self.urls["alertmanager"],
+            otlp_agent=(
+                self.ready_url("otel-collector") if "otel-collector" in self.components else None
+            ),
+            metrics_token=environment.get("TESTBOOST_METRICS_TOKEN") or None,
+            export_interval=float(environment["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000,
+        )
 
     @classmethod
     def from_state(cls, state: dict[str, Any], api_key: str | None = None) -> Stack:

@@ -1,27 +1,38 @@
 """`testboost doctor --stack [WORKDIR]`: what the doctor reads of a local stack, so that a bare
 `testboost doctor --stack` checks it with no URL typed.
 
-`testboost stack up` records the stack in <workdir>/state.json (`devstack.Stack.state()`) and
-keeps the API key in <workdir>/secrets/; `Stack.from_state` reads them back, so the doctor
-takes what the stack's processes were given from devstack itself: the URLs, the API key, the
-API's metrics token and export interval (its environment), and in push mode the collector's
-health URL, where devstack waits for it to be ready (`Stack.ready_url`).
+`testboost stack up` (devstack/, a source checkout's tool) records the stack in
+<workdir>/state.json and keeps the API key in <workdir>/secrets/. The doctor reads that record as
+data: the stack writes a section for it (`Recorded.to_state()`, under "doctor") with the URLs,
+the API's metrics token and export interval, and in push mode the collector's health URL. This
+module owns that format, so an installed doctor (wheel, image) needs nothing of devstack.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from devstack.cli import DEFAULT_WORKDIR, command
-from devstack.configs import API_KEY_SECRET, StackError
-from devstack.stack import Stack
+__all__ = [
+    "API_KEY_SECRET",
+    "DEFAULT_WORKDIR",
+    "NoStack",
+    "Recorded",
+    "command",
+    "log_file",
+    "read",
+    "shown",
+    "state_file",
+    "up_command",
+]
 
-__all__ = ["DEFAULT_WORKDIR", "NoStack", "Recorded", "log_file", "read", "shown", "up_command"]
-
+DEFAULT_WORKDIR = Path("var") / "stack"
 STATE_FILE = "state.json"
-COLLECTOR = "otel-collector"
+SECTION = "doctor"
+# The secret's name in compose and in <workdir>/secrets/: the key Alertmanager sends.
+API_KEY_SECRET = "testboost-api-key"
 
 
 class NoStack(Exception):
@@ -33,19 +44,25 @@ class Recorded:
     """A local stack as recorded: what the doctor checks it with."""
 
     workdir: Path
+    api_key: str | None  # None: no key file (a hand-made state)
     mode: str  # "pull" or "push"
     api: str
     prometheus: str
     alertmanager: str
     otlp_agent: str | None  # push mode: the collector's health URL
-    api_key: str | None  # None: no key file (an older or hand-made state)
     metrics_token: str | None
     export_interval: float  # seconds, the API's OTEL_METRIC_EXPORT_INTERVAL
+
+    def to_state(self) -> dict[str, Any]:
+        """The section the stack writes into state.json (the key stays in its file)."""
+        section = asdict(self)
+        del section["workdir"], section["api_key"]
+        return section
 
 
 def read(workdir: Path) -> Recorded:
     workdir = workdir.resolve()
-    path = workdir / STATE_FILE
+    path = state_file(workdir)
     if not path.is_file():
         raise NoStack(
             f"no local stack recorded in {shown(path)}: start one with "
@@ -54,26 +71,29 @@ def read(workdir: Path) -> Recorded:
     key_file = workdir / "secrets" / API_KEY_SECRET
     api_key = key_file.read_text().strip() if key_file.is_file() else None
     try:
-        stack = Stack.from_state(json.loads(path.read_text()), api_key=api_key)
-        urls = stack.urls
-        environment = stack.api_environment()
-        recorded = Recorded(
-            workdir=workdir,
-            mode=stack.config.mode,
-            api=urls["api"],
-            prometheus=urls["prometheus"],
-            alertmanager=urls["alertmanager"],
-            otlp_agent=stack.ready_url(COLLECTOR) if COLLECTOR in stack.components else None,
-            api_key=api_key,
-            metrics_token=environment.get("TESTBOOST_METRICS_TOKEN") or None,
-            export_interval=float(environment["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000,
-        )
-    except (ValueError, KeyError, TypeError, StackError) as exc:
+        section = json.loads(path.read_text())[SECTION]
+        expected = {f.name for f in fields(Recorded)} - {"workdir", "api_key"}
+        if set(section) != expected:
+            raise ValueError(f"fields {sorted(section)}, expected {sorted(expected)}")
+        section["export_interval"] = float(section["export_interval"])
+        recorded = Recorded(workdir=workdir, api_key=api_key, **section)
+    except (ValueError, KeyError, TypeError) as exc:
         raise NoStack(
             f"{shown(path)} is not a stack state this version reads ({type(exc).__name__}: "
             f"{exc}): stop it with `{command('down', workdir)}` and start it again"
         ) from None
     return recorded
+
+
+def state_file(workdir: Path) -> Path:
+    return workdir / STATE_FILE
+
+
+def command(action: str, workdir: Path) -> str:
+    """`testboost stack ACTION`, with --workdir when it is not the default: a hint the user
+    can paste as it is."""
+    suffix = "" if workdir == DEFAULT_WORKDIR.resolve() else f" --workdir {shown(workdir)}"
+    return f"testboost stack {action}{suffix}"
 
 
 def up_command(workdir: Path) -> str:

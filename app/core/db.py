@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[2]
+# Inside the app package, so an installed wheel carries its migrations.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -94,8 +95,8 @@ def migrate(engine: Engine, settings: Settings) -> None:
     """Bring the schema to the latest Alembic revision (DatabaseUnreachable when the database
     does not answer)."""
     reachable_or_raise(engine, settings)
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     with _migration_lock(engine, settings), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -191,8 +191,6 @@ def test_dockerignore_keeps_what_the_image_needs() -> None:
         "README.md",
         "app",
         "telemetry",
-        "alembic",
-        "alembic.ini",
     ):
         assert needed not in ignored
     for secret in (".venv", ".tools", "secrets", ".git"):

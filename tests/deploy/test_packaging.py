@@ -1,31 +1,31 @@
 """What the wheel and the Docker image carry beyond Python packages: `testboost doctor` finds
-the dashboards it checks without a source checkout; devstack, a checkout's tool, is left out."""
+the dashboards it checks without a source checkout, the API its migrations; devstack, a
+checkout's tool, is left out."""
 
 from __future__ import annotations
 
-import subprocess
 import zipfile
 from pathlib import Path
 
-from .tools import REPO
+from tests.deploy.conftest import REPO
 
 DASHBOARDS = sorted(p.name for p in (REPO / "monitoring/grafana/dashboards").glob("*.json"))
 
 
-def test_the_wheel_carries_the_dashboards_and_not_devstack(tmp_path: Path) -> None:
-    subprocess.run(
-        [str(REPO / ".venv/bin/uv"), "build", "--wheel", "-o", str(tmp_path), "-q"],
-        cwd=REPO,
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("*.whl")
+def test_the_wheel_carries_the_dashboards_and_migrations_not_devstack(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert sorted(n.split("/")[-1] for n in names if n.startswith("doctor/dashboards/")) == (
         DASHBOARDS
     )
     assert not [n for n in names if n.startswith("devstack/")]
     assert "cli/__init__.py" in names
+    migrations = sorted(p.name for p in (REPO / "app/migrations/versions").glob("*.py"))
+    assert migrations
+    assert (
+        sorted(n.split("/")[-1] for n in names if n.startswith("app/migrations/versions/"))
+        == migrations
+    )
+    assert {"app/migrations/env.py", "app/migrations/script.py.mako"} <= set(names)
 
 
 def test_the_image_keeps_the_dashboards_and_leaves_devstack_out() -> None:

@@ -1,7 +1,7 @@
 """Alembic environment: the app passes its own connection; the CLI builds one from settings."""
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool
 
 from app.core.config import get_settings
 from app.models import Base
@@ -9,7 +9,7 @@ from app.models import Base
 target_metadata = Base.metadata
 
 
-def run_migrations(connection: object) -> None:
+def run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
