@@ -1,7 +1,9 @@
 # The TestBoost API image used by compose/docker-compose.yaml: dependencies from uv.lock
 # exactly (--frozen), no dev group, run as an unprivileged user on 0.0.0.0:8000 (which makes
 # the API require TESTBOOST_API_KEY). Build context: the repo root, filtered by .dockerignore.
-FROM python:3.11-slim
+# PYTHON_IMAGE names another base with the same layout (compose: TESTBOOST_PYTHON_IMAGE).
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -24,6 +26,9 @@ RUN uv sync --frozen --no-dev \
 USER testboost
 
 EXPOSE 8000
+# What `docker compose ps` shows as healthy: /health answers 200 (the database reachable).
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 # `testboost serve` is `uvicorn app.main:app` plus the start-up checks: it refuses to bind
 # 0.0.0.0 without TESTBOOST_API_KEY instead of starting an API that answers 401 to everyone.
 CMD ["testboost", "serve", "--host", "0.0.0.0", "--port", "8000"]

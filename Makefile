@@ -19,7 +19,7 @@ STACK_PORTS = --api-port $(PORT) --prometheus-port $(PROMETHEUS_PORT) \
 TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 export TESTBOOST_TEST_POSTGRES_URL
 
-.PHONY: soak install tools run test test-unit lint rules stack stack-push stack-down stack-status bench bench-smoke clean
+.PHONY: soak install tools docker run test test-unit lint rules stack stack-push stack-down stack-status bench bench-smoke clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,16 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 
 install: $(VENV)/.installed
 
-# Prometheus 2.53 and 3.5, Alertmanager, promtool, amtool, docker-compose into .tools/, and our
+# Prometheus 2.53 and 3.5, Alertmanager, promtool, amtool into .tools/, and our
 # OpenTelemetry Collector and Jaeger built from source (cached; never committed).
 tools:
 	scripts/install-tools.sh
+
+# A Docker engine (started when none answers), the compose v2 plugin, and the images the
+# compose tests run (tests/deploy): a Debian base made offline and stand-ins for the upstream
+# images. Cached in .tools/ and Docker's own layer cache.
+docker: tools
+	scripts/docker.sh
 
 run: install
 	$(VENV)/bin/testboost serve --host $(HOST) --port $(PORT)
@@ -56,7 +62,7 @@ stack-down:
 stack-status: install
 	$(VENV)/bin/testboost stack status
 
-test: install tools
+test: install tools docker
 	scripts/test-postgres.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

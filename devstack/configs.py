@@ -24,7 +24,7 @@ ALERTMANAGER_CONFIG = MONITORING / "alertmanager" / "alertmanager.yml"
 
 # Every address the committed configs use, and the component that answers it locally.
 ADDRESSES: dict[str, str] = {
-    "host.docker.internal:8000": "api",  # the API on the Docker host (scrape, webhook)
+    "testboost-api:8000": "api",  # the API's compose service (scrape, webhook)
     "alertmanager:9093": "alertmanager",  # compose service
     "localhost:9090": "prometheus",  # Prometheus scraping itself
     "otel-collector:8889": "otel-collector-metrics",  # the collector's prometheus exporter

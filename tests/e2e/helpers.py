@@ -124,8 +124,8 @@ SERVER_ERRORS_PER_WAVE = 3
 REJECTED_PER_WAVE = {401: 3, 404: 4, 422: 2}
 
 
-def fake_llm() -> FakeLLM:
-    return FakeLLM(default=Reply(delay=LLM_LATENCY_S))
+def fake_llm(host: str = "127.0.0.1") -> FakeLLM:
+    return FakeLLM(default=Reply(delay=LLM_LATENCY_S), host=host)
 
 
 def llm_env(fake: FakeLLM) -> dict[str, str]:
@@ -142,16 +142,20 @@ class Workload:
     rejected: dict[int, int] = field(default_factory=dict)
 
 
-def run_workload(stack: Stack, fake: FakeLLM, prometheus: Prometheus) -> Workload:
+def run_workload(
+    stack: Stack, fake: FakeLLM, prometheus: Prometheus, timeout: float = 30
+) -> Workload:
     """Sessions of every type with LLM rate limits and server errors, and HTTP 2xx, 401, 404
     and 422 answers, in two waves that Prometheus sees separately: a series' first sample
-    is its baseline, so rate() and histogram_quantile() need a second, higher one."""
+    is its baseline, so rate() and histogram_quantile() need a second, higher one.
+    `timeout`: for each of Prometheus' views (longer at the committed 15 s intervals).
+    `stack`: anything with the API's `urls["api"]` and `api_key` (a compose stack too)."""
     done = Workload()
     # The counters are primed at 0 at start-up: let Prometheus record that baseline first, or
     # increase() misses the first events. Prometheus' first scrape comes up to ~5 s after its
     # start (target updates are batched); in push mode the baseline arrives before it.
-    prometheus.wait_value("sum(testboost_llm_calls_total)", 0, timeout=30)
-    prometheus.wait_value('up{job="testboost-api"}', 1, timeout=30)
+    prometheus.wait_value("sum(testboost_llm_calls_total)", 0, timeout=timeout)
+    prometheus.wait_value('up{job="testboost-api"}', 1, timeout=timeout)
     calls_before = len(fake.requests)
     with api_client(stack) as api, api_client(stack, key=False) as anonymous:
         for _wave in range(WAVES):
@@ -173,13 +177,13 @@ def run_workload(stack: Stack, fake: FakeLLM, prometheus: Prometheus) -> Workloa
             for status, count in REJECTED_PER_WAVE.items():
                 done.rejected[status] = done.rejected.get(status, 0) + count
             # Seen by Prometheus before the next wave starts.
-            prometheus.wait_value("sum(testboost_workflow_total)", done.sessions, timeout=30)
+            prometheus.wait_value("sum(testboost_workflow_total)", done.sessions, timeout=timeout)
     # Series that first appeared in the run show their counts once their hold has passed
     # (telemetry/series_start.py): every LLM attempt and every workflow in the histograms.
     calls = len(fake.requests) - calls_before
-    prometheus.wait_value("sum(testboost_llm_request_duration_seconds_count)", calls, timeout=30)
+    prometheus.wait_value("sum(testboost_llm_request_duration_seconds_count)", calls, timeout=timeout)
     prometheus.wait_value(
-        "sum(testboost_workflow_duration_seconds_count)", done.sessions, timeout=30
+        "sum(testboost_workflow_duration_seconds_count)", done.sessions, timeout=timeout
     )
     return done
 

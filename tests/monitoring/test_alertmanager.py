@@ -24,7 +24,7 @@ from .queries import alert_rules
 from .tools import REPO, run_tool, tool_path
 
 CONFIG = REPO / "monitoring" / "alertmanager" / "alertmanager.yml"
-WEBHOOK = "http://host.docker.internal:8000/api/v1/alerts/webhook"
+WEBHOOK = "http://testboost-api:8000/api/v1/alerts/webhook"
 KEY_FILE = "/etc/alertmanager/secrets/testboost-api-key"
 API_DOWN = "HealthCheckFailed"
 

@@ -1,5 +1,5 @@
-"""Compose layers validated and merged by docker-compose 1.29 (`config`, offline), and the
-Dockerfile they build checked against the lock and the Makefile."""
+"""Compose layers validated and merged by `docker compose config` (v2, offline), and the
+Dockerfile they build checked against the lock and the Makefile. tests/deploy runs them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from .tools import REPO, run_tool
+from tests.deploy.docker import STANDINS, compose, environment
+from tests.deploy.docker import config as merged
+
+from .tools import REPO
 
 COMPOSE = REPO / "compose"
 BASE = COMPOSE / "docker-compose.yaml"
@@ -25,12 +29,18 @@ LAYERS = {
 }
 
 
-def compose_config(*files, **env: str) -> dict:
-    args = [a for f in files for a in ("-f", str(f))]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "GF_"))}
-    result = run_tool("docker-compose", *args, "config", env=environ | env)
-    assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+def compose_config(*files: Path, **env: str) -> dict[str, Any]:
+    return merged(tuple(str(f) for f in files), environment(**env))
+
+
+def published(service: dict[str, Any]) -> dict[int, str]:
+    """Published port -> the host address it binds."""
+    return {int(p["published"]): p.get("host_ip", "0.0.0.0") for p in service.get("ports", [])}
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path of each bind mount."""
+    return {v["target"]: v["source"] for v in service["volumes"] if v["type"] == "bind"}
 
 
 @pytest.mark.tools
@@ -42,12 +52,15 @@ def test_layers_are_valid(layers) -> None:
     assert api["environment"]["TESTBOOST_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert api["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert config["networks"]["testboost-network"]["external"] is True
+    assert config["name"] == "testboost"
+    for name, service in config["services"].items():
+        # Loopback only: docker-compose.public.yaml is the opt-in beyond.
+        assert set(published(service).values()) <= {"127.0.0.1"}, name
 
 
 @pytest.mark.tools
 def test_api_key_is_required() -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TESTBOOST_")}
-    result = run_tool("docker-compose", "-f", str(BASE), "config", env=environ)
+    result = compose((str(BASE),), "config", env=environment())
     assert result.returncode != 0
     assert "set TESTBOOST_API_KEY" in result.stderr
 
@@ -61,11 +74,11 @@ def test_monitoring_stack() -> None:
         "grafana": "testboost-grafana",
         "alertmanager": "testboost-alertmanager",
     }
-    ports = {s: services[s]["ports"][0]["published"] for s in names}
-    assert {s: int(p) for s, p in ports.items()} == {
-        "prometheus": 9090,
-        "grafana": 3000,
-        "alertmanager": 9093,
+    ports = {s: published(services[s]) for s in names}
+    assert ports == {
+        "prometheus": {9090: "127.0.0.1"},
+        "grafana": {3000: "127.0.0.1"},
+        "alertmanager": {9093: "127.0.0.1"},
     }
     grafana_env = services["grafana"]["environment"]
     assert (grafana_env["GF_SECURITY_ADMIN_USER"], grafana_env["GF_SECURITY_ADMIN_PASSWORD"]) == (
@@ -74,29 +87,41 @@ def test_monitoring_stack() -> None:
     )
     (secret,) = services["alertmanager"]["secrets"]
     assert secret["target"] == "/etc/alertmanager/secrets/testboost-api-key"
-    mounts = " ".join(services["prometheus"]["volumes"] + services["grafana"]["volumes"])
-    assert "monitoring/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
-    assert "monitoring/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
-    assert "monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
+    # Alertmanager's user (nobody) reads it, no one else.
+    assert (secret["uid"], secret["gid"], secret["mode"]) == ("65534", "65534", 0o400)
+    volumes = mounts(services["prometheus"]) | mounts(services["grafana"])
+    assert volumes["/etc/prometheus/prometheus.yml"] == str(
+        REPO / "monitoring/prometheus/prometheus.yml"
+    )
+    assert volumes["/etc/prometheus/alerts.yml"] == str(REPO / "monitoring/prometheus/alerts.yml")
+    assert volumes["/var/lib/grafana/dashboards"] == str(REPO / "monitoring/grafana/dashboards")
     assert "--web.enable-remote-write-receiver" not in services["prometheus"]["command"]
+    for name in ("prometheus", "alertmanager", "grafana"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD", name
 
 
 @pytest.mark.tools
-def test_secrets_and_passwords_come_from_the_environment(tmp_path) -> None:
-    key = tmp_path / "key"
-    config = compose_config(
-        BASE,
-        MONITORING,
-        TESTBOOST_API_KEY="k",
-        TESTBOOST_API_KEY_FILE=str(key),
-        GF_ADMIN_PASSWORD="other",
-    )
-    assert config["secrets"]["testboost-api-key"]["file"] == str(key)
+def test_secrets_and_passwords_come_from_the_environment() -> None:
+    config = compose_config(BASE, MONITORING, TESTBOOST_API_KEY="k", GF_ADMIN_PASSWORD="other")
+    # The key Alertmanager presents is the API's own: one variable, copied into a file.
+    assert config["secrets"]["testboost-api-key"]["environment"] == "TESTBOOST_API_KEY"
     assert config["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "other"
-    default = compose_config(BASE, MONITORING, TESTBOOST_API_KEY="k")
-    assert default["secrets"]["testboost-api-key"]["file"] == str(
-        REPO / "secrets/testboost-api-key"
-    )
+
+
+@pytest.mark.tools
+def test_image_variables_choose_the_stand_ins_of_the_same_versions() -> None:
+    """Upstream images by default; each TESTBOOST_*_IMAGE picks another (the tests' stand-ins
+    are tagged with the upstream version they stand in for)."""
+    layers = (BASE, MONITORING, OTEL)
+    default = compose_config(*layers, TESTBOOST_API_KEY="k")["services"]
+    chosen = compose_config(*layers, TESTBOOST_API_KEY="k", **STANDINS)["services"]
+    python = "PYTHON_IMAGE"
+    assert default["testboost-api"]["build"]["args"][python] == "python:3.11-slim"
+    assert chosen["testboost-api"]["build"]["args"][python] == STANDINS["TESTBOOST_PYTHON_IMAGE"]
+    for name in ("postgres", "prometheus", "alertmanager", "otel-collector", "jaeger"):
+        upstream, standin = default[name]["image"], chosen[name]["image"]
+        assert standin in STANDINS.values(), name
+        assert standin.split("/")[-1] == upstream.split("/")[-1], (upstream, standin)
 
 
 @pytest.mark.tools
@@ -113,19 +138,17 @@ def test_otel_overlay_pushes_to_the_collector_and_keeps_the_scrape() -> None:
     # prometheus.yml's scrape_config_files looks.
     assert "--web.enable-remote-write-receiver" not in prometheus["command"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
-    mounts = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
-    job = mounts["/etc/prometheus/scrape.d/otel-collector.yml"]
+    job = mounts(prometheus)["/etc/prometheus/scrape.d/otel-collector.yml"]
     assert job == str(REPO / "monitoring/prometheus/scrape.d/otel-collector.yml")
     collector = services["otel-collector"]
-    ports = sorted(int(p["published"]) for p in collector["ports"])
-    assert ports == [4317, 4318, 8889, 13133]
-    assert services["jaeger"]["ports"][0]["published"] == 16686
+    assert sorted(published(collector)) == [4317, 4318, 8889, 13133]
+    assert published(services["jaeger"]) == {16686: "127.0.0.1"}
 
 
 def test_images_are_the_releases_the_tests_build() -> None:
     """The collector image is the release our own build pins; Jaeger's is the v2 release of
     the Go module version that `make tools` builds."""
-    services = yaml.safe_load(OTEL.read_text())["services"]
+    services = compose_config(BASE, MONITORING, OTEL, TESTBOOST_API_KEY="k")["services"]
     manifest = yaml.safe_load((REPO / "otel-collector/builder-config.yaml").read_text())
     contrib = {
         line["gomod"].split()[1].lstrip("v")
@@ -152,7 +175,7 @@ def test_export_interval_matches_scrape_interval() -> None:
 
 
 def test_image_versions_match_the_checked_tools() -> None:
-    services = yaml.safe_load(MONITORING.read_text())["services"]
+    services = compose_config(BASE, MONITORING, TESTBOOST_API_KEY="k")["services"]
     assert services["prometheus"]["image"] == "prom/prometheus:v2.53.3"
     assert services["alertmanager"]["image"] == "prom/alertmanager:v0.28.1"
 
@@ -166,7 +189,7 @@ def test_dockerfile_uses_the_makefile_uv() -> None:
     makefile_uv = re.search(r"^UV_VERSION := (\S+)", (REPO / "Makefile").read_text(), re.M)
     assert makefile_uv
     assert f"uv=={makefile_uv.group(1)}" in DOCKERFILE
-    assert DOCKERFILE.startswith("# ") and "FROM python:3.11-slim" in DOCKERFILE
+    assert DOCKERFILE.startswith("# ") and "ARG PYTHON_IMAGE=python:3.11-slim" in DOCKERFILE
     assert "uv sync --frozen --no-dev" in DOCKERFILE
 
 

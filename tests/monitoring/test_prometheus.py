@@ -133,7 +133,7 @@ def test_config_agrees_with_the_other_files() -> None:
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     api = jobs["testboost-api"]
     assert api["metrics_path"] == "/metrics"
-    assert api["static_configs"][0]["targets"] == ["host.docker.internal:8000"]
+    assert api["static_configs"][0]["targets"] == ["testboost-api:8000"]
     assert {"target_label": "instance", "replacement": "testboost-api"} in api["relabel_configs"]
     assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
 

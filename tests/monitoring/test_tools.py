@@ -15,7 +15,6 @@ ALL_TOOLS = (
     "promtool3",
     "alertmanager",
     "amtool",
-    "docker-compose",
     "otelcol",  # built from source by scripts/build-go-tools.sh
     "jaeger",
 )

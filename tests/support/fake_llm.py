@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible HTTP server on 127.0.0.1 whose answers the test scripts."""
+"""A real OpenAI-compatible HTTP server (on 127.0.0.1 by default) whose answers the test scripts."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def completion(text: str) -> dict[str, Any]:
 class FakeLLM:
     """Plays scripted replies in order, then `default` forever. Records every request."""
 
-    def __init__(self, default: Reply | None = None) -> None:
+    def __init__(self, default: Reply | None = None, host: str = "127.0.0.1") -> None:
+        """`host`: the address to listen on (a container network's gateway for a containerised
+        API to reach it)."""
         self.default = default or Reply()
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
@@ -82,13 +84,14 @@ class FakeLLM:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
 
     def __enter__(self) -> FakeLLM:
         self.thread.start()

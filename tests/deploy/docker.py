@@ -1,0 +1,78 @@
+"""Docker and `docker compose` as the tests run them: the engine and plugins that
+scripts/docker.sh starts and installs (`make test` runs it), the guide's compose files, and
+the stand-in images chosen through the files' image variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = REPO / "compose"
+# The guide's two files, and the OTLP overlay.
+GUIDE = ("docker-compose.yaml", "docker-compose.monitoring.yaml")
+OTEL = (*GUIDE, "docker-compose.otel.yaml")
+# Every service of those files but Grafana (AGPL, not packaged: not run here).
+SERVICES = ("testboost-api", "postgres", "prometheus", "alertmanager")
+OTEL_SERVICES = (*SERVICES, "otel-collector", "jaeger")
+# The images the tests run instead of the upstream defaults (scripts/docker.sh builds them).
+STANDINS = {
+    "TESTBOOST_PYTHON_IMAGE": "testboost-standin/python:3.11-slim",
+    "TESTBOOST_POSTGRES_IMAGE": "testboost-standin/postgres:15",
+    "TESTBOOST_PROMETHEUS_IMAGE": "testboost-standin/prometheus:v2.53.3",
+    "TESTBOOST_ALERTMANAGER_IMAGE": "testboost-standin/alertmanager:v0.28.1",
+    "TESTBOOST_COLLECTOR_IMAGE": "testboost-standin/opentelemetry-collector-contrib:0.165.1",
+    "TESTBOOST_JAEGER_IMAGE": "testboost-standin/jaeger:2.13.0",
+}
+NETWORK = "testboost-network"
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """The shell's environment without its TESTBOOST_*/GF_* settings, with the plugins'
+    DOCKER_CONFIG, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "GF_"))}
+    return env | {"DOCKER_CONFIG": str(REPO / ".tools" / "docker")} | extra
+
+
+def docker(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = COMPOSE_DIR, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`docker ARGS` (the caller asserts on the result)."""
+    return subprocess.run(
+        ["docker", *args],
+        env=env or environment(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def compose(
+    files: tuple[str, ...], *args: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`docker compose -f FILE... ARGS` from compose/, as the guide runs it."""
+    flags = [a for f in files for a in ("-f", f)]
+    return docker("compose", *flags, *args, env=env, timeout=timeout)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"{' '.join(result.args)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def config(files: tuple[str, ...], env: dict[str, str]) -> dict[str, Any]:
+    """The merged configuration, as compose resolves it."""
+    loaded: dict[str, Any] = json.loads(ok(compose(files, "config", "--format", "json", env=env)))
+    return loaded
+
+
+def services(files: tuple[str, ...], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """`docker compose ps` of the running services, by service name."""
+    out = ok(compose(files, "ps", "--all", "--format", "json", env=env))
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return {row["Service"]: row for row in rows}

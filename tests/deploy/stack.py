@@ -1,0 +1,110 @@
+"""The guide's Docker Compose stack, brought up with the guide's command lines on the Docker
+engine, with the stand-in images (tests/deploy/docker.py) and a fake LLM provider the API
+container reaches on the compose network's gateway."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.deploy.docker import NETWORK, STANDINS, compose, docker, environment, ok, services
+from tests.e2e.helpers import LLM_ENV, fake_llm
+from tests.support.fake_llm import FakeLLM
+
+URLS = {
+    "api": "http://127.0.0.1:8000",
+    "prometheus": "http://127.0.0.1:9090",
+    "alertmanager": "http://127.0.0.1:9093",
+    "otlp-agent": "http://127.0.0.1:13133/status",
+    "jaeger": "http://127.0.0.1:16686",
+}
+
+
+@dataclass
+class ComposeStack:
+    """A running compose project; `urls` and `api_key` as tests.e2e.helpers expects."""
+
+    files: tuple[str, ...]
+    services: tuple[str, ...]
+    env: dict[str, str]
+    api_key: str
+    fake: FakeLLM
+    urls: dict[str, str] = field(default_factory=lambda: dict(URLS))
+
+    def compose(self, *args: str, **env: str) -> str:
+        return ok(compose(self.files, *args, env=self.env | env))
+
+    def up(self, **env: str) -> None:
+        """The guide's `up -d` (Grafana left out), then every service healthy."""
+        self.compose("up", "-d", *self.services, **env)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 180) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = services(self.files, self.env)
+            if set(rows) >= set(self.services) and all(
+                rows[s]["State"] == "running" and rows[s]["Health"] in ("healthy", "")
+                for s in self.services
+            ):
+                return rows
+            if time.monotonic() > deadline:
+                logs = docker("compose", "logs", "--tail", "20", env=self.env).stdout
+                raise AssertionError(f"not every service healthy: {rows}\n{logs}")
+            time.sleep(1)
+
+
+def gateway() -> str:
+    """The host's address on the compose network, which its containers can reach."""
+    address = ok(docker("network", "inspect", NETWORK, "-f", "{{(index .IPAM.Config 0).Gateway}}"))
+    return address.strip()
+
+
+@contextmanager
+def compose_stack(
+    files: tuple[str, ...], service_names: tuple[str, ...], workdir: Path, **extra_env: str
+) -> Iterator[ComposeStack]:
+    """From nothing (no project, no network), as the guide starts: `docker network create`,
+    then `up -d`; everything removed at the end (`down -v`, the network)."""
+    env = environment(**STANDINS)
+    _remove(files, env)
+    ok(docker("network", "create", NETWORK))  # the guide's first step
+    key = secrets.token_urlsafe(24)
+    try:
+        with fake_llm(host=gateway()) as fake:
+            settings = {"TESTBOOST_LLM_BASE_URL": fake.base_url, **LLM_ENV}
+            env_file = workdir / "testboost.env"
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+            env |= {"TESTBOOST_API_KEY": key, "TESTBOOST_ENV_FILE": str(env_file), **extra_env}
+            stack = ComposeStack(files, service_names, env, key, fake)
+            # The image from this checkout's Dockerfile, as `up` would build it when missing.
+            stack.compose("build", "testboost-api")
+            stack.up()
+            wait_api(stack)
+            yield stack
+    finally:
+        _remove(files, env)
+
+
+def wait_api(stack: ComposeStack, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{stack.urls['api']}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the API's published port does not answer"
+        time.sleep(0.5)
+
+
+def _remove(files: tuple[str, ...], env: dict[str, str]) -> None:
+    compose(files, "down", "-v", "--remove-orphans", env=env | {"TESTBOOST_API_KEY": "-"})
+    docker("network", "rm", NETWORK)

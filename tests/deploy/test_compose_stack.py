@@ -1,0 +1,261 @@
+"""The setup guide's Docker Compose stack, run for real with the guide's own command lines
+(`docker network create testboost-network`, `docker compose -f docker-compose.yaml -f
+docker-compose.monitoring.yaml up -d | ps | down | down -v`, the `docker cp` backup) on the
+Docker engine, pull topology: the API image built from our Dockerfile, PostgreSQL, Prometheus
+and Alertmanager from stand-in images of the versions the files name (Grafana is left out:
+not packaged, AGPL). What Prometheus in its container shows is compared with what a workload
+and the fake LLM provider did; an alert travels the real chain to the API's webhook with the
+key Alertmanager reads from its mounted secret; `testboost doctor` from the wheel checks it all.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy.conftest import Installed
+from tests.deploy.docker import GUIDE, SERVICES, docker, ok
+from tests.deploy.stack import ComposeStack, compose_stack
+from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client, run_workload
+from tests.monitoring.tools import tool_path
+from tests.support.api_process import free_port
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.docker
+
+# At the committed 15 s scrape interval, a new series shows zero for 30 s (two intervals).
+SEEN_S = 120
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    with compose_stack(GUIDE, SERVICES, tmp_path_factory.mktemp("compose")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def prometheus(stack: ComposeStack) -> Iterator[Prometheus]:
+    client = Prometheus(stack.urls["prometheus"])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def workload(stack: ComposeStack, prometheus: Prometheus) -> Workload:
+    return run_workload(stack, stack.fake, prometheus, timeout=SEEN_S)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def counted_at(workload: Workload) -> float:
+    """A moment when Prometheus held the workload's counts (before the alert test restarts
+    the API, which starts its counters again)."""
+    return time.time()
+
+
+def test_every_service_is_healthy_and_published_on_loopback_only(stack: ComposeStack) -> None:
+    rows = stack.wait_healthy()
+    for name in SERVICES:
+        assert rows[name]["State"] == "running", rows[name]
+        assert rows[name]["Health"] == "healthy", rows[name]
+        published = [p for p in rows[name]["Publishers"] if p["PublishedPort"]]
+        assert all(p["URL"] == "127.0.0.1" for p in published), (name, published)
+    assert {p["PublishedPort"] for p in rows["prometheus"]["Publishers"]} >= {9090}
+    assert not [p for p in rows["postgres"]["Publishers"] if p["PublishedPort"]]
+
+
+def test_no_container_runs_as_root(stack: ComposeStack) -> None:
+    for name in SERVICES:
+        container = f"testboost-{name}".replace("testboost-testboost-", "testboost-")
+        out = ok(docker("top", container, "-o", "pid,uid,comm"))
+        uids = {line.split()[1] for line in out.splitlines()[1:]}
+        assert uids and "0" not in uids and "root" not in uids, (container, out)
+
+
+def test_alertmanager_alone_reads_the_key(stack: ComposeStack) -> None:
+    secret = "/etc/alertmanager/secrets/testboost-api-key"
+    mode = ok(docker("exec", "testboost-alertmanager", "stat", "-c", "%u %a", secret)).split()
+    assert mode == ["65534", "400"]  # Alertmanager's user, nobody; read-only, no one else
+    content = ok(docker("exec", "testboost-alertmanager", "cat", secret))
+    assert content == stack.api_key
+    env = ok(docker("inspect", "testboost-alertmanager", "-f", "{{json .Config.Env}}"))
+    assert stack.api_key not in env
+
+
+def test_prometheus_scrapes_the_api_over_the_compose_network(
+    stack: ComposeStack, prometheus: Prometheus
+) -> None:
+    up = prometheus.wait('up{job="testboost-api"} == 1', timeout=60)
+    assert len(up) == 1
+    targets = prometheus.http.get("/api/v1/targets").json()["data"]["activeTargets"]
+    (api,) = [t for t in targets if t["labels"]["job"] == "testboost-api"]
+    assert api["scrapeUrl"] == "http://testboost-api:8000/metrics"
+    assert api["lastError"] == ""
+
+
+def test_prometheus_shows_what_was_done(
+    stack: ComposeStack, prometheus: Prometheus, workload: Workload, counted_at: float
+) -> None:
+    """Every counter and histogram count, against what the workload and the fake provider
+    saw (the stack is new: the totals are the run's increase)."""
+    calls = stack.fake.count
+    assert calls > workload.sessions  # retries on 429 and 500 make more calls than steps
+    expected = {
+        "sum(testboost_llm_calls_total)": calls,
+        "sum(testboost_llm_request_duration_seconds_count)": calls,
+        "sum(testboost_llm_rate_limit_total)": workload.rate_limits,
+        "sum(testboost_llm_errors_total)": workload.errors,
+        'sum(testboost_workflow_total{status="completed"})': workload.sessions,
+        "sum(testboost_workflow_total)": workload.sessions,
+        "sum(testboost_workflow_duration_seconds_count)": workload.sessions,
+        "sum(testboost_active_sessions)": 0,
+    }
+    for status, count in workload.rejected.items():
+        expected[f'sum(testboost_http_requests_total{{status="{status}"}})'] = count
+    shown = {expr: prometheus.value(expr) for expr in expected}
+    assert shown == expected
+    # The API's database is PostgreSQL in its container: the pool gauges read its pool.
+    assert (prometheus.value("sum(testboost_db_connection_pool_max)") or 0) > 0
+
+
+@pytest.mark.usefixtures("workload")
+def test_doctor_from_the_wheel_passes(stack: ComposeStack, installed: Installed) -> None:
+    result = installed.run(
+        "testboost", "doctor", "--api-key", stack.api_key, "--json", timeout=120
+    )  # the default URLs are the compose ports on this host
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"status": "FAIL"' not in result.stdout
+
+
+def test_an_alert_reaches_the_webhook_with_the_mounted_key(
+    stack: ComposeStack, prometheus: Prometheus
+) -> None:
+    """HealthCheckFailed, for real: the API is recreated requiring a /metrics token that
+    Prometheus is not given, so its scrape fails while the API still serves; the shipped rule
+    fires after its 1 minute, Alertmanager (its container) posts to the API's webhook with the
+    key from its secret file, and the API's inbox holds the alert."""
+    try:
+        stack.compose("up", "-d", "testboost-api", TESTBOOST_METRICS_TOKEN="not-given")
+        stack.wait_healthy()
+        prometheus.wait('up{job="testboost-api"} == 0', timeout=60)
+        with api_client(stack) as api:  # type: ignore[arg-type]
+
+            def received() -> list[dict[str, object]]:
+                alerts = api.get("/api/v1/alerts").json()
+                return [a for a in _items(alerts) if a.get("alertname") == "HealthCheckFailed"]
+
+            (alert,) = until(received, timeout=180, interval=2, message="HealthCheckFailed")
+        assert alert["status"] == "firing"
+        assert alert["severity"] == "critical"
+    finally:
+        stack.compose("up", "-d", "testboost-api")
+        stack.wait_healthy()
+    prometheus.wait('up{job="testboost-api"} == 1', timeout=60)
+
+
+def _items(body: object) -> list[dict[str, object]]:
+    items = body["items"] if isinstance(body, dict) else body
+    return [dict(item) for item in items]  # type: ignore[union-attr]
+
+
+# --- lifecycle: the guide's down / up, down -v, and its backup --------------------------------
+
+
+def test_down_then_up_keeps_the_database_and_prometheus_data(
+    stack: ComposeStack,
+    prometheus: Prometheus,
+    workload: Workload,
+    counted_at: float,
+    tmp_path: Path,
+) -> None:
+    with api_client(stack) as api:  # type: ignore[arg-type]
+        ids = [s["id"] for s in api.get(SESSIONS).json()["items"]]
+    assert len(ids) == workload.sessions
+    at = counted_at
+    before = prometheus.value(f"sum(testboost_workflow_total @ {at:.3f})")
+    assert before == workload.sessions
+
+    stack.compose("down")
+    assert not stack.compose("ps", "-q").strip()
+    stack.up()
+
+    with api_client(stack) as api:  # type: ignore[arg-type]
+        until(lambda: _answers(api), timeout=60, message="the API back")
+        assert sorted(s["id"] for s in api.get(SESSIONS).json()["items"]) == sorted(ids)
+    prometheus.wait(f"sum(testboost_workflow_total @ {at:.3f})", timeout=60)
+    assert prometheus.value(f"sum(testboost_workflow_total @ {at:.3f})") == before
+
+    # The guide's backup, restored into a Prometheus of the same version: the old data is there.
+    ok(docker("cp", "testboost-prometheus:/prometheus", "./prometheus-backup", cwd=tmp_path))
+    restored = _prometheus_on(tmp_path / "prometheus-backup", tmp_path)
+    try:
+        value = restored.wait(f"sum(testboost_workflow_total @ {at:.3f})", timeout=60)
+        assert float(value[0]["value"][1]) == before
+    finally:
+        restored.close()
+
+
+def test_down_v_removes_the_data(
+    stack: ComposeStack, prometheus: Prometheus, counted_at: float
+) -> None:
+    at = counted_at
+    assert prometheus.value(f"sum(testboost_workflow_total @ {at:.3f})")
+    volumes = "label=com.docker.compose.project=testboost"
+    assert ok(docker("volume", "ls", "-q", "--filter", volumes)).split()
+    stack.compose("down", "-v")
+    assert not ok(docker("volume", "ls", "-q", "--filter", volumes)).split()
+    stack.up()
+    with api_client(stack) as api:  # type: ignore[arg-type]
+        until(lambda: _answers(api), timeout=60, message="the API back")
+        assert api.get(SESSIONS).json()["items"] == []
+    prometheus.wait("up", timeout=60)
+    assert prometheus.query(f"testboost_workflow_total @ {at:.3f}") == []
+
+
+def _answers(api: httpx.Client) -> bool:
+    try:
+        return api.get(SESSIONS).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+class _Restored(Prometheus):
+    def __init__(self, url: str, process: subprocess.Popen[bytes]) -> None:
+        super().__init__(url)
+        self.process = process
+
+    def close(self) -> None:
+        super().close()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _prometheus_on(data: Path, workdir: Path) -> _Restored:
+    """Prometheus 2.53 (the binary the stand-in image carries) on a copy of the data."""
+    config = workdir / "restore.yml"
+    config.write_text("global:\n  scrape_interval: 1h\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            tool_path("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "restore.log").open("w"),
+    )
+    restored = _Restored(f"http://127.0.0.1:{port}", process)
+    until(lambda: _ready(restored), timeout=60, message="the restored Prometheus ready")
+    return restored
+
+
+def _ready(prometheus: Prometheus) -> bool:
+    try:
+        return prometheus.http.get("/-/ready").status_code == 200
+    except httpx.TransportError:
+        return False
