@@ -181,7 +181,9 @@ def run_workload(
     # Series that first appeared in the run show their counts once their hold has passed
     # (telemetry/series_start.py): every LLM attempt and every workflow in the histograms.
     calls = len(fake.requests) - calls_before
-    prometheus.wait_value("sum(testboost_llm_request_duration_seconds_count)", calls, timeout=timeout)
+    prometheus.wait_value(
+        "sum(testboost_llm_request_duration_seconds_count)", calls, timeout=timeout
+    )
     prometheus.wait_value(
         "sum(testboost_workflow_duration_seconds_count)", done.sessions, timeout=timeout
     )
