@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tests.deploy.docker import NETWORK, STANDINS, compose, docker, environment, ok, services
-from tests.e2e.helpers import LLM_ENV, fake_llm
+from tests.e2e.helpers import LLM_ENV, Prometheus, Workload, fake_llm
 from tests.support.fake_llm import FakeLLM
 
 URLS = {
@@ -108,3 +108,26 @@ def wait_api(stack: ComposeStack, timeout: float = 60) -> None:
 def _remove(files: tuple[str, ...], env: dict[str, str]) -> None:
     compose(files, "down", "-v", "--remove-orphans", env=env | {"TESTBOOST_API_KEY": "-"})
     docker("network", "rm", NETWORK)
+
+
+def assert_counts(prometheus: Prometheus, workload: Workload, fake: FakeLLM) -> None:
+    """Every counter and histogram count in Prometheus against what the workload and the fake
+    provider saw (the stack is new: the totals are the run's increase)."""
+    calls = fake.count
+    assert calls > workload.sessions  # retries on 429 and 500 make more calls than steps
+    expected = {
+        "sum(testboost_llm_calls_total)": calls,
+        "sum(testboost_llm_request_duration_seconds_count)": calls,
+        "sum(testboost_llm_rate_limit_total)": workload.rate_limits,
+        "sum(testboost_llm_errors_total)": workload.errors,
+        'sum(testboost_workflow_total{status="completed"})': workload.sessions,
+        "sum(testboost_workflow_total)": workload.sessions,
+        "sum(testboost_workflow_duration_seconds_count)": workload.sessions,
+        "sum(testboost_active_sessions)": 0,
+    }
+    for status, count in workload.rejected.items():
+        expected[f'sum(testboost_http_requests_total{{status="{status}"}})'] = count
+    shown = {expr: prometheus.value(expr) for expr in expected}
+    assert shown == expected
+    # The API's database is PostgreSQL in its container: the pool gauges read its pool.
+    assert (prometheus.value("sum(testboost_db_connection_pool_max)") or 0) > 0

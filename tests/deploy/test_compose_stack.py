@@ -20,7 +20,7 @@ import pytest
 
 from tests.deploy.conftest import Installed
 from tests.deploy.docker import GUIDE, SERVICES, docker, ok
-from tests.deploy.stack import ComposeStack, compose_stack
+from tests.deploy.stack import ComposeStack, assert_counts, compose_stack
 from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client, run_workload
 from tests.monitoring.tools import tool_path
 from tests.support.api_process import free_port
@@ -100,26 +100,7 @@ def test_prometheus_scrapes_the_api_over_the_compose_network(
 def test_prometheus_shows_what_was_done(
     stack: ComposeStack, prometheus: Prometheus, workload: Workload, counted_at: float
 ) -> None:
-    """Every counter and histogram count, against what the workload and the fake provider
-    saw (the stack is new: the totals are the run's increase)."""
-    calls = stack.fake.count
-    assert calls > workload.sessions  # retries on 429 and 500 make more calls than steps
-    expected = {
-        "sum(testboost_llm_calls_total)": calls,
-        "sum(testboost_llm_request_duration_seconds_count)": calls,
-        "sum(testboost_llm_rate_limit_total)": workload.rate_limits,
-        "sum(testboost_llm_errors_total)": workload.errors,
-        'sum(testboost_workflow_total{status="completed"})': workload.sessions,
-        "sum(testboost_workflow_total)": workload.sessions,
-        "sum(testboost_workflow_duration_seconds_count)": workload.sessions,
-        "sum(testboost_active_sessions)": 0,
-    }
-    for status, count in workload.rejected.items():
-        expected[f'sum(testboost_http_requests_total{{status="{status}"}})'] = count
-    shown = {expr: prometheus.value(expr) for expr in expected}
-    assert shown == expected
-    # The API's database is PostgreSQL in its container: the pool gauges read its pool.
-    assert (prometheus.value("sum(testboost_db_connection_pool_max)") or 0) > 0
+    assert_counts(prometheus, workload, stack.fake)
 
 
 @pytest.mark.usefixtures("workload")

@@ -240,3 +240,35 @@ def test_lock_installs_without_dev_dependencies(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert "uvicorn" in result.stderr + result.stdout
     assert "pytest" not in result.stderr + result.stdout
+
+
+PUBLIC = COMPOSE / "docker-compose.public.yaml"
+
+
+@pytest.mark.tools
+def test_publishing_beyond_loopback_is_an_overlay_that_needs_a_grafana_password() -> None:
+    refused = compose(
+        (str(BASE), str(MONITORING), str(PUBLIC)),
+        "config",
+        env=environment(TESTBOOST_API_KEY="k"),
+    )
+    assert refused.returncode != 0
+    assert "set GF_ADMIN_PASSWORD" in refused.stderr
+    config = compose_config(
+        BASE, MONITORING, PUBLIC, TESTBOOST_API_KEY="k", GF_ADMIN_PASSWORD="their-own"
+    )
+    services = config["services"]
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "their-own"
+    # Replaced, not added to: each service publishes its one port, on every interface.
+    for name, port in {"testboost-api": 8000, "prometheus": 9090, "alertmanager": 9093}.items():
+        assert published(services[name]) == {port: "0.0.0.0"}, name
+    assert published(services["grafana"]) == {3000: "0.0.0.0"}
+    chosen = compose_config(
+        BASE,
+        MONITORING,
+        PUBLIC,
+        TESTBOOST_API_KEY="k",
+        GF_ADMIN_PASSWORD="their-own",
+        TESTBOOST_PUBLISH_ADDRESS="192.0.2.10",
+    )
+    assert published(chosen["services"]["prometheus"]) == {9090: "192.0.2.10"}
