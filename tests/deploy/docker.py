@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-COMPOSE_DIR = REPO / "compose"
-# The guide's two files, and the OTLP overlay.
-GUIDE = ("docker-compose.yaml", "docker-compose.monitoring.yaml")
-OTEL = (*GUIDE, "docker-compose.otel.yaml")
+# The guide's two files, and the OTLP overlay, as docs/setup.md names them from the root.
+GUIDE = ("compose/docker-compose.yaml", "compose/docker-compose.monitoring.yaml")
+OTEL = (*GUIDE, "compose/docker-compose.otel.yaml")
 # Every service of those files but Grafana (AGPL, not packaged: not run here).
 SERVICES = ("testboost-api", "postgres", "prometheus", "alertmanager")
 OTEL_SERVICES = (*SERVICES, "otel-collector", "jaeger")
@@ -28,6 +28,17 @@ STANDINS = {
     "TESTBOOST_JAEGER_IMAGE": "testboost-standin/jaeger:2.13.0",
 }
 NETWORK = "testboost-network"
+# The shapes of the documented commands tests/deploy runs (docs blocks marked "tests/deploy
+# runs it" hold nothing else; tests/docs checks it).
+RUN_HERE = re.compile(
+    r"docker network (create|rm) testboost-network"
+    r"|docker compose( -f compose/docker-compose(\.(monitoring|otel))?\.yaml)+"
+    r" (up -d|ps|down|down -v)"
+    r"|docker cp testboost-(prometheus:/prometheus|alertmanager:/alertmanager) \./\S+-backup"
+    r"|docker exec testboost-postgres pg_dump -U testboost -d testboost -Fc > testboost\.pgdump"
+    r"|docker exec -i testboost-postgres pg_restore -U testboost -d testboost --clean"
+    r" --if-exists < testboost\.pgdump"
+)
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -38,7 +49,7 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 def docker(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = COMPOSE_DIR, timeout: float = 300
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """`docker ARGS` (the caller asserts on the result)."""
     return subprocess.run(
@@ -55,7 +66,7 @@ def docker(
 def compose(
     files: tuple[str, ...], *args: str, env: dict[str, str], timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """`docker compose -f FILE... ARGS` from compose/, as the guide runs it."""
+    """`docker compose -f FILE... ARGS` from the repository's root, as docs/setup.md runs it."""
     flags = [a for f in files for a in ("-f", f)]
     return docker("compose", *flags, *args, env=env, timeout=timeout)
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import Installed
-from tests.deploy.docker import GUIDE, SERVICES, docker, ok
+from tests.deploy.docker import GUIDE, REPO, SERVICES, docker, environment, ok
 from tests.deploy.stack import ComposeStack, assert_counts, compose_stack
 from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client, run_workload
 from tests.monitoring.tools import tool_path
@@ -30,12 +30,17 @@ pytestmark = pytest.mark.docker
 
 # At the committed 15 s scrape interval, a new series shows zero for 30 s (two intervals).
 SEEN_S = 120
+# docs/maintenance.md's database backup, relative to the root as there; removed at the end.
+DUMP = REPO / "testboost.pgdump"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
-    with compose_stack(GUIDE, SERVICES, tmp_path_factory.mktemp("compose")) as running:
-        yield running
+    try:
+        with compose_stack(GUIDE, SERVICES, tmp_path_factory.mktemp("compose")) as running:
+            yield running
+    finally:
+        DUMP.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +183,15 @@ def test_down_then_up_keeps_the_database_and_prometheus_data(
         assert float(value[0]["value"][1]) == before
     finally:
         restored.close()
+    # docs/maintenance.md's other copies: Alertmanager's state, the API's database.
+    ok(docker("cp", "testboost-alertmanager:/alertmanager", "./alertmanager-backup", cwd=tmp_path))
+    assert (tmp_path / "alertmanager-backup" / "nflog").is_file()
+    _shell(f"docker exec testboost-postgres pg_dump -U testboost -d testboost -Fc > {DUMP}")
+    assert DUMP.stat().st_size > 0
 
 
 def test_down_v_removes_the_data(
-    stack: ComposeStack, prometheus: Prometheus, counted_at: float
+    stack: ComposeStack, prometheus: Prometheus, workload: Workload, counted_at: float
 ) -> None:
     at = counted_at
     assert prometheus.value(f"sum(testboost_workflow_total @ {at:.3f})")
@@ -193,8 +203,29 @@ def test_down_v_removes_the_data(
     with api_client(stack) as api:  # type: ignore[arg-type]
         until(lambda: _answers(api), timeout=60, message="the API back")
         assert api.get(SESSIONS).json()["items"] == []
-    prometheus.wait("up", timeout=60)
-    assert prometheus.query(f"testboost_workflow_total @ {at:.3f}") == []
+        prometheus.wait("up", timeout=60)
+        assert prometheus.query(f"testboost_workflow_total @ {at:.3f}") == []
+        # The database dump of the previous test, restored as docs/maintenance.md says.
+        _shell(
+            "docker exec -i testboost-postgres pg_restore -U testboost -d testboost --clean"
+            f" --if-exists < {DUMP}"
+        )
+        restored = [s["id"] for s in api.get(SESSIONS).json()["items"]]
+        assert len(restored) == workload.sessions
+
+
+def _shell(command: str) -> None:
+    """A documented command with a redirection, run by bash from the repository's root."""
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        cwd=REPO,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command}:\n{result.stderr}"
 
 
 def _answers(api: httpx.Client) -> bool:

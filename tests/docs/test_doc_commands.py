@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from tests.deploy.docker import RUN_HERE
 from tests.docs.doc_blocks import REPO, Block, all_blocks
 from tests.support.waiting import until
 
@@ -34,7 +35,11 @@ DOCKER_CLI = re.compile(r"(^|[\s;&|(])docker\s", re.M)
 # A block may be left unrun only for these reasons, and must then look like what it claims.
 NOT_RUN_REASONS = {
     "needs Docker": lambda code: DOCKER_CLI.search(code) is not None,
-    "needs Docker and Grafana": lambda code: "--grafana" in code,
+    "needs Docker and Grafana": lambda code: "--grafana" in code or "testboost-grafana" in code,
+    # The guide's compose commands, run for real on the Docker engine by tests/deploy.
+    "tests/deploy runs it": lambda code: all(
+        RUN_HERE.fullmatch(line) for line in code.strip().splitlines()
+    ),
     "this is the test suite itself": lambda code: code.strip() == "make test",
     # The same harness run (`python -m bench.run --smoke`), minutes long: run once, there.
     "tests/bench_smoke runs it": lambda code: code.strip() == "make bench-smoke",
