@@ -5,8 +5,7 @@ A hint is a template (`str.format` fields):
 
 - `{api}`, `{prometheus}`, `{alertmanager}`, `{grafana}`, `{otlp_agent}`: the URL given for
   that component, or read from the local stack (`<api URL>` when there is none);
-- `{api_port}`: the port the API answers on here, which a container reaches it on through
-  host.docker.internal;
+- `{api_port}`: the port the API answers on here;
 - `{start_X}`, `{log_X}` (X one of the above): how to start that component and where its log
   is: compose's way, or the local stack's when the doctor read one (`--stack`).
 """

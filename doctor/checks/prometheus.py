@@ -151,8 +151,9 @@ CHECKS = (
         "prometheus",
         f"target {SCRAPE_JOB} UP",
         "Open {prometheus}/targets: the testboost-api target must be UP. Start the API, make "
-        "its address in prometheus.yml reach it (host.docker.internal:{api_port} from a "
-        "container), or give Prometheus the metrics token (credentials_file).",
+        "its address in prometheus.yml reach it (compose: the testboost-api service on "
+        "testboost-network; an API outside Docker: listening beyond 127.0.0.1, on port "
+        "{api_port}), or give Prometheus the metrics token (credentials_file).",
         target,
     ),
     Check(

@@ -50,10 +50,10 @@ def test_a_component_that_does_not_answer_gets_its_own_url(component: str) -> No
     assert f"`curl -i {url}" in fill(UNREACHABLE[component], MOVED)
 
 
-def test_the_api_port_is_where_a_container_reaches_the_api() -> None:
+def test_the_target_hint_names_the_compose_address_and_the_api_port() -> None:
     (target,) = [c for c in CHECKS if c.name == "target testboost-api UP"]
     hint = fill(target.hint, MOVED)
-    assert "host.docker.internal:28000" in hint
+    assert "the testboost-api service" in hint and "on port 28000" in hint
     assert f"Open {MOVED.prometheus}/targets" in hint
 
 
