@@ -55,7 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    with _shared_metrics_dir(args.workers, telemetry_config):
+    from telemetry.metrics_dir import MetricsDirError
+
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_shared_metrics_dir(args.workers, telemetry_config))
+        except MetricsDirError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         import uvicorn
 
         from app.core.server import uvicorn_options
@@ -102,13 +109,14 @@ def _shared_metrics_dir(workers: int, telemetry_config: TelemetryConfig) -> Iter
         yield
         return
     from telemetry.config import TESTBOOST_METRICS_DIR
-    from telemetry.multiprocess import clear
+    from telemetry.multiprocess import prepare
 
     if telemetry_config.metrics_dir:
-        clear(Path(telemetry_config.metrics_dir))
+        prepare(Path(telemetry_config.metrics_dir))
         yield
         return
     with tempfile.TemporaryDirectory(prefix="testboost-metrics-") as directory:
+        prepare(Path(directory))
         os.environ[TESTBOOST_METRICS_DIR] = directory
         try:
             yield

@@ -34,6 +34,7 @@ from telemetry.exposition import PrometheusTextReader
 from telemetry.http import HttpTelemetry
 from telemetry.instruments import Instruments
 from telemetry.mapping import route_label_sets
+from telemetry.metrics_dir import MetricsDirError
 from telemetry.multiprocess import WorkerMetrics
 from telemetry.series_start import SeriesStart
 
@@ -163,6 +164,16 @@ def _pull_transform(
     return lambda data: series_start.apply(workers.merged(data))
 
 
+def _worker_metrics(directory: Path) -> WorkerMetrics:
+    """One line and exit 2 when the shared directory is not this server's alone (a bare
+    `uvicorn --workers`; `testboost serve` checks it before starting the workers)."""
+    try:
+        return WorkerMetrics(directory)
+    except MetricsDirError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+
+
 def setup(config: TelemetryConfig | None = None) -> Telemetry:
     """Build telemetry from `config` (default: the OTEL_* environment)."""
     config = config or TelemetryConfig.from_env()
@@ -181,7 +192,7 @@ def setup(config: TelemetryConfig | None = None) -> Telemetry:
     if not config.disabled:
         if config.metrics_exporter == "prometheus":
             if config.metrics_dir:
-                workers = WorkerMetrics(Path(config.metrics_dir))
+                workers = _worker_metrics(Path(config.metrics_dir))
             pull_reader = exporters.prometheus_reader(_pull_transform(series_start, workers))
             readers.append(pull_reader)
         elif config.metrics_exporter == "otlp":

@@ -12,6 +12,12 @@ the other workers' files:
   gauges are summed (the pool utilisation of the whole server), `testboost_active_sessions`,
   the database's count that every worker reads alike, takes the max.
 
+The files are data, never code: JSON of plain numbers and strings, each checked for its shape
+before use (a file that is not is skipped with a warning, and the scrape answers). Who may use
+the directory, and how files are named, is telemetry/metrics_dir.py. Dead workers' files are
+folded into one record (`dead.metrics`) by the live workers' publishers, under the directory's
+lock, so the file count stays at the live workers plus one however often workers come and go.
+
 The directory must be empty when the server starts (`testboost serve --workers N` makes a
 fresh one; docs/architecture.md says how for gunicorn or `uvicorn --workers`). A worker killed
 outright loses what it counted since its last publication (at most `interval_s`).
@@ -20,9 +26,10 @@ outright loses what it counted since its last publication (at most `interval_s`)
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import math
 import os
-import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -44,13 +51,19 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from telemetry import metrics_dir
 from telemetry.catalog import BY_OTEL_NAME
 
 log = logging.getLogger(__name__)
 SUFFIX = ".metrics"
+DEAD = "dead"  # the record of every dead worker's counters and histograms
+FORMAT = 1
+# A worker's file is a few hundred kB at the catalog's cardinality limits; far more is not one.
+MAX_FILE_BYTES = 64 * 1024 * 1024
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 # kinds in a published file
 COUNTER, UPDOWN, GAUGE, HISTOGRAM = "counter", "updown", "gauge", "histogram"
+KINDS = (COUNTER, UPDOWN, GAUGE, HISTOGRAM)
 
 # One published metric: (scope, name, description, unit, kind, points). A point is
 # (attributes, start_ns, value) or, for histograms,
@@ -76,8 +89,8 @@ def publishable(data: MetricsData | None) -> list[Published]:
                             p.sum,
                             tuple(p.explicit_bounds),
                             tuple(p.bucket_counts),
-                            p.min,
-                            p.max,
+                            _finite(p.min),
+                            _finite(p.max),
                         )
                         for p in series.data_points
                     ]
@@ -103,6 +116,79 @@ def publishable(data: MetricsData | None) -> list[Published]:
                     )
                 )
     return out
+
+
+def encode(published: list[Published]) -> bytes:
+    return json.dumps({"format": FORMAT, "metrics": published}, allow_nan=False).encode()
+
+
+def decode(payload: bytes) -> list[Published]:
+    """A published file's metrics; ValueError unless every part has its expected shape."""
+    document = json.loads(payload)
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError(f"not a format {FORMAT} metrics file")
+    metrics = document.get("metrics")
+    if not isinstance(metrics, list):
+        raise ValueError("no metrics list")
+    return [_metric(entry) for entry in metrics]
+
+
+def _metric(entry: Any) -> Published:
+    if not (isinstance(entry, list) and len(entry) == 6):
+        raise ValueError("a metric is [scope, name, description, unit, kind, points]")
+    scope, name, description, unit, kind, points = entry
+    if not all(isinstance(text, str) for text in (scope, name, description, unit)):
+        raise ValueError("scope, name, description and unit are strings")
+    if kind not in KINDS or not isinstance(points, list):
+        raise ValueError(f"{name}: unknown kind {kind!r} or no points")
+    return (scope, name, description, unit, kind, [_point(p, kind, name) for p in points])
+
+
+def _point(point: Any, kind: str, name: str) -> tuple[Any, ...]:
+    size = 8 if kind == HISTOGRAM else 3
+    if not (isinstance(point, list) and len(point) == size):
+        raise ValueError(f"{name}: a {kind} point has {size} fields")
+    attrs, start = point[0], point[1]
+    if not isinstance(attrs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | bool | int | float) for k, v in attrs.items()
+    ):
+        raise ValueError(f"{name}: attributes are strings to scalars")
+    if start is not None and not _count(start):
+        raise ValueError(f"{name}: a start time is a whole number of nanoseconds")
+    if kind != HISTOGRAM:
+        if not _number(point[2]) or (kind == COUNTER and point[2] < 0):
+            raise ValueError(f"{name}: a {kind}'s value is a finite number")
+        return (attrs, start, point[2])
+    _a, _s, count, total, bounds, buckets, low, high = point
+    if not (
+        _count(count)
+        and _number(total)
+        and isinstance(bounds, list)
+        and all(_number(b) for b in bounds)
+        and isinstance(buckets, list)
+        and len(buckets) == len(bounds) + 1
+        and all(_count(c) for c in buckets)
+        and sum(buckets) == count
+        and (low is None or _number(low))
+        and (high is None or _number(high))
+    ):
+        raise ValueError(f"{name}: a histogram point's count, sum, bounds or buckets")
+    low = math.inf if low is None else low
+    high = -math.inf if high is None else high
+    return (attrs, start, count, total, tuple(bounds), tuple(buckets), low, high)
+
+
+def _finite(value: float) -> float | None:
+    """min/max of a histogram with no observation are infinite, which JSON cannot hold."""
+    return value if math.isfinite(value) else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class _Series:
@@ -135,11 +221,16 @@ class _Series:
 
 
 class WorkerMetrics:
-    """This worker's publication, and the merge of every worker's for a scrape."""
+    """This worker's publication, and the merge of every worker's for a scrape.
+
+    Raises metrics_dir.MetricsDirError when the directory is not this server's alone."""
 
     def __init__(self, directory: Path, interval_s: float = 1.0) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        metrics_dir.check(self.directory)
+        self.worker = metrics_dir.identity(os.getpid()) or f"{os.getpid()}-0"
+        server = metrics_dir.identity(os.getppid()) or f"{os.getppid()}-0"
+        metrics_dir.claim(self.directory, server)
         self._collect: Callable[[], MetricsData | None] = lambda: None
         self._interval_s = interval_s
         self._stop = threading.Event()
@@ -147,6 +238,7 @@ class WorkerMetrics:
         # One attributes dict per series for the process' life: the renderer's cache is keyed
         # by the identity of a point's attributes.
         self._attrs: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        self._warned: set[str] = set()
 
     # --- this worker ------------------------------------------------------------------------
 
@@ -170,60 +262,97 @@ class WorkerMetrics:
         while not self._stop.wait(self._interval_s):
             try:
                 self.publish()
-            except Exception:  # never let publishing kill the worker; try again next time
-                log.exception("publishing this worker's metrics failed")
+                self.fold()
+            except Exception as exc:  # never let publishing kill the worker; try again later
+                self._warn(f"publishing this worker's metrics failed: {exc}")
 
     def publish(self, data: MetricsData | None = None) -> None:
         data = self._collect() if data is None else data
-        payload = pickle.dumps(publishable(data), protocol=pickle.HIGHEST_PROTOCOL)
-        target = self.directory / f"{os.getpid()}{SUFFIX}"
-        scratch = self.directory / f".{os.getpid()}.tmp"
+        payload = encode(publishable(data))
+        target = self.directory / f"{self.worker}{SUFFIX}"
+        scratch = self.directory / f".{self.worker}.tmp"
         scratch.write_bytes(payload)
         os.replace(scratch, target)  # readers see the old file or the new one, never half
+
+    def fold(self) -> None:
+        """Fold dead workers' files into the dead record, and remove them."""
+        with metrics_dir.locked(self.directory, exclusive=True):
+            files = [(path, worker) for path, worker in self._files() if worker != DEAD]
+            dead = [(p, w) for p, w in files if w != self.worker and not metrics_dir.alive(w)]
+            if not dead:
+                return
+            record = self.directory / f"{DEAD}{SUFFIX}"
+            sources = [read for read in (self._read(record),) if read is not None]
+            folded = []
+            for path, _worker in dead:
+                published = self._read(path)
+                if published is not None:
+                    sources.append(published)
+                    folded.append(path)
+            # As dead sources: their counters and histograms, not their gauges.
+            merged = _accumulate([(False, published) for published in sources])
+            scratch = self.directory / f".{DEAD}.tmp"
+            scratch.write_bytes(encode(_published(merged)))
+            os.replace(scratch, record)
+            for path in folded:
+                path.unlink()
 
     # --- the scrape ---------------------------------------------------------------------------
 
     def merged(self, own: MetricsData | None) -> MetricsData | None:
         """This worker's fresh collection plus every other worker's latest publication."""
-        me = os.getpid()
         sources: list[tuple[bool, list[Published]]] = [(True, publishable(own))]
-        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            pid = int(path.stem) if path.stem.isdigit() else None
-            if pid is None or pid == me:
-                continue
-            try:
-                published = pickle.loads(path.read_bytes())
-            except (OSError, pickle.UnpicklingError, EOFError):
-                log.warning("unreadable worker metrics file %s is skipped", path)
-                continue
-            sources.append((_alive(pid), published))
+        with metrics_dir.locked(self.directory, exclusive=False):
+            for path, worker in self._files():
+                if worker == self.worker:
+                    continue
+                published = self._read(path)
+                if published is not None:
+                    sources.append((worker != DEAD and metrics_dir.alive(worker), published))
         resource = (
             own.resource_metrics[0].resource if own and own.resource_metrics else Resource({})
         )
         return self._merge(sources, resource)
 
+    def _files(self) -> list[tuple[Path, str]]:
+        """The published files and their workers (`<pid>-<start>`, or DEAD)."""
+        found = []
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            worker = path.name[: -len(SUFFIX)]
+            pid, _, start = worker.partition("-")
+            if worker == DEAD or (pid.isdigit() and start.isdigit()):
+                found.append((path, worker))
+            else:
+                self._warn(f"{path} is not a worker's metrics file: skipped")
+        return found
+
+    def _read(self, path: Path) -> list[Published] | None:
+        try:
+            with open(path, "rb") as file:
+                payload = file.read(MAX_FILE_BYTES + 1)
+            if len(payload) > MAX_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
+            return decode(payload)
+        except FileNotFoundError:
+            return None  # folded, or its worker replaced it, since the listing
+        except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            self._warn(f"unreadable worker metrics file {path} is skipped: {exc}")
+            return None
+
+    def _warn(self, message: str) -> None:
+        """Each distinct problem once per process, not once per scrape or second."""
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
     def _merge(
         self, sources: list[tuple[bool, list[Published]]], resource: Resource
     ) -> MetricsData:
         now = time.time_ns()
-        merged: dict[tuple[str, str], tuple[str, str, str, dict[tuple[Any, ...], _Series]]] = {}
-        for alive, published in sources:
-            for scope, name, description, unit, kind, points in published:
-                if kind in (GAUGE, UPDOWN) and not alive:
-                    continue  # a dead worker's current values are not current
-                family = BY_OTEL_NAME.get(name)
-                rule = family.across_workers if family and kind in (GAUGE, UPDOWN) else "sum"
-                entry = merged.setdefault((scope, name), (description, unit, kind, {}))
-                series = entry[3]
-                for point in points:
-                    key = tuple(sorted(point[0].items()))
-                    existing = series.get(key)
-                    if existing is None:
-                        series[key] = _Series(self._canonical(name, key, point[0]), point, kind)
-                    else:
-                        existing.add(point, kind, rule)
         scopes: dict[str, list[Metric]] = {}
-        for (scope, name), (description, unit, kind, series) in merged.items():
+        for (scope, name), (description, unit, kind, series) in _accumulate(sources).items():
+            for key, entry in series.items():
+                entry.attrs = self._attrs.setdefault((name, key), entry.attrs)
             scopes.setdefault(scope, []).append(
                 Metric(name, description, unit, _data(kind, series.values(), now))
             )
@@ -237,8 +366,58 @@ class WorkerMetrics:
             ]
         )
 
-    def _canonical(self, name: str, key: tuple[Any, ...], attrs: Any) -> Any:
-        return self._attrs.setdefault((name, key), attrs)
+
+Accumulated = dict[tuple[str, str], tuple[str, str, str, dict[tuple[Any, ...], "_Series"]]]
+
+
+def _accumulate(sources: list[tuple[bool, list[Published]]]) -> Accumulated:
+    """Every source's series summed per label set (gauges by the catalog's rule, and only
+    from live workers: a dead worker's current values are not current)."""
+    merged: Accumulated = {}
+    for alive, published in sources:
+        for scope, name, description, unit, kind, points in published:
+            if kind in (GAUGE, UPDOWN) and not alive:
+                continue
+            family = BY_OTEL_NAME.get(name)
+            rule = family.across_workers if family and kind in (GAUGE, UPDOWN) else "sum"
+            entry = merged.setdefault((scope, name), (description, unit, kind, {}))
+            if entry[2] != kind:
+                log.warning("%s has two kinds across workers; a worker's points are skipped", name)
+                continue
+            series = entry[3]
+            for point in points:
+                key = tuple(sorted(point[0].items()))
+                existing = series.get(key)
+                if existing is None:
+                    series[key] = _Series(point[0], point, kind)
+                else:
+                    existing.add(point, kind, rule)
+    return merged
+
+
+def _published(merged: Accumulated) -> list[Published]:
+    """The plain-data form of accumulated series (the dead record)."""
+    out: list[Published] = []
+    for (scope, name), (description, unit, kind, series) in merged.items():
+        points: list[tuple[Any, ...]]
+        if kind == HISTOGRAM:
+            points = [
+                (
+                    s.attrs,
+                    s.start,
+                    s.count,
+                    s.sum,
+                    s.bounds,
+                    s.buckets,
+                    _finite(s.min),
+                    _finite(s.max),
+                )
+                for s in series.values()
+            ]
+        else:
+            points = [(s.attrs, s.start, s.value) for s in series.values()]
+        out.append((scope, name, description, unit, kind, points))
+    return out
 
 
 def _data(kind: str, series: Any, now: int) -> Any:
@@ -258,18 +437,12 @@ def _data(kind: str, series: Any, now: int) -> Any:
     return Sum(points, CUMULATIVE, is_monotonic=kind == COUNTER)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clear(directory: Path) -> None:
-    """Empty a metrics directory before the workers start (what a fresh server needs)."""
+def prepare(directory: Path) -> None:
+    """Before the workers start (`testboost serve`): check the directory, record this process
+    as its server (the workers' parent), and empty it, which a fresh server needs. Raises
+    metrics_dir.MetricsDirError, before anything is removed, when it is not ours to use."""
+    metrics_dir.check(directory)
+    metrics_dir.claim(directory, metrics_dir.identity(os.getpid()) or f"{os.getpid()}-0")
     for path in Path(directory).glob(f"*{SUFFIX}"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
