@@ -25,6 +25,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_gauge_engine, make_sessionmaker, migrate
 from app.core.limits import BodySizeLimit
 from app.core.redaction import redact_access_log
+from app.core.redirects import RelativeRedirects
 from app.core.security import LoopbackOnly, require_api_key
 from app.llm.client import LLMClient, make_provider
 from app.models import Session
@@ -137,6 +138,7 @@ def _add_routes(app: FastAPI) -> None:
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Middleware runs outermost-last-added: telemetry (added after these) sees every request,
     # refused ones too.
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

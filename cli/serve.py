@@ -81,12 +81,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _database_problem(settings: Settings) -> str | None:
     """A one-line reason when the database does not answer, before any worker starts."""
+    from sqlalchemy import make_url
+
     from app.core.db import DatabaseUnreachable, make_engine, reachable_or_raise
 
     try:
         engine = make_engine(settings)
     except (OSError, ValueError) as exc:  # a SQLite file whose folder cannot be made, say
-        return f"Cannot use the database at {settings.database_url} (TESTBOOST_DATABASE_URL): {exc}"
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        return f"Cannot use the database at {url} (TESTBOOST_DATABASE_URL): {exc}"
     try:
         reachable_or_raise(engine, settings)
     except DatabaseUnreachable as exc:

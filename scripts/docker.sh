@@ -10,6 +10,8 @@
 #               machine's own apt mirror, with ca-certificates, wget and the machine's CA bundle
 #               (the registries' TLS is signed by a CA only that bundle holds); the tarball is
 #               cached in .tools/images/ and remade only when its inputs change
+#   registry    Debian 12's docker-registry, unpacked into .tools/root-registry (the tests run one
+#               on loopback to pull images from, as from a mirror)
 #   stand-ins   testboost-standin/*: the third-party images compose names, at the same
 #               versions, made from that base and what `make tools` installed (Prometheus and
 #               Alertmanager from Debian, our Collector and Jaeger builds, PostgreSQL and Python
@@ -50,6 +52,13 @@ if ! docker compose version >/dev/null 2>&1 || ! docker buildx version >/dev/nul
     ln -sf "$TOOLS/root-docker/usr/libexec/docker/cli-plugins/$plugin" \
       "$DOCKER_CONFIG/cli-plugins/$plugin"
   done
+fi
+
+# --- a registry ----------------------------------------------------------------------------
+# Debian 12's docker-registry (distribution 2.8): the compose tests push the stand-ins to one
+# on loopback and pull them as an operator pulls from a mirror (the guide's `pull`).
+if ! "$TOOLS/root-registry/usr/bin/docker-registry" --version >/dev/null 2>&1; then
+  fetch bookworm "$TOOLS/root-registry" docker-registry
 fi
 
 # --- base image -----------------------------------------------------------------------------

@@ -10,9 +10,15 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 SIMULATED = "simulated"
 DEFAULT_DATABASE_URL = "sqlite:///./var/testboost.db"
+
+
+# The drivers the wheel ships (`postgresql` is taken as `postgresql+psycopg`).
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 
 
 class Settings(BaseSettings):
@@ -60,9 +66,17 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
-        if value.startswith("postgresql://"):
+        """Parsed here, so that any bad URL is one line that never shows its password."""
+        expected = "a sqlite:///path or postgresql+psycopg://user:password@host:port/db URL"
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):  # unparsable, or a port that is not a number
+            raise ValueError(f"is not {expected}") from None
+        if url.drivername not in DATABASE_DRIVERS:
+            raise ValueError(f"driver {url.drivername!r} is not supported: use {expected}")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"port {url.port} is out of range")
+        if url.drivername == "postgresql":
             # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
@@ -84,6 +98,12 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            # They would reach every log line with the URL, and be sent as Basic auth.
+            raise ValueError(
+                "must not hold credentials (user:password@); the provider's key goes in "
+                "TESTBOOST_LLM_API_KEY"
+            )
         return value.rstrip("/")
 
     @field_validator("api_key", "metrics_token", "llm_api_key")

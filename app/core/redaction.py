@@ -4,50 +4,35 @@ log, since clients do send `?api_key=...` or `/metrics?token=...` by mistake."""
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import unquote_plus
 
-# Compared case-insensitively, `-` read as `_`; any name ending in `_key`, `_token`,
-# `_secret` or `_password` counts too.
+# Compared case-insensitively, `-` and `_` ignored, a trailing `[...]` (PHP-style arrays)
+# dropped; any name ending in one of the suffixes counts too (`apitoken`, `x_api_key`,
+# `client_secret`, `db_pass`...). Redacting an innocent parameter costs a log line's detail;
+# missing a secret leaks it, so the rule errs on the first side.
 SECRET_NAMES = frozenset(
-    {
-        "access_token",
-        "api_key",
-        "apikey",
-        "auth",
-        "authorization",
-        "client_secret",
-        "code",
-        "credential",
-        "credentials",
-        "id_token",
-        "key",
-        "passwd",
-        "password",
-        "pwd",
-        "refresh_token",
-        "secret",
-        "sig",
-        "signature",
-        "token",
-        "x_api_key",
-    }
+    {"auth", "authorization", "bearer", "code", "credential", "credentials", "jwt", "sig"}
 )
-SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password")
+SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "pass", "pwd", "signature")
 REDACTED = "<redacted>"
+_SEPARATORS = re.compile(r"([&;])")
 
 
 def is_secret_name(name: str) -> bool:
-    normal = unquote_plus(name).strip().lower().replace("-", "_")
+    normal = re.sub(r"\[[^\]]*\]$", "", unquote_plus(name).strip().lower())
+    normal = normal.replace("-", "").replace("_", "")
     return normal in SECRET_NAMES or normal.endswith(SECRET_SUFFIXES)
 
 
 def redact_query(query: str) -> str:
-    """`limit=5&api_key=abc` → `limit=5&api_key=<redacted>`; other parameters kept as sent."""
+    """`limit=5&api_key=abc` → `limit=5&api_key=<redacted>`; other parameters kept as sent.
+    Pairs separated by `&` or `;` alike (servers differ, so both are taken as separators)."""
     parts = []
-    for part in query.split("&"):
+    for part in _SEPARATORS.split(query):
         name, equals, _value = part.partition("=")
         parts.append(f"{name}={REDACTED}" if equals and is_secret_name(name) else part)
-    return "&".join(parts)
+    return "".join(parts)
 
 
 def redact_target(target: str) -> str:

@@ -33,7 +33,8 @@ NETWORK = "testboost-network"
 RUN_HERE = re.compile(
     r"docker network (create|rm) testboost-network"
     r"|docker compose( -f compose/docker-compose(\.(monitoring|otel))?\.yaml)+"
-    r" (up -d|ps|down|down -v)"
+    r" (up -d|up -d --build|ps|pull|down|down -v|restart prometheus)"
+    r"|docker logs testboost-(api|prometheus|alertmanager)"
     r"|docker cp testboost-(prometheus:/prometheus|alertmanager:/alertmanager) \./\S+-backup"
     r"|docker exec testboost-postgres pg_dump -U testboost -d testboost -Fc > testboost\.pgdump"
     r"|docker exec -i testboost-postgres pg_restore -U testboost -d testboost --clean"
@@ -87,3 +88,51 @@ def services(files: tuple[str, ...], env: dict[str, str]) -> dict[str, dict[str,
     out = ok(compose(files, "ps", "--all", "--format", "json", env=env))
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     return {row["Service"]: row for row in rows}
+
+
+class Registry:
+    """Debian's docker-registry on loopback (scripts/docker.sh unpacks it): images pushed
+    there are pulled by the engine as from an operator's mirror."""
+
+    BINARY = REPO / ".tools" / "root-registry" / "usr" / "bin" / "docker-registry"
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.address = f"127.0.0.1:{port}"  # loopback: the engine allows it over plain HTTP
+        config = workdir / "registry.yml"
+        config.write_text(
+            "version: 0.1\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n"
+            f"http:\n  addr: {self.address}\n"
+        )
+        self.log = (workdir / "registry.log").open("w")
+        self.process = subprocess.Popen(
+            [str(self.BINARY), "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def __enter__(self) -> Registry:
+        import httpx
+
+        from tests.support.waiting import until
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://{self.address}/v2/", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        until(ready, timeout=30, interval=0.2, message="the registry")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+    def push(self, image: str) -> str:
+        """Push `image` as <registry>/<image>; the local tag of that name is removed, so that
+        only a pull brings it back."""
+        name = f"{self.address}/{image}"
+        ok(docker("tag", image, name))
+        ok(docker("push", "-q", name))
+        ok(docker("image", "rm", name))
+        return name

@@ -19,7 +19,16 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import Installed
-from tests.deploy.docker import GUIDE, REPO, SERVICES, docker, environment, ok
+from tests.deploy.docker import (
+    GUIDE,
+    REPO,
+    SERVICES,
+    STANDINS,
+    Registry,
+    docker,
+    environment,
+    ok,
+)
 from tests.deploy.stack import ComposeStack, assert_counts, compose_stack
 from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client, run_workload
 from tests.monitoring.tools import tool_path
@@ -148,6 +157,20 @@ def _items(body: object) -> list[dict[str, object]]:
     return [dict(item) for item in items]  # type: ignore[union-attr]
 
 
+def test_logs_and_a_prometheus_restart_as_the_docs_say(
+    stack: ComposeStack, prometheus: Prometheus, workload: Workload, counted_at: float
+) -> None:
+    """docs/troubleshooting.md's logs, and docs/maintenance.md's restart after a rules
+    change: Prometheus comes back healthy with its data."""
+    for container in ("testboost-alertmanager", "testboost-prometheus", "testboost-api"):
+        logs = docker("logs", container)
+        assert logs.returncode == 0 and (logs.stdout + logs.stderr).strip(), container
+    stack.compose("restart", "prometheus")
+    stack.wait_healthy()
+    value = prometheus.wait(f"sum(testboost_workflow_total @ {counted_at:.3f})", timeout=60)
+    assert float(value[0]["value"][1]) == workload.sessions
+
+
 # --- lifecycle: the guide's down / up, down -v, and its backup --------------------------------
 
 
@@ -212,6 +235,35 @@ def test_down_v_removes_the_data(
         )
         restored = [s["id"] for s in api.get(SESSIONS).json()["items"]]
         assert len(restored) == workload.sessions
+
+
+def test_pull_then_up_updates_from_the_registry(stack: ComposeStack, tmp_path: Path) -> None:
+    """The guide's update: `pull`, then `up -d`, with the images named by their variables on a
+    registry (a mirror): each is pulled, the containers are recreated on it, the data stays."""
+    with api_client(stack) as api:  # type: ignore[arg-type]
+        created = api.post(SESSIONS, json={"session_type": "test_generation", "project_path": "/u"})
+        assert created.status_code == 201, created.text
+    with Registry(tmp_path, free_port()) as registry:
+        images = {
+            variable: registry.push(STANDINS[variable])
+            for variable in (
+                "TESTBOOST_POSTGRES_IMAGE",
+                "TESTBOOST_PROMETHEUS_IMAGE",
+                "TESTBOOST_ALERTMANAGER_IMAGE",
+            )
+        }
+        stack.env |= images
+        stack.compose("pull", *SERVICES)
+        for image in images.values():
+            ok(docker("image", "inspect", image))
+        stack.up()
+    rows = stack.wait_healthy()
+    assert {rows[s]["Image"] for s in ("postgres", "prometheus", "alertmanager")} == set(
+        images.values()
+    )
+    with api_client(stack) as api:  # type: ignore[arg-type]
+        until(lambda: _answers(api), timeout=60, message="the API back")
+        assert api.get(f"{SESSIONS}/{created.json()['id']}").status_code == 200
 
 
 def _shell(command: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from httpx import Response
 from starlette.testclient import TestClient
 
+from tests.conftest import AppFactory
 from tests.integration.test_webhook import FIRING
 
 SURROGATE = "\udfff"  # a lone surrogate: valid JSON (`"\udfff"`), but not encodable as UTF-8
@@ -191,3 +192,17 @@ def test_error_bodies_are_bounded(client: TestClient) -> None:
     assert len(response.content) < 16_384, len(response.content)
     assert len(response.json()["detail"]) <= 20
     assert "errors" in response.json()["detail"][-1]["msg"]
+
+
+@pytest.mark.parametrize("path", ["/api/v2/sessions/", "/health/", "/metrics/", "/docs/"])
+def test_a_redirect_never_takes_its_host_from_the_request(
+    make_client: AppFactory, path: str
+) -> None:
+    """The trailing-slash redirect answered `Location: http://<Host header>/...`: an open
+    redirect's shape, with no key needed. Now a relative reference on this API."""
+    client = make_client()
+    response = client.get(
+        f"{path}?limit=2", headers={"Host": "evil.example"}, follow_redirects=False
+    )
+    assert response.status_code == 307
+    assert response.headers["location"] == f"{path.rstrip('/')}?limit=2"

@@ -120,3 +120,32 @@ def test_undecodable_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TESTBOOST_CORS_ORIGINS", "[not json")
     with pytest.raises(SettingsError, match=r"TESTBOOST_CORS_ORIGINS"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://bob:s3cret-pw@127.0.0.1:abc/testboost",  # a port that is no number
+        "postgresql+nodriver://bob:s3cret-pw@127.0.0.1/testboost",  # a driver not shipped
+        "mysql://bob:s3cret-pw@127.0.0.1/testboost",
+        "postgresql://bob:s3cret-pw@127.0.0.1:70000/testboost",
+        "bob:s3cret-pw@nowhere",
+    ],
+)
+def test_every_bad_database_url_is_refused_without_its_password(url: str) -> None:
+    result = _serve({"TESTBOOST_DATABASE_URL": url})
+    assert result.returncode == 2
+    assert "TESTBOOST_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret-pw" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 2, result.stderr  # the heading, one line
+
+
+def test_credentials_in_the_llm_url_are_refused_without_being_shown() -> None:
+    result = _serve({"TESTBOOST_LLM_BASE_URL": "http://user:s3cret-pw@127.0.0.1:9/v1"})
+    assert result.returncode == 2
+    assert "TESTBOOST_LLM_BASE_URL" in result.stderr and "TESTBOOST_LLM_API_KEY" in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    # An @ in the path is not userinfo.
+    assert Settings(llm_base_url="http://127.0.0.1:9/v1/@team").llm_base_url == (
+        "http://127.0.0.1:9/v1/@team"
+    )
