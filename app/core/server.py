@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    return {"http": LimitedHttpToolsProtocol, "timeout_keep_alive": settings.keep_alive_timeout}
+    return {
+        "http": LimitedHttpToolsProtocol,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "timeout_worker_healthcheck": settings.worker_healthcheck_timeout,
+    }
 
 
 class _Reading(Enum):

@@ -149,3 +149,16 @@ def test_credentials_in_the_llm_url_are_refused_without_being_shown() -> None:
     assert Settings(llm_base_url="http://127.0.0.1:9/v1/@team").llm_base_url == (
         "http://127.0.0.1:9/v1/@team"
     )
+
+
+def test_the_worker_health_check_timeout_reaches_uvicorn() -> None:
+    """uvicorn kills a worker that does not answer its parent's health check in time, a
+    starting one too; its 5 s default killed workers on a loaded machine."""
+    import uvicorn
+
+    from app.core.server import uvicorn_options
+
+    assert Settings().worker_healthcheck_timeout == 30
+    options = uvicorn_options(Settings(worker_healthcheck_timeout=45))
+    config = uvicorn.Config("app.main:app", workers=2, **options)
+    assert config.timeout_worker_healthcheck == 45
