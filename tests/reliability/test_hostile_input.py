@@ -206,3 +206,41 @@ def test_a_redirect_never_takes_its_host_from_the_request(
     )
     assert response.status_code == 307
     assert response.headers["location"] == f"{path.rstrip('/')}?limit=2"
+
+
+def test_a_large_delivery_does_not_starve_other_writers(make_client: AppFactory) -> None:
+    """A delivery of 1,500 alerts is stored in batches: sessions created meanwhile are not
+    held behind it (on SQLite one transaction held the write lock for the whole delivery)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.integration.test_webhook import post
+
+    client = make_client()
+    payload = copy.deepcopy(FIRING)
+    template = payload["alerts"][0]
+    payload["alerts"] = [{**template, "fingerprint": f"fp{i:05d}"} for i in range(1500)]
+    delivered = threading.Event()
+    latencies: list[float] = []
+
+    def create_sessions() -> None:
+        other = TestClient(client.app, base_url=str(client.base_url))
+        while not delivered.is_set():
+            started = time.monotonic()
+            body = {"session_type": "test_generation", "project_path": "/p"}
+            assert other.post("/api/v2/sessions", json=body).status_code == 201
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.05)
+
+    with ThreadPoolExecutor(1) as pool:
+        writer = pool.submit(create_sessions)
+        started = time.monotonic()
+        answer = post(client, payload)
+        took = time.monotonic() - started
+        delivered.set()
+        writer.result()
+    assert answer.status_code == 200 and answer.json()["created"] == 1500
+    assert len(latencies) >= 3, (took, latencies)
+    # Each session waits for one batch at most, not for the delivery.
+    assert max(latencies) < max(2.0, took / 3), (took, max(latencies))
