@@ -7,6 +7,8 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+CLOSE = (b"connection", b"close")
+
 
 class BodyTooLarge(HTTPException):
     """Raised from `receive`: FastAPI re-raises HTTPExceptions met while reading a body,
@@ -30,20 +32,26 @@ class BodySizeLimit:
                 await self._refuse(send)
                 return
         received = 0
-        started = False
+        started = refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    refused = True
                     raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if refused:
+                    # The 413 the app made of BodyTooLarge: the server closes the connection
+                    # after it instead of reading the rest of the body.
+                    message = {**message, "headers": [*message["headers"], CLOSE]}
             await send(message)
 
         try:
@@ -67,7 +75,7 @@ async def send_json(send: Send, status: int, detail: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                CLOSE,
             ],
         }
     )

@@ -56,7 +56,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             _Reading.BODY: settings.body_timeout,
         }
         self._reading = _Reading.HEADERS
-        self._header_bytes = 0
+        self._header_bytes = 0  # of the header block being received
+        self._tail = b""  # its last 3 bytes: its end may straddle two reads
         self._deadline: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -70,19 +71,33 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        counted = self._reading is not _Reading.BODY and not self.transport.is_closing()
+        if counted and not self._header_block_fits(data):
+            self._refuse(431, f"request headers larger than {self._max_header_bytes} bytes")
+            return
         super().data_received(data)  # the parser callbacks below move `_reading`
-        if self._reading is _Reading.HEADERS and not self.transport.is_closing():
-            # Counted after parsing, so a chunk holding the headers' end is never refused;
-            # httptools keeps at most the limit plus one read.
+        if not counted and self._reading is _Reading.HEADERS and not self.transport.is_closing():
+            # The headers of a request pipelined behind a body, counted after parsing: at
+            # most the limit plus one read is kept.
             self._header_bytes += len(data)
             if self._header_bytes > self._max_header_bytes:
                 self._refuse(431, f"request headers larger than {self._max_header_bytes} bytes")
+
+    def _header_block_fits(self, data: bytes) -> bool:
+        """Before parsing: does the header block, this chunk's part included, stay within the
+        limit? Exact however the block is split (one write of 100 kB included)."""
+        window = self._tail + data
+        end = window.find(b"\r\n\r\n")
+        if end < 0:
+            self._header_bytes += len(data)
+            self._tail = window[-3:]
+            return self._header_bytes <= self._max_header_bytes
+        return self._header_bytes + end + 4 - len(self._tail) <= self._max_header_bytes
 
     # --- httptools parser callbacks -----------------------------------------------------------
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
         if self._reading is not _Reading.HEADERS:  # a new request on a kept-alive connection
             self._expect(_Reading.HEADERS)
 
@@ -93,6 +108,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading = _Reading.NOTHING
+        self._header_bytes, self._tail = 0, b""  # the next request's header block starts
         self._cancel_deadline()
 
     # --- deadlines ----------------------------------------------------------------------------

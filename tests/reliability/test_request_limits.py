@@ -168,3 +168,49 @@ def test_a_body_over_the_limit_is_refused_and_not_read(api: ApiProcess) -> None:
     answer = closed_within(sock, TIMEOUT / 2)  # closed at once, not at the body timeout
     assert answer.startswith(b"HTTP/1.1 413 "), answer
     assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_a_chunked_body_over_the_limit_is_refused_and_the_rest_not_read(api: ApiProcess) -> None:
+    """Without a Content-Length the limit is found while reading: 413, and the connection is
+    closed then (it went on reading 2.1 GB in 4 s, until the body timeout)."""
+    sock = connect(api, send_buffer=16384)
+    sock.settimeout(5)
+    head = (
+        b"POST /api/v1/alerts/webhook HTTP/1.1\r\nHost: testboost\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"%x\r\n%s\r\n" % (65536, b"a" * 65536)
+    started, sent, closed = time.monotonic(), 0, False
+    sock.sendall(head)
+    try:
+        while sent < 256 * MIB and time.monotonic() - started < TIMEOUT + SLACK:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        closed = True  # reset or broken pipe: the server stopped reading
+    assert closed, f"still accepting after {sent / MIB:.0f} MiB"
+    assert sent < 8 * MIB, f"{sent / MIB:.1f} MiB sent before the connection closed"
+    assert time.monotonic() - started < TIMEOUT  # at once, not at the body timeout
+
+
+@pytest.mark.parametrize("size", [100_000, 32 * 1024 + 1])
+def test_a_header_block_over_the_limit_in_one_write_is_refused(api: ApiProcess, size: int) -> None:
+    """The whole block in one write (it was parsed whole and answered 200: the limit was
+    counted after parsing), one byte over the limit included."""
+    head = b"GET /health HTTP/1.1\r\nHost: testboost\r\n"
+    filler = b"X-Big: " + b"a" * (size - len(head) - len(b"X-Big: \r\n\r\n")) + b"\r\n\r\n"
+    assert len(head + filler) == size
+    sock = connect(api)
+    sock.sendall(head + filler)
+    assert closed_within(sock, TIMEOUT).startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_header_block_at_the_limit_is_served(api: ApiProcess) -> None:
+    head = b"GET /health HTTP/1.1\r\nHost: testboost\r\nConnection: close\r\n"
+    size = 32 * 1024
+    filler = b"X-Big: " + b"a" * (size - len(head) - len(b"X-Big: \r\n\r\n")) + b"\r\n\r\n"
+    sock = connect(api)
+    for part in (head, filler[:100], filler[100:]):  # in three writes
+        sock.sendall(part)
+        time.sleep(0.05)
+    assert closed_within(sock, TIMEOUT).startswith(b"HTTP/1.1 200 ")
