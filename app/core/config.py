@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="gpt-4o-mini", min_length=1)
     llm_api_key: SecretStr | None = None
     llm_timeout: float = Field(default=60.0, gt=0, le=600)
+    # 40 MiB answers were stored whole; four of them made one 167 MB `/steps` response.
+    llm_max_answer_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     llm_max_attempts: int = Field(default=4, ge=1, le=10)
     # Longest Retry-After we honour; a longer one is capped to this.
     llm_max_retry_wait: float = Field(default=30.0, ge=0, le=600)

@@ -108,4 +108,5 @@ def make_provider(settings: Settings) -> Provider:
         model=settings.llm_model,
         api_key=key,
         timeout=settings.llm_timeout,
+        max_answer_bytes=settings.llm_max_answer_bytes,
     )

@@ -6,6 +6,9 @@ retries live in `client.LLMClient`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import random
 import re
 import threading
@@ -48,46 +51,99 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class OpenAICompatible:
-    """`POST {base_url}/chat/completions`: OpenAI, vLLM, Ollama, LM Studio and most proxies."""
+    """`POST {base_url}/chat/completions`: OpenAI, vLLM, Ollama, LM Studio and most proxies.
+
+    `timeout` is a deadline for the whole attempt (connect, headers, body), not an idle
+    timer: a server that trickles a byte a second used to keep a step running for ever. An
+    answer larger than `max_answer_bytes` is refused as it arrives. Requests run on an event
+    loop of the provider's own, where a deadline cancels a read however slow it is; callers
+    (workflow threads) wait for their attempt."""
 
     def __init__(
-        self, *, name: str, base_url: str, model: str, api_key: str | None, timeout: float
+        self,
+        *,
+        name: str,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        timeout: float,
+        max_answer_bytes: int,
     ) -> None:
         self.name = name
         self.model = model
         self._api_key = api_key
+        self._deadline = timeout
+        self._max_bytes = max_answer_bytes
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"llm-{name}", daemon=True
+        )
+        self._thread.start()
 
     def complete_once(self, messages: list[Message]) -> str:
+        return asyncio.run_coroutine_threadsafe(self._attempt(messages), self._loop).result()
+
+    async def _attempt(self, messages: list[Message]) -> str:
+        request = {"model": self.model, "messages": messages}
         try:
-            response = self._http.post(
-                "/chat/completions", json={"model": self.model, "messages": messages}
-            )
+            async with (
+                asyncio.timeout(self._deadline),
+                self._http.stream("POST", "/chat/completions", json=request) as response,
+            ):
+                status, headers = response.status_code, response.headers
+                body = await self._read(response)
+        except TimeoutError as exc:  # the deadline, or one of httpx's own timeouts
+            detail = f"no whole answer within {self._deadline:g} s ({type(exc).__name__})"
+            raise AttemptFailed(Outcome.TIMEOUT, detail) from exc
         except httpx.TimeoutException as exc:
             detail = f"no answer in time ({type(exc).__name__})"
             raise AttemptFailed(Outcome.TIMEOUT, detail) from exc
         except httpx.TransportError as exc:
             raise AttemptFailed(Outcome.CONNECTION, f"{type(exc).__name__}: {exc}") from exc
-        outcome = outcome_for_status(response.status_code)
+        outcome = outcome_for_status(status)
         if outcome is not Outcome.SUCCESS:
             raise AttemptFailed(
                 outcome,
-                self._classified(response),
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                self._classified(status, body),
+                retry_after=parse_retry_after(headers.get("retry-after")),
             )
-        return _content(response)
+        return _content(body)
 
-    def _classified(self, response: httpx.Response) -> str:
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The body, refused as soon as it is known to exceed the cap."""
+        declared = response.headers.get("content-length", "")
+        body = bytearray()
+        if not (declared.isdigit() and int(declared) > self._max_bytes):
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self._max_bytes:
+                    break
+            else:
+                return bytes(body)
+        raise AttemptFailed(
+            Outcome.SERVER_ERROR,
+            f"answer larger than {self._max_bytes} bytes (TESTBOOST_LLM_MAX_ANSWER_BYTES)",
+        )
+
+    def _classified(self, status: int, body: bytes) -> str:
         """`HTTP 401 (invalid_api_key)`: the status and the error type the body names, nothing
         else of the body, which may quote our request and its Authorization header."""
-        kind = _error_type(response)
+        kind = _error_type(body)
         if kind and self._api_key and self._api_key in kind:
             kind = None
-        return f"HTTP {response.status_code}" + (f" ({kind})" if kind else "")
+        return f"HTTP {status}" + (f" ({kind})" if kind else "")
 
     def close(self) -> None:
-        self._http.close()
+        if self._loop.is_closed():
+            return
+        closing = asyncio.run_coroutine_threadsafe(self._http.aclose(), self._loop)
+        with contextlib.suppress(Exception):
+            closing.result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
 
 
 # An error type as OpenAI-compatible servers name them (`invalid_api_key`,
@@ -95,10 +151,10 @@ class OpenAICompatible:
 _ERROR_TYPE = re.compile(r"[a-z]+(?:_[a-z]+)*")
 
 
-def _error_type(response: httpx.Response) -> str | None:
+def _error_type(payload: bytes) -> str | None:
     """`error.code` or `error.type` of an OpenAI-style error body, if it is a plain name."""
     try:
-        body: Any = response.json()
+        body: Any = json.loads(payload)
     except ValueError:
         return None
     error = body.get("error") if isinstance(body, dict) else None
@@ -111,11 +167,11 @@ def _error_type(response: httpx.Response) -> str | None:
     return None
 
 
-def _content(response: httpx.Response) -> str:
+def _content(payload: bytes) -> str:
     # A 200 that is not a chat completion is the server's fault, and may pass on a retry.
     # The body is not quoted: like an error body, it may echo our request.
     try:
-        body: Any = response.json()
+        body: Any = json.loads(payload)
         content = body["choices"][0]["message"]["content"]
     except ValueError as exc:
         raise AttemptFailed(Outcome.SERVER_ERROR, "malformed completion: not JSON") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -31,9 +32,15 @@ def client_for(
     timeout: float = 5.0,
     max_attempts: int = 3,
     stop: threading.Event | None = None,
+    max_answer_bytes: int = 2 * 1024 * 1024,
 ) -> LLMClient:
     provider = OpenAICompatible(
-        name="openai", base_url=base_url, model="gpt-test", api_key="sk-test", timeout=timeout
+        name="openai",
+        base_url=base_url,
+        model="gpt-test",
+        api_key="sk-test",
+        timeout=timeout,
+        max_answer_bytes=max_answer_bytes,
     )
     return LLMClient(
         provider, max_attempts=max_attempts, max_retry_wait=2.0, on_attempt=attempts, stop=stop
@@ -177,3 +184,115 @@ def test_completions_are_stored_as_text_both_databases_take(fake: FakeLLM) -> No
     text = client_for(fake.base_url, Attempts()).complete(MESSAGES).text
     assert text.startswith("a\ufffdb") and text.endswith("c")
     assert "\x00" not in text and text.encode("utf-8")
+
+
+# --- a provider that trickles, or answers too much -------------------------------------------
+
+
+class Trickler:
+    """A raw HTTP server that sends its answer one byte every `every` seconds: the headers
+    (`part="headers"`) or the body (`part="body"`), for as long as the client listens; or
+    (`part="unsized"`) a 200 kB answer with no length, ended by closing the connection."""
+
+    def __init__(self, part: str, every: float = 0.2) -> None:
+        self.part, self.every = part, every
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.closed_after: list[float] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+
+    def _serve(self) -> None:
+        import time
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(
+                target=self._answer, args=(conn, time.monotonic()), daemon=True
+            ).start()
+
+    def _answer(self, conn: socket.socket, started: float) -> None:
+        import json
+        import time
+
+        body = json.dumps(completion("x" * (200_000 if self.part == "unsized" else 1000))).encode()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        if self.part == "unsized":
+            head += b"connection: close\r\n\r\n"
+        else:
+            head += b"content-length: %d\r\n\r\n" % len(body)
+        conn.recv(65536)
+        if self.part == "unsized":
+            with contextlib.suppress(OSError):
+                conn.sendall(head + body)
+            conn.close()
+            return
+        slow, fast = (head, b"") if self.part == "headers" else (body, head)
+        try:
+            conn.sendall(fast)
+            for byte in slow:
+                conn.sendall(bytes([byte]))
+                time.sleep(self.every)
+        except OSError:
+            self.closed_after.append(time.monotonic() - started)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_the_timeout_is_a_deadline_for_the_whole_answer(part: str) -> None:
+    """A provider that sends a byte every 0.2 s never trips a 1 s idle timeout; the attempt
+    ends at its 1 s deadline all the same (it ran for ever before), as a timeout."""
+    import time
+
+    server = Trickler(part)
+    attempts = Attempts()
+    client = client_for(server.base_url, attempts, timeout=1.0, max_attempts=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LLMFailed) as failed:
+            client.complete(MESSAGES)
+    finally:
+        client.close()
+        server.close()
+    took = time.monotonic() - started
+    assert attempts.outcomes == [Outcome.TIMEOUT, Outcome.TIMEOUT]
+    assert "no whole answer within 1 s" in str(failed.value)
+    assert took < 2 * 1.0 + 0.5 + 1.5  # two deadlines, the back-off between, slack
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "no-length"])
+def test_an_answer_over_the_cap_is_refused_as_it_arrives(declared: bool) -> None:
+    big = completion("x" * 200_000)
+    with FakeLLM(default=Reply(body=big)) as fake:
+        server = None if declared else Trickler("unsized")  # read until the cap, then dropped
+        attempts = Attempts()
+        url = fake.base_url if server is None else server.base_url
+        client = client_for(url, attempts, max_attempts=1, max_answer_bytes=65536)
+        try:
+            with pytest.raises(LLMFailed) as failed:
+                client.complete(MESSAGES)
+        finally:
+            client.close()
+            if server is not None:
+                server.close()
+    assert attempts.outcomes == [Outcome.SERVER_ERROR]
+    assert "answer larger than 65536 bytes (TESTBOOST_LLM_MAX_ANSWER_BYTES)" in str(failed.value)
+    small = Attempts()
+    with FakeLLM() as fake:
+        client = client_for(fake.base_url, small, max_answer_bytes=65536)
+        try:
+            assert client.complete(MESSAGES)
+        finally:
+            client.close()
+    assert small.outcomes == [Outcome.SUCCESS]
