@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,7 +16,14 @@ from app.workflows.definitions import Mode, SessionStatus, SessionType, StepStat
 # strings stored in a sized column are no longer than the column.
 Config = ScalarMap
 MAX_CONFIG_KEYS = 50
-KEYS: dict[str, Any] = {"maxProperties": MAX_CONFIG_KEYS}  # the map's own schema drops it
+# A session's config as JSON, at most: what keeps a page of 100 sessions near 1.6 MB (configs
+# up to the body limit made one list page ~100 MB).
+MAX_CONFIG_BYTES = 16 * 1024
+# The map's own schema drops maxProperties; JSON Schema has no byte size: it is said.
+KEYS: dict[str, Any] = {
+    "maxProperties": MAX_CONFIG_KEYS,
+    "description": f"At most {MAX_CONFIG_KEYS} keys and {MAX_CONFIG_BYTES} bytes as JSON",
+}
 ALERTNAME_LENGTH = string_length(Alert.alertname)
 # Deeper pages are refused (422) rather than handed to the database as a 64-bit overflow.
 MAX_OFFSET = 1_000_000
@@ -36,11 +44,19 @@ class Input(BaseModel):
         return data
 
 
+def _config_size(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    if config is not None and len(json.dumps(config).encode()) > MAX_CONFIG_BYTES:
+        raise ValueError(f"is larger than {MAX_CONFIG_BYTES} bytes as JSON")
+    return config
+
+
 class SessionCreate(Input):
     session_type: SessionType
     project_path: SafeStr = Field(min_length=1, max_length=string_length(Session.project_path))
     mode: Mode = Mode.AUTONOMOUS
     config: Config = Field(default_factory=dict, max_length=MAX_CONFIG_KEYS, json_schema_extra=KEYS)
+
+    _config_size = field_validator("config")(_config_size)
 
 
 class SessionUpdate(Input):
@@ -48,6 +64,8 @@ class SessionUpdate(Input):
 
     mode: Mode | None = None
     config: Config | None = Field(default=None, max_length=MAX_CONFIG_KEYS, json_schema_extra=KEYS)
+
+    _config_size = field_validator("config")(_config_size)
 
 
 class SessionOut(BaseModel):

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     header_timeout: float = Field(default=10.0, gt=0, le=600)
     body_timeout: float = Field(default=30.0, gt=0, le=3600)
     keep_alive_timeout: int = Field(default=5, ge=1, le=600)
+    send_timeout: float = Field(default=30.0, gt=0, le=3600)
     # uvicorn's 5 s killed workers still importing the app on a loaded machine.
     worker_healthcheck_timeout: int = Field(default=30, ge=1, le=600)
     # Comma-separated (`https://a.example,https://b.example`) or a JSON list.

@@ -244,3 +244,22 @@ def test_a_large_delivery_does_not_starve_other_writers(make_client: AppFactory)
     assert len(latencies) >= 3, (took, latencies)
     # Each session waits for one batch at most, not for the delivery.
     assert max(latencies) < max(2.0, took / 3), (took, max(latencies))
+
+
+def test_a_session_config_is_bounded_so_a_page_is(make_client: AppFactory) -> None:
+    """50 keys of 20 kB each fitted the body limit, and 100 such sessions made a list page of
+    about 100 MB; a config is now at most 16 KiB as JSON, a page of 100 about 1.6 MB."""
+    client = make_client()
+    big = {f"k{i}": "x" * 20_000 for i in range(50)}
+    body = {"session_type": "test_generation", "project_path": "/p", "config": big}
+    refused = client.post("/api/v2/sessions", json=body)
+    assert refused.status_code == 422
+    assert "16384 bytes" in refused.text and len(refused.content) < 4096
+    near = {f"k{i}": "x" * 300 for i in range(50)}  # ~16 KiB less the JSON around it
+    for _ in range(3):
+        created = client.post("/api/v2/sessions", json={**body, "config": near})
+        assert created.status_code == 201, created.text
+        patched = client.patch(f"/api/v2/sessions/{created.json()['id']}", json={"config": big})
+        assert patched.status_code == 422
+    page = client.get("/api/v2/sessions", params={"limit": 100})
+    assert len(page.content) < 3 * 17 * 1024
