@@ -28,10 +28,12 @@ STANDINS = {
     "TESTBOOST_JAEGER_IMAGE": "testboost-standin/jaeger:2.13.0",
 }
 NETWORK = "testboost-network"
-# The shapes of the documented commands tests/deploy runs (docs blocks marked "tests/deploy
-# runs it" hold nothing else; tests/docs checks it).
+# The shapes of the documented Docker commands that tests/deploy and tests/monitoring run (docs
+# blocks marked "make test runs it on Docker" hold nothing else; tests/docs checks it).
 RUN_HERE = re.compile(
-    r"docker network (create|rm) testboost-network"
+    r"TESTBOOST_API_KEY=unused docker compose( -f compose/docker-compose(\.(monitoring|otel))?"
+    r"\.yaml)+ config --quiet"
+    r"|docker network (create|rm) testboost-network"
     r"|docker compose( -f compose/docker-compose(\.(monitoring|otel))?\.yaml)+"
     r" (up -d|up -d --build|ps|pull|down|down -v|restart prometheus)"
     r"|docker logs testboost-(api|prometheus|alertmanager)"
