@@ -10,6 +10,10 @@ files are named, and the lock that keeps readers from seeing a fold half done.
 - Files are named by a worker identity that is never reused: the PID and the process' start
   time (`/proc/<pid>/stat`), so a new process that gets a dead worker's PID has a file of its
   own and the dead worker's counts stay.
+
+Identities are a PID namespace's: two containers given one volume each see the other's
+processes as gone, so "one server per directory" holds within a host's (or a pod's) PID
+namespace, not across containers. Give each container a directory of its own.
 """
 
 from __future__ import annotations

@@ -89,8 +89,8 @@ def publishable(data: MetricsData | None) -> list[Published]:
                             p.sum,
                             tuple(p.explicit_bounds),
                             tuple(p.bucket_counts),
-                            _finite(p.min),
-                            _finite(p.max),
+                            p.min,
+                            p.max,
                         )
                         for p in series.data_points
                     ]
@@ -118,19 +118,33 @@ def publishable(data: MetricsData | None) -> list[Published]:
     return out
 
 
-def encode(published: list[Published]) -> bytes:
-    return json.dumps({"format": FORMAT, "metrics": published}, allow_nan=False).encode()
+def encode(published: list[Published], **extra: Any) -> bytes:
+    """JSON; a histogram's min and max with no observation (infinite) as null."""
+    metrics = [
+        (*head, [(*p[:6], _finite(p[6]), _finite(p[7])) for p in points])
+        if head[4] == HISTOGRAM
+        else (*head, points)
+        for *head, points in published
+    ]
+    return json.dumps({"format": FORMAT, "metrics": metrics, **extra}, allow_nan=False).encode()
 
 
 def decode(payload: bytes) -> list[Published]:
     """A published file's metrics; ValueError unless every part has its expected shape."""
+    return decode_record(payload)[0]
+
+
+def decode_record(payload: bytes) -> tuple[list[Published], frozenset[str]]:
+    """The metrics, and (the dead record's) the workers already folded into them."""
     document = json.loads(payload)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"not a format {FORMAT} metrics file")
-    metrics = document.get("metrics")
+    metrics, folded = document.get("metrics"), document.get("folded", [])
     if not isinstance(metrics, list):
         raise ValueError("no metrics list")
-    return [_metric(entry) for entry in metrics]
+    if not (isinstance(folded, list) and all(isinstance(w, str) for w in folded)):
+        raise ValueError("folded is a list of workers")
+    return [_metric(entry) for entry in metrics], frozenset(folded)
 
 
 def _metric(entry: Any) -> Published:
@@ -275,27 +289,38 @@ class WorkerMetrics:
         os.replace(scratch, target)  # readers see the old file or the new one, never half
 
     def fold(self) -> None:
-        """Fold dead workers' files into the dead record, and remove them."""
+        """Fold dead workers' files into the dead record, and remove them. The record names
+        the workers it holds, so that a fold cut short between writing it and removing their
+        files counts nobody twice; an unreadable record is left alone, never overwritten."""
         with metrics_dir.locked(self.directory, exclusive=True):
-            files = [(path, worker) for path, worker in self._files() if worker != DEAD]
-            dead = [(p, w) for p, w in files if w != self.worker and not metrics_dir.alive(w)]
-            if not dead:
-                return
             record = self.directory / f"{DEAD}{SUFFIX}"
-            sources = [read for read in (self._read(record),) if read is not None]
-            folded = []
-            for path, _worker in dead:
-                published = self._read(path)
-                if published is not None:
-                    sources.append(published)
-                    folded.append(path)
-            # As dead sources: their counters and histograms, not their gauges.
-            merged = _accumulate([(False, published) for published in sources])
-            scratch = self.directory / f".{DEAD}.tmp"
-            scratch.write_bytes(encode(_published(merged)))
-            os.replace(scratch, record)
-            for path in folded:
-                path.unlink()
+            sources, folded = [], frozenset[str]()
+            if record.exists():
+                read = self._read(record)
+                if read is None:
+                    return  # warned; its counts are not ours to drop
+                sources, folded = [read[0]], read[1]
+            files = {worker: path for path, worker in self._files() if worker != DEAD}
+            dead = {
+                worker: path
+                for worker, path in files.items()
+                if worker != self.worker and not metrics_dir.alive(worker)
+            }
+            new = {}
+            for worker, path in dead.items():
+                read = None if worker in folded else self._read(path)
+                if read is not None:
+                    sources.append(read[0])
+                    new[worker] = path
+            if new:
+                # As dead sources: their counters and histograms, not their gauges.
+                merged = _accumulate([(False, published) for published in sources])
+                holds = sorted((folded & files.keys()) | new.keys())
+                scratch = self.directory / f".{DEAD}.tmp"
+                scratch.write_bytes(encode(_published(merged), folded=holds))
+                os.replace(scratch, record)
+            for worker in (folded & dead.keys()) | new.keys():
+                dead[worker].unlink(missing_ok=True)
 
     # --- the scrape ---------------------------------------------------------------------------
 
@@ -303,12 +328,18 @@ class WorkerMetrics:
         """This worker's fresh collection plus every other worker's latest publication."""
         sources: list[tuple[bool, list[Published]]] = [(True, publishable(own))]
         with metrics_dir.locked(self.directory, exclusive=False):
-            for path, worker in self._files():
-                if worker == self.worker:
-                    continue
+            files = self._files()
+            record = next((path for path, worker in files if worker == DEAD), None)
+            read = self._read(record) if record else None
+            folded = read[1] if read else frozenset()
+            if read:
+                sources.append((False, read[0]))
+            for path, worker in files:
+                if worker in (self.worker, DEAD) or worker in folded:
+                    continue  # counted here already, or in the dead record
                 published = self._read(path)
                 if published is not None:
-                    sources.append((worker != DEAD and metrics_dir.alive(worker), published))
+                    sources.append((metrics_dir.alive(worker), published[0]))
         resource = (
             own.resource_metrics[0].resource if own and own.resource_metrics else Resource({})
         )
@@ -326,13 +357,13 @@ class WorkerMetrics:
                 self._warn(f"{path} is not a worker's metrics file: skipped")
         return found
 
-    def _read(self, path: Path) -> list[Published] | None:
+    def _read(self, path: Path) -> tuple[list[Published], frozenset[str]] | None:
         try:
             with open(path, "rb") as file:
                 payload = file.read(MAX_FILE_BYTES + 1)
             if len(payload) > MAX_FILE_BYTES:
                 raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
-            return decode(payload)
+            return decode_record(payload)
         except FileNotFoundError:
             return None  # folded, or its worker replaced it, since the listing
         except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
@@ -409,8 +440,8 @@ def _published(merged: Accumulated) -> list[Published]:
                     s.sum,
                     s.bounds,
                     s.buckets,
-                    _finite(s.min),
-                    _finite(s.max),
+                    s.min,
+                    s.max,
                 )
                 for s in series.values()
             ]
@@ -443,6 +474,7 @@ def prepare(directory: Path) -> None:
     metrics_dir.MetricsDirError, before anything is removed, when it is not ours to use."""
     metrics_dir.check(directory)
     metrics_dir.claim(directory, metrics_dir.identity(os.getpid()) or f"{os.getpid()}-0")
-    for path in Path(directory).glob(f"*{SUFFIX}"):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    for pattern in (f"*{SUFFIX}", ".*.tmp"):  # published files, and a killed writer's scratch
+        for path in Path(directory).glob(pattern):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

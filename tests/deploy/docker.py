@@ -28,6 +28,9 @@ STANDINS = {
     "TESTBOOST_JAEGER_IMAGE": "testboost-standin/jaeger:2.13.0",
 }
 NETWORK = "testboost-network"
+# The tests' compose project (COMPOSE_PROJECT_NAME), not the files' `testboost`: their volumes
+# are their own, and `down -v` never reaches an operator's.
+PROJECT = "testboost-tests"
 # The shapes of the documented Docker commands that tests/deploy and tests/monitoring run (docs
 # blocks marked "make test runs it on Docker" hold nothing else; tests/docs checks it).
 RUN_HERE = re.compile(
@@ -122,7 +125,11 @@ class Registry:
             except httpx.TransportError:
                 return False
 
-        until(ready, timeout=30, interval=0.2, message="the registry")
+        try:
+            until(ready, timeout=30, interval=0.2, message="the registry")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

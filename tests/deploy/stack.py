@@ -14,7 +14,16 @@ from typing import Any
 
 import httpx
 
-from tests.deploy.docker import NETWORK, STANDINS, compose, docker, environment, ok, services
+from tests.deploy.docker import (
+    NETWORK,
+    PROJECT,
+    STANDINS,
+    compose,
+    docker,
+    environment,
+    ok,
+    services,
+)
 from tests.e2e.helpers import LLM_ENV, Prometheus, Workload, fake_llm
 from tests.support.fake_llm import FakeLLM
 
@@ -56,7 +65,7 @@ class ComposeStack:
             ):
                 return rows
             if time.monotonic() > deadline:
-                logs = docker("compose", "logs", "--tail", "20", env=self.env).stdout
+                logs = compose(self.files, "logs", "--tail", "20", env=self.env).stdout
                 raise AssertionError(f"not every service healthy: {rows}\n{logs}")
             time.sleep(1)
 
@@ -72,8 +81,10 @@ def compose_stack(
     files: tuple[str, ...], service_names: tuple[str, ...], workdir: Path, **extra_env: str
 ) -> Iterator[ComposeStack]:
     """From nothing (no project, no network), as the guide starts: `docker network create`,
-    then `up -d`; everything removed at the end (`down -v`, the network)."""
-    env = environment(**STANDINS)
+    then `up -d`; everything removed at the end (`down -v`, the network). Under a project
+    name of the tests' own, so that an operator's `testboost` stack on this engine is never
+    removed: it makes the tests fail on its container names and ports instead."""
+    env = environment(COMPOSE_PROJECT_NAME=PROJECT, **STANDINS)
     _remove(files, env)
     ok(docker("network", "create", NETWORK))  # the guide's first step
     key = secrets.token_urlsafe(24)
@@ -84,9 +95,7 @@ def compose_stack(
             env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
             env |= {"TESTBOOST_API_KEY": key, "TESTBOOST_ENV_FILE": str(env_file), **extra_env}
             stack = ComposeStack(files, service_names, env, key, fake)
-            # The image from this checkout's Dockerfile, as `up` would build it when missing.
-            stack.compose("build", "testboost-api")
-            stack.up()
+            stack.up()  # builds the API's image from this checkout (pull_policy: build)
             wait_api(stack)
             yield stack
     finally:
@@ -107,7 +116,7 @@ def wait_api(stack: ComposeStack, timeout: float = 60) -> None:
 
 def _remove(files: tuple[str, ...], env: dict[str, str]) -> None:
     compose(files, "down", "-v", "--remove-orphans", env=env | {"TESTBOOST_API_KEY": "-"})
-    docker("network", "rm", NETWORK)
+    docker("network", "rm", NETWORK)  # refused, harmlessly, while another stack uses it
 
 
 def assert_counts(prometheus: Prometheus, workload: Workload, fake: FakeLLM) -> None:

@@ -21,7 +21,7 @@ import pytest
 from tests.deploy.conftest import Installed
 from tests.deploy.docker import (
     GUIDE,
-    REPO,
+    PROJECT,
     SERVICES,
     STANDINS,
     Registry,
@@ -39,17 +39,30 @@ pytestmark = pytest.mark.docker
 
 # At the committed 15 s scrape interval, a new series shows zero for 30 s (two intervals).
 SEEN_S = 120
-# docs/maintenance.md's database backup, relative to the root as there; removed at the end.
-DUMP = REPO / "testboost.pgdump"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
-    try:
-        with compose_stack(GUIDE, SERVICES, tmp_path_factory.mktemp("compose")) as running:
-            yield running
-    finally:
-        DUMP.unlink(missing_ok=True)
+    with compose_stack(GUIDE, SERVICES, tmp_path_factory.mktemp("compose")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def backups(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the documented backup commands run (they write into the current directory)."""
+    return tmp_path_factory.mktemp("backups")
+
+
+@pytest.fixture(scope="module")
+def dump(stack: ComposeStack, workload: Workload, backups: Path) -> Path:
+    """docs/maintenance.md's database backup, of the workload's sessions."""
+    _shell(
+        "docker exec testboost-postgres pg_dump -U testboost -d testboost -Fc > testboost.pgdump",
+        backups,
+    )
+    path = backups / "testboost.pgdump"
+    assert path.stat().st_size > 0
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +192,8 @@ def test_down_then_up_keeps_the_database_and_prometheus_data(
     prometheus: Prometheus,
     workload: Workload,
     counted_at: float,
-    tmp_path: Path,
+    backups: Path,
+    dump: Path,
 ) -> None:
     with api_client(stack) as api:  # type: ignore[arg-type]
         ids = [s["id"] for s in api.get(SESSIONS).json()["items"]]
@@ -199,26 +213,24 @@ def test_down_then_up_keeps_the_database_and_prometheus_data(
     assert prometheus.value(f"sum(testboost_workflow_total @ {at:.3f})") == before
 
     # The guide's backup, restored into a Prometheus of the same version: the old data is there.
-    ok(docker("cp", "testboost-prometheus:/prometheus", "./prometheus-backup", cwd=tmp_path))
-    restored = _prometheus_on(tmp_path / "prometheus-backup", tmp_path)
+    ok(docker("cp", "testboost-prometheus:/prometheus", "./prometheus-backup", cwd=backups))
+    restored = _prometheus_on(backups / "prometheus-backup", backups)
     try:
         value = restored.wait(f"sum(testboost_workflow_total @ {at:.3f})", timeout=60)
         assert float(value[0]["value"][1]) == before
     finally:
         restored.close()
-    # docs/maintenance.md's other copies: Alertmanager's state, the API's database.
-    ok(docker("cp", "testboost-alertmanager:/alertmanager", "./alertmanager-backup", cwd=tmp_path))
-    assert (tmp_path / "alertmanager-backup" / "nflog").is_file()
-    _shell(f"docker exec testboost-postgres pg_dump -U testboost -d testboost -Fc > {DUMP}")
-    assert DUMP.stat().st_size > 0
+    # docs/maintenance.md's other copy: Alertmanager's state (the database's is `dump`).
+    ok(docker("cp", "testboost-alertmanager:/alertmanager", "./alertmanager-backup", cwd=backups))
+    assert (backups / "alertmanager-backup" / "nflog").is_file()
 
 
 def test_down_v_removes_the_data(
-    stack: ComposeStack, prometheus: Prometheus, workload: Workload, counted_at: float
+    stack: ComposeStack, prometheus: Prometheus, workload: Workload, counted_at: float, dump: Path
 ) -> None:
     at = counted_at
     assert prometheus.value(f"sum(testboost_workflow_total @ {at:.3f})")
-    volumes = "label=com.docker.compose.project=testboost"
+    volumes = f"label=com.docker.compose.project={PROJECT}"
     assert ok(docker("volume", "ls", "-q", "--filter", volumes)).split()
     stack.compose("down", "-v")
     assert not ok(docker("volume", "ls", "-q", "--filter", volumes)).split()
@@ -228,10 +240,11 @@ def test_down_v_removes_the_data(
         assert api.get(SESSIONS).json()["items"] == []
         prometheus.wait("up", timeout=60)
         assert prometheus.query(f"testboost_workflow_total @ {at:.3f}") == []
-        # The database dump of the previous test, restored as docs/maintenance.md says.
+        # The database dump made before, restored as docs/maintenance.md says.
         _shell(
             "docker exec -i testboost-postgres pg_restore -U testboost -d testboost --clean"
-            f" --if-exists < {DUMP}"
+            " --if-exists < testboost.pgdump",
+            dump.parent,
         )
         restored = [s["id"] for s in api.get(SESSIONS).json()["items"]]
         assert len(restored) == workload.sessions
@@ -266,11 +279,11 @@ def test_pull_then_up_updates_from_the_registry(stack: ComposeStack, tmp_path: P
         assert api.get(f"{SESSIONS}/{created.json()['id']}").status_code == 200
 
 
-def _shell(command: str) -> None:
-    """A documented command with a redirection, run by bash from the repository's root."""
+def _shell(command: str, cwd: Path) -> None:
+    """A documented command with a redirection, run by bash."""
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", command],
-        cwd=REPO,
+        cwd=cwd,
         env=environment(),
         capture_output=True,
         text=True,
@@ -311,10 +324,14 @@ def _prometheus_on(data: Path, workdir: Path) -> _Restored:
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(workdir / "restore.log").open("w"),
+        stderr=subprocess.DEVNULL,
     )
     restored = _Restored(f"http://127.0.0.1:{port}", process)
-    until(lambda: _ready(restored), timeout=60, message="the restored Prometheus ready")
+    try:
+        until(lambda: _ready(restored), timeout=60, message="the restored Prometheus ready")
+    except BaseException:
+        restored.close()
+        raise
     return restored
 
 

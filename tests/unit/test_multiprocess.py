@@ -249,3 +249,72 @@ def test_a_dead_servers_directory_is_taken_over_and_emptied(tmp_path: Path) -> N
     prepare(tmp_path)
     assert not list(tmp_path.glob(f"*{SUFFIX}"))
     assert (tmp_path / metrics_dir.SERVER_FILE).read_text().strip() == identity(os.getpid())
+
+
+def test_histograms_with_no_observation_merge_both_ways(tmp_path: Path) -> None:
+    """A histogram primed at zero has an infinite min and max: kept so in memory, null on
+    disk, and merged with one that has observations in either order."""
+    import math
+
+    from opentelemetry.sdk.metrics.export import (
+        AggregationTemporality,
+        Histogram,
+        HistogramDataPoint,
+        Metric,
+        MetricsData,
+        ResourceMetrics,
+        ScopeMetrics,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    bounds = list(LLM_LATENCY.buckets)
+
+    def data(count: int) -> MetricsData:
+        buckets = [0] * (len(bounds) + 1)
+        buckets[0] = count
+        low, high = (0.01, 0.01) if count else (math.inf, -math.inf)
+        point = HistogramDataPoint(
+            {"provider": "p"}, 1, 2, count, 0.01 * count, buckets, bounds, low, high
+        )
+        metric = Metric(
+            LLM_LATENCY.otel_name, "", "s", Histogram([point], AggregationTemporality.CUMULATIVE)
+        )
+        scope = ScopeMetrics(InstrumentationScope("testboost"), [metric], "")
+        return MetricsData([ResourceMetrics(Resource({}), [scope], "")])
+
+    latency = "testboost_llm_request_duration_seconds_count"
+    for own, other in ((0, 3), (3, 0)):
+        directory = tmp_path / f"own{own}"
+        directory.mkdir()
+        (directory / f"{dead_worker()}{SUFFIX}").write_bytes(encode(publishable(data(other))))
+        merged = WorkerMetrics(directory).merged(data(own))
+        assert Exposition(render(merged)).value(latency, provider="p") == 3
+
+
+def test_a_fold_cut_short_counts_nobody_twice(tmp_path: Path) -> None:
+    """The record is written, then the worker dies before removing the files it folded:
+    scrapes read the files' counts once (from the record), and the next fold removes them."""
+    workers = [dead_worker() for _ in range(3)]
+    for worker_id in workers:
+        write_published(tmp_path, worker_id, worker(calls=2, latencies=[], pool=0, active=0))
+    metrics = WorkerMetrics(tmp_path)
+    record = tmp_path / f"{DEAD}{SUFFIX}"
+    metrics.fold()
+    held = record.read_bytes()
+    for worker_id in workers:  # as if the fold had stopped before its unlinks
+        write_published(tmp_path, worker_id, worker(calls=2, latencies=[], pool=0, active=0))
+    record.write_bytes(held)
+    assert calls(tmp_path) == 6
+    metrics.fold()
+    assert [p.name for p in tmp_path.glob(f"*{SUFFIX}")] == [record.name]
+    assert calls(tmp_path) == 6
+
+
+def test_an_unreadable_record_is_never_overwritten(tmp_path: Path) -> None:
+    record = tmp_path / f"{DEAD}{SUFFIX}"
+    record.write_bytes(b"{broken")
+    write_published(tmp_path, dead_worker(), worker(calls=2, latencies=[], pool=0, active=0))
+    WorkerMetrics(tmp_path).fold()
+    assert record.read_bytes() == b"{broken"  # its counts may be an operator's to recover
+    assert calls(tmp_path) == 2  # the dead worker's file stays, and counts
