@@ -7,11 +7,13 @@ retries live in `client.LLMClient`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import random
 import re
 import threading
+import zlib
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -21,6 +23,10 @@ import httpx
 from app.llm.outcomes import AttemptFailed, Outcome, outcome_for_status
 
 Message = dict[str, str]
+# What is read of an error answer: enough for its error type, whatever its size.
+ERROR_BODY_BYTES = 64 * 1024
+# How long closing waits for the provider's loop, and how far past its deadline a caller waits.
+CLOSE_WAIT_S = 5.0
 
 
 class Provider(Protocol):
@@ -74,7 +80,9 @@ class OpenAICompatible:
         self._api_key = api_key
         self._deadline = timeout
         self._max_bytes = max_answer_bytes
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        headers = {"Accept-Encoding": "gzip, deflate"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -83,7 +91,17 @@ class OpenAICompatible:
         self._thread.start()
 
     def complete_once(self, messages: list[Message]) -> str:
-        return asyncio.run_coroutine_threadsafe(self._attempt(messages), self._loop).result()
+        try:
+            attempt = asyncio.run_coroutine_threadsafe(self._attempt(messages), self._loop)
+            # The deadline ends the attempt on the loop; the margin only guards against a loop
+            # that stopped answering.
+            return attempt.result(timeout=self._deadline + CLOSE_WAIT_S)
+        except (concurrent.futures.CancelledError, RuntimeError) as exc:  # closed under us
+            raise AttemptFailed(Outcome.CONNECTION, "cancelled: the provider closed") from exc
+        except concurrent.futures.TimeoutError as exc:
+            attempt.cancel()
+            detail = f"no whole answer within {self._deadline:g} s"
+            raise AttemptFailed(Outcome.TIMEOUT, detail) from exc
 
     async def _attempt(self, messages: list[Message]) -> str:
         request = {"model": self.model, "messages": messages}
@@ -93,7 +111,10 @@ class OpenAICompatible:
                 self._http.stream("POST", "/chat/completions", json=request) as response,
             ):
                 status, headers = response.status_code, response.headers
-                body = await self._read(response)
+                if outcome_for_status(status) is Outcome.SUCCESS:
+                    body = await self._read(response)
+                else:  # only its error type is read, from its first kilobytes
+                    body = await self._read(response, ERROR_BODY_BYTES, truncate=True)
         except TimeoutError as exc:  # the deadline, or one of httpx's own timeouts
             detail = f"no whole answer within {self._deadline:g} s ({type(exc).__name__})"
             raise AttemptFailed(Outcome.TIMEOUT, detail) from exc
@@ -111,18 +132,28 @@ class OpenAICompatible:
             )
         return _content(body)
 
-    async def _read(self, response: httpx.Response) -> bytes:
-        """The body, refused as soon as it is known to exceed the cap."""
+    async def _read(
+        self, response: httpx.Response, limit: int | None = None, *, truncate: bool = False
+    ) -> bytes:
+        """The body, at most `limit` bytes (the cap) as sent and as decoded: refused as soon
+        as it is known to be larger, or cut there (`truncate`). Read raw and decoded here, with
+        a bounded output per chunk, so that a compressed answer cannot inflate past it."""
+        limit = self._max_bytes if limit is None else limit
         declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit and not truncate:
+            raise self._too_large()
+        decoder = _decoder(response.headers.get("content-encoding", ""))
         body = bytearray()
-        if not (declared.isdigit() and int(declared) > self._max_bytes):
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    break
-            else:
-                return bytes(body)
-        raise AttemptFailed(
+        async for chunk in response.aiter_raw():
+            body += decoder.decompress(chunk, limit + 1 - len(body)) if decoder else chunk
+            if len(body) > limit or (decoder and decoder.unconsumed_tail):
+                if truncate:
+                    return bytes(body[:limit])
+                raise self._too_large()
+        return bytes(body)
+
+    def _too_large(self) -> AttemptFailed:
+        return AttemptFailed(
             Outcome.SERVER_ERROR,
             f"answer larger than {self._max_bytes} bytes (TESTBOOST_LLM_MAX_ANSWER_BYTES)",
         )
@@ -136,14 +167,40 @@ class OpenAICompatible:
         return f"HTTP {status}" + (f" ({kind})" if kind else "")
 
     def close(self) -> None:
+        """Cancel attempts in flight (their callers get AttemptFailed at once, not at their
+        deadline: shutdown waits for no provider), close the connections, stop the loop."""
         if self._loop.is_closed():
             return
-        closing = asyncio.run_coroutine_threadsafe(self._http.aclose(), self._loop)
+        closing = asyncio.run_coroutine_threadsafe(self._shut(), self._loop)
         with contextlib.suppress(Exception):
-            closing.result(timeout=5)
+            closing.result(timeout=CLOSE_WAIT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        self._thread.join(timeout=CLOSE_WAIT_S)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _shut(self) -> None:
+        attempts = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in attempts:
+            task.cancel()
+        # Let each unwind (close its response) before the loop stops: a task left pending
+        # would leave its caller waiting for its deadline.
+        if attempts:
+            await asyncio.wait(attempts, timeout=CLOSE_WAIT_S / 2)
+        await self._http.aclose()
+
+
+def _decoder(encoding: str) -> Any:
+    """A zlib decompressor for gzip or deflate, None for an unencoded body. Others are not
+    asked for (Accept-Encoding), and refused."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise AttemptFailed(Outcome.SERVER_ERROR, f"answer in an encoding not asked for: {encoding}")
 
 
 # An error type as OpenAI-compatible servers name them (`invalid_api_key`,

@@ -224,6 +224,16 @@ class Trickler:
 
         body = json.dumps(completion("x" * (200_000 if self.part == "unsized" else 1000))).encode()
         head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        if self.part == "bomb":  # 20 MB of JSON in about 20 kB of gzip
+            import gzip
+
+            body = gzip.compress(json.dumps(completion(" " * 20_000_000)).encode())
+            head += b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(body)
+            conn.recv(65536)
+            with contextlib.suppress(OSError):
+                conn.sendall(head + body)
+            conn.close()
+            return
         if self.part == "unsized":
             head += b"connection: close\r\n\r\n"
         else:
@@ -296,3 +306,64 @@ def test_an_answer_over_the_cap_is_refused_as_it_arrives(declared: bool) -> None
         finally:
             client.close()
     assert small.outcomes == [Outcome.SUCCESS]
+
+
+def test_a_compressed_answer_cannot_inflate_past_the_cap() -> None:
+    server = Trickler("bomb")
+    attempts = Attempts()
+    client = client_for(server.base_url, attempts, max_attempts=1, max_answer_bytes=65536)
+    try:
+        with pytest.raises(LLMFailed) as failed:
+            client.complete(MESSAGES)
+    finally:
+        client.close()
+        server.close()
+    assert attempts.outcomes == [Outcome.SERVER_ERROR]
+    assert "answer larger than 65536 bytes" in str(failed.value)
+
+
+def test_a_large_error_answer_keeps_its_outcome_and_retry_after() -> None:
+    """Only the first kilobytes of an error are read: a 429 with a 3 MB body is still a rate
+    limit whose Retry-After is honoured, not an answer over the cap."""
+    error = {"error": {"type": "rate_limit_exceeded", "message": "x" * 3_000_000}}
+    with FakeLLM() as fake:
+        fake.then(Reply(status=429, body=error, headers={"retry-after": "0"}))
+        attempts = Attempts()
+        client = client_for(fake.base_url, attempts, max_answer_bytes=65536)
+        try:
+            assert client.complete(MESSAGES)
+        finally:
+            client.close()
+    assert attempts.outcomes == [Outcome.RATE_LIMIT, Outcome.SUCCESS]
+
+
+def test_closing_the_provider_ends_an_attempt_in_flight_at_once() -> None:
+    """Shutdown does not wait for an attempt's deadline: the caller gets its failure."""
+    import time
+
+    server = Trickler("body", every=0.5)
+    provider = OpenAICompatible(
+        name="openai",
+        base_url=server.base_url,
+        model="m",
+        api_key=None,
+        timeout=60,
+        max_answer_bytes=65536,
+    )
+    failures: list[Exception] = []
+
+    def call() -> None:
+        try:
+            provider.complete_once(MESSAGES)
+        except Exception as exc:
+            failures.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(1)
+    started = time.monotonic()
+    provider.close()
+    caller.join(timeout=10)
+    server.close()
+    assert not caller.is_alive() and time.monotonic() - started < 6
+    assert len(failures) == 1 and "cancelled" in str(failures[0])
