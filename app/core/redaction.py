@@ -7,10 +7,10 @@ import logging
 import re
 from urllib.parse import unquote_plus
 
-# Compared case-insensitively, `-` and `_` ignored, a trailing `[...]` (PHP-style arrays)
-# dropped; any name ending in one of the suffixes counts too (`apitoken`, `x_api_key`,
-# `client_secret`, `db_pass`...). Redacting an innocent parameter costs a log line's detail;
-# missing a secret leaks it, so the rule errs on the first side.
+# Compared case-insensitively, `-` and `_` ignored, each part of a bracketed name (PHP-style
+# `user[password]`, `api_key[]`) on its own; any name ending in one of the suffixes counts too
+# (`apitoken`, `x_api_key`, `client_secret`, `db_pass`...). Redacting an innocent parameter
+# costs a log line's detail; missing a secret leaks it, so the rule errs on the first side.
 SECRET_NAMES = frozenset(
     {"auth", "authorization", "bearer", "code", "credential", "credentials", "jwt", "sig"}
 )
@@ -20,8 +20,13 @@ _SEPARATORS = re.compile(r"([&;])")
 
 
 def is_secret_name(name: str) -> bool:
-    normal = re.sub(r"\[[^\]]*\]$", "", unquote_plus(name).strip().lower())
-    normal = normal.replace("-", "").replace("_", "")
+    """`api_key`, and any part of a bracketed name: `user[password]`, `api_key[]`."""
+    parts = re.findall(r"[^\[\]]+", unquote_plus(name).strip().lower())
+    return any(_secret_part(part) for part in parts)
+
+
+def _secret_part(part: str) -> bool:
+    normal = part.strip().replace("-", "").replace("_", "")
     return normal in SECRET_NAMES or normal.endswith(SECRET_SUFFIXES)
 
 

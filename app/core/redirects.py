@@ -37,7 +37,8 @@ class RelativeRedirects:
 
 def _relative(location: bytes) -> bytes:
     parts = urlsplit(location.decode("latin-1"))
-    if not parts.scheme and not parts.netloc:
+    if not parts.scheme and not parts.netloc and not parts.path.startswith("//"):
         return location
-    path = parts.path or "/"
+    # One leading slash: `//host/x` would be another host's address to a browser.
+    path = "/" + parts.path.lstrip("/")
     return (path + (f"?{parts.query}" if parts.query else "")).encode("latin-1")

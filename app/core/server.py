@@ -131,14 +131,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.abort()  # close() would wait to send what the client does not read
 
     def data_received(self, data: bytes) -> None:
-        counted = self._reading is not _Reading.BODY and not self.transport.is_closing()
-        if counted and not self._header_block_fits(data):
+        before = self._header_bytes
+        in_headers = self._reading is not _Reading.BODY and not self.transport.is_closing()
+        if in_headers and not self._header_block_fits(data):
             self._refuse(431, f"request headers larger than {self._max_header_bytes} bytes")
             return
         super().data_received(data)  # the parser callbacks below move `_reading`
-        if not counted and self._reading is _Reading.HEADERS and not self.transport.is_closing():
-            # The headers of a request pipelined behind a body, counted after parsing: at
-            # most the limit plus one read is kept.
+        if (
+            self._reading is _Reading.HEADERS
+            and self._header_bytes == before
+            and not self.transport.is_closing()
+        ):
+            # Still in a header block this chunk was not counted for: a request pipelined
+            # behind another, or one after blank lines. Counted after parsing: at most the
+            # limit plus one read is kept.
             self._header_bytes += len(data)
             if self._header_bytes > self._max_header_bytes:
                 self._refuse(431, f"request headers larger than {self._max_header_bytes} bytes")
@@ -146,6 +152,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _header_block_fits(self, data: bytes) -> bool:
         """Before parsing: does the header block, this chunk's part included, stay within the
         limit? Exact however the block is split (one write of 100 kB included)."""
+        if self._header_bytes == 0 and not self._tail:
+            # The parser skips empty lines before a request line: they end no header block.
+            data = data.lstrip(b"\r\n")
+            if not data:
+                return True
         window = self._tail + data
         end = window.find(b"\r\n\r\n")
         if end < 0:

@@ -263,3 +263,18 @@ def test_a_session_config_is_bounded_so_a_page_is(make_client: AppFactory) -> No
         assert patched.status_code == 422
     page = client.get("/api/v2/sessions", params={"limit": 100})
     assert len(page.content) < 3 * 17 * 1024
+
+
+@pytest.mark.parametrize(
+    ("location", "relative"),
+    [
+        (b"http://evil.example/api/v2/sessions?limit=2", b"/api/v2/sessions?limit=2"),
+        (b"http://h//evil.example/x", b"/evil.example/x"),  # never `//host`: another host
+        (b"//evil.example/x", b"/x"),
+        (b"/api/v2/sessions", b"/api/v2/sessions"),
+    ],
+)
+def test_a_location_is_made_relative_and_keeps_one_slash(location: bytes, relative: bytes) -> None:
+    from app.core.redirects import _relative
+
+    assert _relative(location) == relative

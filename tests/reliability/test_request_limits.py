@@ -214,3 +214,11 @@ def test_a_header_block_at_the_limit_is_served(api: ApiProcess) -> None:
         sock.sendall(part)
         time.sleep(0.05)
     assert closed_within(sock, TIMEOUT).startswith(b"HTTP/1.1 200 ")
+
+
+def test_blank_lines_before_a_request_do_not_hide_its_headers(api: ApiProcess) -> None:
+    """A chunk starting with an empty line looked like a header block's end to the count."""
+    head = b"\r\n\r\nGET /health HTTP/1.1\r\nHost: testboost\r\nX-Big: " + b"a" * 100_000
+    sock = connect(api)
+    sock.sendall(head + b"\r\n\r\n")
+    assert closed_within(sock, TIMEOUT).startswith(b"HTTP/1.1 431 ")

@@ -12,6 +12,7 @@ SECRETS = [
     "apitoken", "id_token", "refresh_token", "bearer", "jwt", "pass", "passwd", "password",
     "db_pass", "pwd", "secret", "client_secret", "sig", "signature", "code", "auth",
     "authorization", "credential", "credentials", "api_key[]", "token[0]", "api%5Fkey",
+    "user[password]", "data[api_key]", "a[b][secret]",
 ]  # fmt: skip
 PLAIN = ["limit", "offset", "status", "session_type", "mode", "q", "sort"]
 
