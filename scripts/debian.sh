@@ -2,21 +2,27 @@
 # .tools/ without touching the system's apt configuration.
 # TOOLS must be set (the project's .tools directory).
 
-# Same mirror as the system's own sources (deb822 first, one-line format as a fallback).
-mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-  mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-fi
-if [ -z "$mirror" ]; then
-  echo "no Debian mirror in the machine's apt sources (/etc/apt/sources.list.d/debian.sources)" >&2
-  exit 1
-fi
+# debian_mirror: the same mirror as the system's own sources (deb822 first, the one-line
+# format as a fallback), looked up only when something is fetched.
+debian_mirror() {
+  local found
+  found=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  if [ -z "$found" ] && [ -f /etc/apt/sources.list ]; then
+    found=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+  fi
+  if [ -z "$found" ]; then
+    echo "no Debian mirror in the machine's apt sources (/etc/apt/sources.list.d/debian.sources)" >&2
+    return 1
+  fi
+  printf '%s\n' "$found"
+}
 
 # fetch SUITE ROOT PACKAGE...: download the packages of SUITE and unpack them into ROOT.
 fetch() {
-  local suite=$1 root=$2
+  local suite=$1 root=$2 mirror
   local apt_dir="$TOOLS/apt/$suite"
   shift 2
+  mirror=$(debian_mirror)
   mkdir -p "$apt_dir/sources.list.d" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" \
     "$apt_dir/debs" "$root"
   printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' \

@@ -23,11 +23,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="$PWD/.tools"
 BIN="$TOOLS/bin"
-export DOCKER_CONFIG="$TOOLS/docker"
-mkdir -p "$DOCKER_CONFIG/cli-plugins" "$TOOLS/images"
 source scripts/debian.sh
+mkdir -p "$TOOLS/docker/cli-plugins" "$TOOLS/images"
 
 # --- engine ---------------------------------------------------------------------------------
+# Probed with the user's own configuration first: an engine reached through a Docker context
+# is used as it is, never doubled by a second dockerd.
 if ! docker info >/dev/null 2>&1; then
   if ! command -v dockerd >/dev/null 2>&1; then
     echo "installing docker.io (apt)"
@@ -37,16 +38,30 @@ if ! docker info >/dev/null 2>&1; then
   fi
   echo "starting dockerd (log: .tools/docker/dockerd.log)"
   # setsid: the engine outlives this script and make; CI's run ends it with the session.
-  setsid dockerd >"$DOCKER_CONFIG/dockerd.log" 2>&1 </dev/null &
+  setsid dockerd >"$TOOLS/docker/dockerd.log" 2>&1 </dev/null &
   for _ in $(seq 60); do
     docker info >/dev/null 2>&1 && break
     sleep 1
   done
-  docker info >/dev/null 2>&1 || { tail -20 "$DOCKER_CONFIG/dockerd.log" >&2; exit 1; }
+  docker info >/dev/null 2>&1 || { tail -20 "$TOOLS/docker/dockerd.log" >&2; exit 1; }
+fi
+# The tests run docker with DOCKER_CONFIG=.tools/docker (the plugins below), which knows no
+# context of the user's: their engine must then be named by DOCKER_HOST.
+export DOCKER_CONFIG="$TOOLS/docker"
+if ! docker info >/dev/null 2>&1; then
+  echo "the Docker engine answers through a context of yours; set DOCKER_HOST to its address" \
+    "(docker context inspect --format '{{.Endpoints.docker.Host}}') and run again" >&2
+  exit 1
 fi
 
 # --- compose v2 and buildx plugins ----------------------------------------------------------
-if ! docker compose version >/dev/null 2>&1 || ! docker buildx version >/dev/null 2>&1; then
+# The compose files need 2.24.4 or later (secrets from the environment, `!override`).
+compose_ok() {
+  local version
+  version=$(docker compose version --short 2>/dev/null) || return 1
+  [ "$(printf '2.24.4\n%s\n' "${version#v}" | sort -V | head -n1)" = 2.24.4 ]
+}
+if ! compose_ok || ! docker buildx version >/dev/null 2>&1; then
   fetch trixie "$TOOLS/root-docker" docker-compose docker-buildx
   for plugin in docker-compose docker-buildx; do
     ln -sf "$TOOLS/root-docker/usr/libexec/docker/cli-plugins/$plugin" \
@@ -65,7 +80,7 @@ fi
 BASE=testboost-base:bookworm
 base_packages=ca-certificates,wget
 base_sha=$({
-  printf '%s\n' bookworm minbase "$base_packages" "$mirror"
+  printf '%s\n' bookworm minbase "$base_packages" "$(debian_mirror)"
   cat /etc/ssl/certs/ca-certificates.crt
 } | sha256sum | cut -c1-16)
 if [ "$(docker image inspect -f '{{index .Config.Labels "org.testboost.inputs"}}' "$BASE" 2>/dev/null)" != "$base_sha" ]; then
@@ -83,7 +98,7 @@ if [ "$(docker image inspect -f '{{index .Config.Labels "org.testboost.inputs"}}
     mmdebstrap --quiet --variant=minbase --include="$base_packages" \
       --customize-hook='cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"' \
       --customize-hook='cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/ca-certificates/machine-bundle.crt"' \
-      bookworm "${tarball%.tar}.partial.tar" "$mirror"
+      bookworm "${tarball%.tar}.partial.tar" "$(debian_mirror)"
     mv "${tarball%.tar}.partial.tar" "$tarball"
   fi
   docker import --change "LABEL org.testboost.inputs=$base_sha" \
