@@ -8,8 +8,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.e2e.helpers import Prometheus, Workload, run_workload
 
 REPO = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).parent / "uv"  # the Makefile installs uv into .venv
@@ -85,3 +88,19 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     workdir = root / "work"
     workdir.mkdir()
     yield Installed(venv=venv, workdir=workdir)
+
+
+@pytest.fixture(scope="module")
+def prometheus(stack: Any) -> Iterator[Prometheus]:
+    """The module's compose stack's Prometheus (its `stack` fixture)."""
+    client = Prometheus(stack.urls["prometheus"])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def workload(stack: Any, prometheus: Prometheus, request: pytest.FixtureRequest) -> Workload:
+    """The e2e workload against the module's compose stack, each of Prometheus' views waited
+    for up to the module's SEEN_S (the committed intervals are 15 s)."""
+    seen_s: float = request.module.SEEN_S
+    return run_workload(stack, stack.fake, prometheus, timeout=seen_s)

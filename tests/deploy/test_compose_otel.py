@@ -15,7 +15,7 @@ import pytest
 from tests.deploy.conftest import Installed
 from tests.deploy.docker import OTEL, OTEL_SERVICES
 from tests.deploy.stack import ComposeStack, assert_counts, compose_stack
-from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client, run_workload
+from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.docker
@@ -29,18 +29,6 @@ TRACED = 5
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     with compose_stack(OTEL, OTEL_SERVICES, tmp_path_factory.mktemp("otel")) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def prometheus(stack: ComposeStack) -> Iterator[Prometheus]:
-    client = Prometheus(stack.urls["prometheus"])
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def workload(stack: ComposeStack, prometheus: Prometheus) -> Workload:
-    return run_workload(stack, stack.fake, prometheus, timeout=SEEN_S)  # type: ignore[arg-type]
 
 
 def test_the_collector_answers_and_is_scraped(stack: ComposeStack, prometheus: Prometheus) -> None:

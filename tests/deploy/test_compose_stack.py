@@ -30,7 +30,7 @@ from tests.deploy.docker import (
     ok,
 )
 from tests.deploy.stack import ComposeStack, assert_counts, compose_stack
-from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client, run_workload
+from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client
 from tests.monitoring.tools import tool_path
 from tests.support.api_process import free_port
 from tests.support.waiting import until
@@ -63,18 +63,6 @@ def dump(stack: ComposeStack, workload: Workload, backups: Path) -> Path:
     path = backups / "testboost.pgdump"
     assert path.stat().st_size > 0
     return path
-
-
-@pytest.fixture(scope="module")
-def prometheus(stack: ComposeStack) -> Iterator[Prometheus]:
-    client = Prometheus(stack.urls["prometheus"])
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def workload(stack: ComposeStack, prometheus: Prometheus) -> Workload:
-    return run_workload(stack, stack.fake, prometheus, timeout=SEEN_S)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

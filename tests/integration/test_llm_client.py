@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from typing import Any
 
 import pytest
 
@@ -189,6 +190,18 @@ def test_completions_are_stored_as_text_both_databases_take(fake: FakeLLM) -> No
 # --- a provider that trickles, or answers too much -------------------------------------------
 
 
+def failed_call(base_url: str, **options: Any) -> tuple[Attempts, LLMFailed]:
+    """One call that must fail, its attempts and its failure."""
+    attempts = Attempts()
+    client = client_for(base_url, attempts, **options)
+    try:
+        with pytest.raises(LLMFailed) as failed:
+            client.complete(MESSAGES)
+    finally:
+        client.close()
+    return attempts, failed.value
+
+
 class Trickler:
     """A raw HTTP server that sends its answer one byte every `every` seconds: the headers
     (`part="headers"`) or the body (`part="body"`), for as long as the client listens; or
@@ -266,18 +279,14 @@ def test_the_timeout_is_a_deadline_for_the_whole_answer(part: str) -> None:
     import time
 
     server = Trickler(part)
-    attempts = Attempts()
-    client = client_for(server.base_url, attempts, timeout=1.0, max_attempts=2)
     started = time.monotonic()
     try:
-        with pytest.raises(LLMFailed) as failed:
-            client.complete(MESSAGES)
+        attempts, failed = failed_call(server.base_url, timeout=1.0, max_attempts=2)
     finally:
-        client.close()
         server.close()
     took = time.monotonic() - started
     assert attempts.outcomes == [Outcome.TIMEOUT, Outcome.TIMEOUT]
-    assert "no whole answer within 1 s" in str(failed.value)
+    assert "no whole answer within 1 s" in str(failed)
     assert took < 2 * 1.0 + 0.5 + 1.5  # two deadlines, the back-off between, slack
 
 
@@ -286,18 +295,14 @@ def test_an_answer_over_the_cap_is_refused_as_it_arrives(declared: bool) -> None
     big = completion("x" * 200_000)
     with FakeLLM(default=Reply(body=big)) as fake:
         server = None if declared else Trickler("unsized")  # read until the cap, then dropped
-        attempts = Attempts()
         url = fake.base_url if server is None else server.base_url
-        client = client_for(url, attempts, max_attempts=1, max_answer_bytes=65536)
         try:
-            with pytest.raises(LLMFailed) as failed:
-                client.complete(MESSAGES)
+            attempts, failed = failed_call(url, max_attempts=1, max_answer_bytes=65536)
         finally:
-            client.close()
             if server is not None:
                 server.close()
     assert attempts.outcomes == [Outcome.SERVER_ERROR]
-    assert "answer larger than 65536 bytes (TESTBOOST_LLM_MAX_ANSWER_BYTES)" in str(failed.value)
+    assert "answer larger than 65536 bytes (TESTBOOST_LLM_MAX_ANSWER_BYTES)" in str(failed)
     small = Attempts()
     with FakeLLM() as fake:
         client = client_for(fake.base_url, small, max_answer_bytes=65536)
@@ -310,16 +315,12 @@ def test_an_answer_over_the_cap_is_refused_as_it_arrives(declared: bool) -> None
 
 def test_a_compressed_answer_cannot_inflate_past_the_cap() -> None:
     server = Trickler("bomb")
-    attempts = Attempts()
-    client = client_for(server.base_url, attempts, max_attempts=1, max_answer_bytes=65536)
     try:
-        with pytest.raises(LLMFailed) as failed:
-            client.complete(MESSAGES)
+        attempts, failed = failed_call(server.base_url, max_attempts=1, max_answer_bytes=65536)
     finally:
-        client.close()
         server.close()
     assert attempts.outcomes == [Outcome.SERVER_ERROR]
-    assert "answer larger than 65536 bytes" in str(failed.value)
+    assert "answer larger than 65536 bytes" in str(failed)
 
 
 def test_a_large_error_answer_keeps_its_outcome_and_retry_after() -> None:
