@@ -91,7 +91,8 @@ bench-smoke: install
 # phases, 200 sessions over 2 minutes. `make test` runs the short forms.
 soak: install
 	TESTBOOST_OUTAGE_SECONDS=60 TESTBOOST_SOAK_SECONDS=120 TESTBOOST_SOAK_SESSIONS=200 \
-		$(VENV)/bin/pytest -s tests/reliability/test_exporter_outage.py tests/reliability/test_collector_outage.py tests/reliability/test_soak.py
+		TESTBOOST_HOSTILE_SOAK_SECONDS=180 \
+		$(VENV)/bin/pytest -s tests/reliability/test_exporter_outage.py tests/reliability/test_collector_outage.py tests/reliability/test_soak.py tests/reliability/test_hostile_soak.py
 
 lint: install
 	$(VENV)/bin/ruff check .
