@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import pickle
 import signal
 import statistics
 import subprocess
@@ -27,7 +27,8 @@ from bench import load
 from bench.variants import OFF, PULL, ROOT, free_port, get, post_json
 from telemetry.catalog import BY_NAME
 from telemetry.exposition import PrometheusTextReader, render
-from telemetry.multiprocess import SUFFIX, WorkerMetrics, publishable
+from telemetry.metrics_dir import identity
+from telemetry.multiprocess import SUFFIX, WorkerMetrics, encode, publishable
 from telemetry.series_start import SeriesStart
 
 WORKERS = 4
@@ -141,10 +142,16 @@ def _collection(series: int) -> PrometheusTextReader:
 def scrape(series: int = 1000, runs: int = 7) -> dict[str, Any]:
     own = _collection(series)
     start = SeriesStart("testboost", hold_s=0)
-    with tempfile.TemporaryDirectory(prefix="bench-workers-") as directory:
-        for fake_pid in range(1, WORKERS):  # pids 1..3: init and kernel threads, alive
-            payload = pickle.dumps(publishable(_collection(series).snapshot()))
-            (Path(directory) / f"{fake_pid}{SUFFIX}").write_bytes(payload)
+    # The other workers' files, named for processes that live while the bench runs.
+    others = [subprocess.Popen(["sleep", "600"]) for _ in range(1, WORKERS)]
+    with (
+        contextlib.ExitStack() as cleanup,
+        tempfile.TemporaryDirectory(prefix="bench-workers-") as directory,
+    ):
+        for other in others:
+            cleanup.callback(other.kill)
+            payload = encode(publishable(_collection(series).snapshot()))
+            (Path(directory) / f"{identity(other.pid)}{SUFFIX}").write_bytes(payload)
         merger = WorkerMetrics(Path(directory))
         timings: dict[str, list[float]] = {"1 worker": [], f"{WORKERS} workers": []}
         sizes: dict[str, int] = {}
