@@ -1,10 +1,11 @@
 """The `testboost` command: `serve` runs the API (what `make run` calls); `doctor` checks it and
 its monitoring stack (doctor/); `stack` runs that stack as local processes (devstack/, what
-`make stack` calls; a source checkout's tool)."""
+`make stack` calls; a source checkout's tool, imported only when `stack` runs)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from cli import serve
@@ -13,6 +14,9 @@ HELP = argparse.ArgumentDefaultsHelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["stack"]:
+        return _stack(argv[1:])
     parser = argparse.ArgumentParser(prog="testboost", description="TestBoost API tools")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser(
@@ -38,25 +42,33 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
+STACK_HELP = "run the API, Prometheus and Alertmanager locally (no Docker; a source checkout's)"
+
+
 def _register_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`testboost stack` where devstack/ is (a source checkout: it runs the repository's
-    configs with the binaries `make tools` installs); elsewhere a command that says so."""
+    """`stack` in the command list; `main` hands `testboost stack ...` to devstack itself."""
+    commands.add_parser("stack", help=STACK_HELP, add_help=False)
+
+
+def _stack(argv: list[str]) -> int:
+    """`testboost stack ...` where devstack/ is (a source checkout: it runs the repository's
+    configs with the binaries `make tools` installs); elsewhere one line that says so."""
     try:
-        from devstack.cli import register
-    except ImportError:
-        stack = commands.add_parser("stack", help="the local stack (from a source checkout)")
-        stack.set_defaults(func=_no_stack)
-        return
-    register(commands)
+        devstack_cli = importlib.import_module("devstack.cli")
+    except ModuleNotFoundError:
+        if {"-h", "--help"} & set(argv):
+            print(f"usage: testboost stack ...\n\n{STACK_HELP}: {NO_STACK}")
+            return 0
+        print(f"testboost stack: {NO_STACK}", file=sys.stderr)
+        return 2
+    result: int = devstack_cli.main(argv)
+    return result
 
 
-def _no_stack(_args: argparse.Namespace) -> int:
-    print(
-        "testboost stack runs the local stack from a source checkout of TestBoost "
-        "(`make stack` there); this installation has no devstack package.",
-        file=sys.stderr,
-    )
-    return 2
+NO_STACK = (
+    "it runs the local stack from a source checkout of TestBoost (`make stack` there); this "
+    "installation has no devstack package"
+)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,15 @@ def register(commands: Any) -> None:
     stack.set_defaults(func=run)
 
 
+def main(argv: list[str]) -> int:
+    """`testboost stack ARGV` (cli/ hands it over)."""
+    parser = argparse.ArgumentParser(prog="testboost")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["stack", *argv])
+    result: int = args.func(args)
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         action = {"up": up, "down": down, "status": status, "restart": restart}[args.action]

@@ -37,11 +37,14 @@ def test_every_command_starts(installed: Installed, argv: list[str]) -> None:
     assert "usage: testboost" in result.stdout
 
 
-def test_stack_says_it_needs_a_checkout(installed: Installed) -> None:
-    result = installed.run("testboost", "stack")
+@pytest.mark.parametrize("argv", [["stack"], ["stack", "up", "--push"]], ids=" ".join)
+def test_stack_says_it_needs_a_checkout(installed: Installed, argv: list[str]) -> None:
+    result = installed.run("testboost", *argv)
     assert result.returncode == 2
-    assert "from a source checkout" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "testboost stack: it runs the local stack from a source checkout of TestBoost "
+        "(`make stack` there); this installation has no devstack package"
+    ]
 
 
 def test_the_code_is_the_installed_copy(installed: Installed) -> None:
