@@ -165,14 +165,21 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except EnvParseError as exc:  # a value pydantic-settings could not even decode
-        raise SettingsError(f"Invalid TestBoost configuration:\n  {exc}") from None
+        raise SettingsError(_invalid([str(exc)])) from None
     except ValidationError as exc:
-        lines = []
+        problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
             variable = f"TESTBOOST_{field.upper()}" if field else "settings"
-            lines.append(f"  {variable}: {error['msg']}")
-        raise SettingsError("Invalid TestBoost configuration:\n" + "\n".join(lines)) from None
+            problems.append(f"{variable}: {error['msg']}")
+        raise SettingsError(_invalid(problems)) from None
+
+
+def _invalid(problems: list[str]) -> str:
+    """One line for one problem; a heading and a line each for several."""
+    if len(problems) == 1:
+        return f"Invalid TestBoost configuration: {problems[0]}"
+    return "Invalid TestBoost configuration:\n" + "\n".join(f"  {p}" for p in problems)
 
 
 @lru_cache(maxsize=1)
