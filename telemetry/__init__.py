@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
+import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from telemetry import catalog, db, exporters, runtime, tracing
+from telemetry import catalog, db, exporters, instance, runtime, tracing
 from telemetry.config import TelemetryConfig, TelemetryConfigError
 from telemetry.exposition import PrometheusTextReader
 from telemetry.http import HttpTelemetry
@@ -174,14 +174,23 @@ def _worker_metrics(directory: Path) -> WorkerMetrics:
         raise SystemExit(2) from None
 
 
+def _instance_id(config: TelemetryConfig) -> str:
+    """Worker slots are claimed (files in the temp dir) only when something is exported over
+    OTLP, where the id becomes a label; a pull-only process writes nothing there."""
+    if config.disabled or "otlp" not in (config.metrics_exporter, config.traces_exporter):
+        return f"{socket.gethostname()}/pid{os.getpid()}"
+    return instance.instance_id(config.service_name)
+
+
 def setup(config: TelemetryConfig | None = None) -> Telemetry:
     """Build telemetry from `config` (default: the OTEL_* environment)."""
     config = config or TelemetryConfig.from_env()
     resource = Resource.create(
         {
             "service.name": config.service_name,
-            # One id per process: in push mode each worker is its own series, and sums add up.
-            "service.instance.id": f"{uuid.uuid4()}",
+            # One id per process, stable across restarts (telemetry/instance.py): in push mode
+            # each worker is its own series, and sums add up.
+            "service.instance.id": _instance_id(config),
             "process.pid": os.getpid(),
         }
     )

@@ -335,8 +335,8 @@ def _cmdline(pid: int) -> bytes:
 def test_series_carry_the_apis_job_and_the_instance_the_docs_promise(
     run: tuple[Stack, Prometheus, Truth],
 ) -> None:
-    """docs/architecture.md: pull series carry the scrape target's job and its relabelled
-    instance; push series (scraped from the collector, or remote-written) the job and
+    """docs/architecture.md: pull series carry the scrape target's job and instance (its
+    address, one per replica); push series (scraped from the collector, or remote-written) the job and
     instance the collector sets from the API's resource: job="testboost-api", instance = the
     process' service.instance.id, one per worker. No other resource attribute is a label."""
     stack, prometheus, _truth = run
@@ -344,11 +344,15 @@ def test_series_carry_the_apis_job_and_the_instance_the_docs_promise(
     assert series
     assert {s["metric"]["job"] for s in series} == {"testboost-api"}
     instances = {s["metric"]["instance"] for s in series}
+    target = httpx.URL(stack.urls["api"]).netloc.decode()
     if stack.config.mode == "pull":
-        assert instances == {"testboost-api"}
+        assert instances == {target}
     else:
-        assert "testboost-api" not in instances
+        assert target not in instances
         assert len(instances) == stack.config.workers, instances  # one per pushing process
+        # host/slot (telemetry/instance.py): the workers' slots 0..N-1, stable across restarts.
+        slots = sorted(i.rsplit("/", 1)[1] for i in instances)
+        assert slots == [str(n) for n in range(stack.config.workers)], instances
     resource_labels = {
         name
         for s in series

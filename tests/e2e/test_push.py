@@ -99,9 +99,10 @@ def test_push_counts_what_was_done_once(side_by_side: dict[str, Run]) -> None:
     created = f'sum(testboost_http_requests_total{{path="{SESSIONS}", status="201"}})'
     assert push.value(created) == workload.sessions
     # Every testboost_* series came through the collector, none from the API's own scrape
-    # (its target is relabelled instance="testboost-api"; the collector's series carry the API
-    # process' service.instance.id), and all under the API's job.
-    assert push.query('count({__name__=~"testboost_.+", instance="testboost-api"})') == []
+    # (whose instance is the API's address; the collector's series carry the API process'
+    # service.instance.id), and all under the API's job.
+    target = httpx.URL(run.stack.urls["api"]).netloc.decode()
+    assert push.query(f'count({{__name__=~"testboost_.+", instance="{target}"}})') == []
     assert push.query('count({__name__=~"testboost_.+", job!="testboost-api"})') == []
 
 

@@ -1,0 +1,82 @@
+"""telemetry/instance.py: a pushed series' `instance` is stable across restarts, one per worker,
+and the operator's service.instance.id is its base."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from telemetry import instance
+
+# A process that prints its instance id, then waits for a line on stdin (holding its slot).
+WORKER = """
+import sys
+from pathlib import Path
+from telemetry.instance import instance_id
+print(instance_id("testboost-api", Path(sys.argv[1])), flush=True)
+sys.stdin.readline()
+"""
+
+
+def start(slots: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(slots)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None
+    process.stdin.close()
+    process.wait(timeout=10)
+
+
+def test_workers_take_the_lowest_free_slot_and_a_replacement_takes_the_freed_one(
+    tmp_path: Path,
+) -> None:
+    host = socket.gethostname()
+    first, first_id = start(tmp_path)
+    second, second_id = start(tmp_path)
+    assert (first_id, second_id) == (f"{host}/0", f"{host}/1")
+    stop(first)  # a worker dies: its replacement continues its series
+    third, third_id = start(tmp_path)
+    assert third_id == f"{host}/0"
+    stop(second)
+    stop(third)
+    restarted, restarted_id = start(tmp_path)  # the whole server restarts
+    assert restarted_id == f"{host}/0"
+    stop(restarted)
+
+
+def test_the_operators_instance_id_is_the_base(tmp_path: Path) -> None:
+    attributes = "service.instance.id=testboost-api-7d9f-x2k4,deployment.environment=prod"
+    process, ident = start(tmp_path, OTEL_RESOURCE_ATTRIBUTES=attributes)
+    assert ident == "testboost-api-7d9f-x2k4/0"
+    stop(process)
+
+
+def test_one_slot_per_process_whatever_the_number_of_calls(tmp_path: Path) -> None:
+    assert instance.instance_id("svc", tmp_path) == instance.instance_id("svc", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0"]
+
+
+def test_an_unusable_directory_falls_back_to_the_pid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert instance.instance_id("svc", blocked / "slots") == (
+        f"{socket.gethostname()}/pid{os.getpid()}"
+    )
+    assert "worker slots unavailable" in caplog.text
