@@ -6,9 +6,11 @@ this module, and tests/monitoring/test_rules_source.py fails when the committed 
 the doctor and the tests import GUIDE_ALERTS from here. To change a threshold: the constant
 below, `make rules`, then the promtool cases around it (docs/maintenance.md).
 
-Rules that hold in both topologies (scrape, or OTLP push through a collector):
-- aggregate with sum/max, never alert on raw series: push mode adds job/instance labels, and
-  several worker processes report separately;
+Rules that hold in both topologies (scrape, or OTLP push through a collector) and with 1 or N
+API replicas:
+- aggregate with sum/max, never alert on raw series: every replica is its own `instance`, push
+  mode adds one per worker process; the per-replica alerts (HealthCheckFailed,
+  DBConnectionPoolExhausted) say so and name the instance;
 - ratio alerts need MIN_TRAFFIC requests or calls in their 5m window, so 1 failure out of 3
   cannot page anyone; with zero traffic the ratio is NaN or absent, never true;
 - /metrics (the scrapes themselves: 20 per 5m at a 15s interval) is left out of HTTP ratios,
@@ -44,6 +46,7 @@ HTTP_422_RATIO = 0.05
 AUTH_FAILURES_PER_SECOND = 1  # 401 and 403, /metrics included
 
 API_JOB = "testboost-api"  # the scrape job whose `up` says whether the API answers
+API_UNAVAILABLE = "APIUnavailable"  # no replica answers: the inhibit rule's source
 NOT_SCRAPES = 'path!~"/metrics/?"'  # the HTTP ratios leave Prometheus' own scrapes out
 # The non-/metrics request rate by status, shared by the HTTP ratio alerts
 # (Prometheus' level:metric:operations naming).
@@ -77,7 +80,9 @@ def duration(seconds: int, human: bool = False) -> str:
 
 # --- Rules ------------------------------------------------------------------------------------
 
-Severity = Literal["critical", "warning"]
+# "none": an alert that exists only to hold others back (Alertmanager routes it nowhere), as
+# kube-prometheus' InfoInhibitor.
+Severity = Literal["critical", "warning", "none"]
 
 
 @dataclass(frozen=True)
@@ -229,16 +234,31 @@ API = Group(
         ),
         Alert(
             "HealthCheckFailed",
-            comment="Only the scrape of the API itself says whether the API is up (see "
-            "prometheus.yml). While it fires, Alertmanager holds back every other TestBoost "
-            "alert (alertmanager.yml, inhibit_rules): they read the API's own metrics.",
-            expr=f'up{{job="{API_JOB}"}} == 0',
+            comment="Per replica: only the scrape of the API itself says whether it is up (see "
+            "prometheus.yml), one alert per instance that does not answer. `absent`: with "
+            "service discovery, replicas that are gone leave no `up` at all.",
+            expr=f'up{{job="{API_JOB}"}} == 0\nor absent(up{{job="{API_JOB}"}})',
             for_="1m",
             severity="critical",
             summary="TestBoost API is down",
-            description=f"Prometheus cannot scrape {label('instance')} (job {label('job')}, "
-            f"up = {VALUE}) for more than 1 minute.",
+            description="{{ if $labels.instance }}Prometheus cannot scrape the API replica "
+            f"{label('instance')} (job {label('job')}, up = {VALUE}){{{{ else }}}}Service "
+            f"discovery finds no API replica (job {label('job')}){{{{ end }}}} for more than "
+            "1 minute.",
             guide=True,
+        ),
+        Alert(
+            API_UNAVAILABLE,
+            comment="No replica answers: the whole API is down. Pages nobody (severity none, "
+            "routed nowhere); while it fires, Alertmanager holds back every other TestBoost "
+            "alert but HealthCheckFailed (alertmanager.yml, inhibit_rules): they read the "
+            "API's own metrics. One replica down among several holds back nothing.",
+            expr=f'absent(up{{job="{API_JOB}"}} == 1)',
+            for_="1m",
+            severity="none",
+            summary="No TestBoost API replica answers (holds back the other TestBoost alerts)",
+            description=f"No target of job {API_JOB} has answered a scrape for 1 minute "
+            f"(absent = {VALUE}).",
         ),
         Alert(
             "SlowAPIResponse",

@@ -26,7 +26,10 @@ from .tools import REPO, run_tool, tool_path
 CONFIG = REPO / "monitoring" / "alertmanager" / "alertmanager.yml"
 WEBHOOK = "http://testboost-api:8000/api/v1/alerts/webhook"
 KEY_FILE = "/etc/alertmanager/secrets/testboost-api-key"
-API_DOWN = "HealthCheckFailed"
+API_DOWN = "HealthCheckFailed"  # the page, per replica
+# No replica answers: holds the API's other alerts back, notified to no one.
+UNAVAILABLE = "APIUnavailable"
+RECEIVERS = {"critical": "critical-receiver", "warning": "warning-receiver", "none": "inhibit-only"}
 
 
 def routes_test(*labels: str) -> str:
@@ -40,7 +43,7 @@ def test_amtool_check_config() -> None:
     result = run_tool("amtool", "check-config", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert " - 3 receivers" in result.stdout
+    assert " - 4 receivers" in result.stdout
 
 
 @pytest.mark.tools
@@ -51,6 +54,7 @@ def test_amtool_check_config() -> None:
         (("alertname=SlowAPIResponse", "severity=warning"), "warning-receiver"),
         (("alertname=Something", "severity=info"), "default-receiver"),
         (("alertname=NoSeverity",), "default-receiver"),
+        (("alertname=APIUnavailable", "severity=none"), "inhibit-only"),
     ],
 )
 def test_routing_by_severity(labels: tuple[str, ...], receiver: str) -> None:
@@ -62,7 +66,7 @@ def test_every_alert_rule_reaches_its_severity_receiver() -> None:
     for rule in alert_rules():
         severity = rule["labels"]["severity"]
         assert routes_test(f"alertname={rule['alert']}", f"severity={severity}") == (
-            f"{severity}-receiver"
+            RECEIVERS[severity]
         )
 
 
@@ -79,24 +83,27 @@ def test_route_timings_and_inhibition() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     route = config["route"]
     assert route["receiver"] == "default-receiver"
-    critical, warning = route["routes"]
+    critical, warning, none = route["routes"]
     assert critical["matchers"] == ['severity="critical"']
     assert critical["receiver"] == "critical-receiver"
     assert (critical["group_wait"], critical["repeat_interval"]) == ("10s", "1h")
     assert warning["matchers"] == ['severity="warning"']
     assert warning["receiver"] == "warning-receiver"
+    assert (none["matchers"], none["receiver"]) == (['severity="none"'], "inhibit-only")
+    (inhibit_only,) = [r for r in config["receivers"] if r["name"] == "inhibit-only"]
+    assert inhibit_only == {"name": "inhibit-only"}  # no integration: delivered nowhere
 
 
-def test_api_down_holds_back_every_other_testboost_alert() -> None:
-    """One inhibit rule: HealthCheckFailed over every other alert of the rules' source, named
-    (never a whole severity: other systems' alerts may come here)."""
+def test_api_unavailable_holds_back_every_other_testboost_alert_but_the_page() -> None:
+    """One inhibit rule: APIUnavailable over every other alert of the rules' source but
+    HealthCheckFailed, named (never a whole severity: other systems' alerts may come here)."""
     (rule,) = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
-    others = [alert.name for alert in ALERTS if alert.name != API_DOWN]
+    others = [alert.name for alert in ALERTS if alert.name not in (API_DOWN, UNAVAILABLE)]
     assert rule == {
-        "source_matchers": [f'alertname="{API_DOWN}"'],
+        "source_matchers": [f'alertname="{UNAVAILABLE}"'],
         "target_matchers": [f'alertname=~"{"|".join(others)}"'],
     }
-    assert {r["alert"] for r in alert_rules()} == {API_DOWN, *others}
+    assert {r["alert"] for r in alert_rules()} == {API_DOWN, UNAVAILABLE, *others}
 
 
 @pytest.fixture
@@ -147,40 +154,57 @@ def _states(url: str) -> dict[str, tuple[str, bool]]:
     }
 
 
-@pytest.mark.tools
-def test_health_check_failed_inhibits_the_apis_other_alerts(alertmanager: str) -> None:
-    api = {"job": "testboost-api", "instance": "testboost-api"}
-    down = {"labels": {"alertname": API_DOWN, "severity": "critical", **api}}
-    # The others with the labels their rules give them: some none but severity, the pool
-    # alert its own job/instance (a push-mode worker), which no `equal` has to match.
+def _others() -> list[dict[str, Any]]:
+    """Every other alert of the rules' source with the labels its rule gives it: some none
+    but severity, the pool alert its own job/instance (a replica or push-mode worker), which
+    no `equal` has to match."""
     extra = {
         "DBConnectionPoolExhausted": {"job": "testboost-api", "instance": "w1"},
         "SlowAPIResponse": {"path": "/api/v2/sessions"},
         "SlowWorkflowExecution": {"workflow_type": "generate_tests"},
     }
-    others = [
+    return [
         {"labels": {"alertname": a.name, "severity": a.severity, **extra.get(a.name, {})}}
         for a in ALERTS
-        if a.name != API_DOWN
+        if a.name not in (API_DOWN, UNAVAILABLE)
     ]
+
+
+@pytest.mark.tools
+def test_no_replica_up_holds_back_the_apis_other_alerts_but_pages(alertmanager: str) -> None:
+    page = {"labels": {"alertname": API_DOWN, "severity": "critical", "job": "testboost-api"}}
+    unavailable = {"labels": {"alertname": UNAVAILABLE, "severity": "none", "job": "testboost-api"}}
+    others = _others()
     foreign = {"labels": {"alertname": "NodeDown", "severity": "critical"}}
-    _post(alertmanager, down, *others, foreign)
+    _post(alertmanager, page, unavailable, *others, foreign)
 
     states = _states(alertmanager)
-    assert states.pop(API_DOWN) == ("active", False)
+    assert states.pop(API_DOWN) == ("active", False), "the page itself is never held back"
+    assert states.pop(UNAVAILABLE) == ("active", False)
     assert states.pop("NodeDown") == ("active", False), "another system's alert is held back"
     assert states == {a["labels"]["alertname"]: ("suppressed", True) for a in others}
 
     now = datetime.now(UTC)
     ended = {"startsAt": (now - timedelta(minutes=5)).isoformat(), "endsAt": now.isoformat()}
-    resolved = {**down, **ended}
-    _post(alertmanager, resolved)
+    _post(alertmanager, {**unavailable, **ended})
     states = _states(alertmanager)
-    assert API_DOWN not in states
+    assert UNAVAILABLE not in states
     assert states == {
         **{a["labels"]["alertname"]: ("active", False) for a in others},
+        API_DOWN: ("active", False),
         "NodeDown": ("active", False),
     }
+
+
+@pytest.mark.tools
+def test_one_replica_down_among_several_holds_back_nothing(alertmanager: str) -> None:
+    """HealthCheckFailed for one replica (the others answer, APIUnavailable does not fire):
+    the aggregate alerts still describe the replicas that serve, and are notified."""
+    down = {"labels": {"alertname": API_DOWN, "severity": "critical", "job": "testboost-api"}}
+    down["labels"]["instance"] = "10.0.0.7:8000"
+    others = _others()
+    _post(alertmanager, down, *others)
+    assert set(_states(alertmanager).values()) == {("active", False)}
 
 
 @pytest.mark.tools
@@ -197,8 +221,11 @@ def test_without_health_check_failed_nothing_is_inhibited(alertmanager: str) -> 
 
 
 def test_every_receiver_posts_to_the_api_with_a_key_file() -> None:
+    """Every receiver but inhibit-only (checked above: it notifies no one)."""
     config = yaml.safe_load(CONFIG.read_text())
-    for receiver in config["receivers"]:
+    receivers = [r for r in config["receivers"] if r["name"] != "inhibit-only"]
+    assert len(receivers) == 3
+    for receiver in receivers:
         (hook,) = receiver["webhook_configs"]
         assert hook["url"] == WEBHOOK
         assert hook["send_resolved"] is True
