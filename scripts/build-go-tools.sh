@@ -3,6 +3,7 @@
 #   otelcol   otel-collector/builder-config.yaml, built by the OpenTelemetry Collector Builder
 #             (go.opentelemetry.io/collector/cmd/builder, installed into .tools/go/bin)
 #   jaeger    tools/jaeger/go.mod + go.sum (a `tool` directive for jaeger's cmd/jaeger)
+#   thanos    tools/thanos/go.mod + go.sum (the same, plus Thanos' own replace directives)
 # Modules come from the Go module proxy into the default GOMODCACHE/GOCACHE, so a rebuild
 # after `make clean` downloads nothing. A binary is rebuilt only when the sha256 of its
 # manifest (plus the Go version and build flags), kept beside it as NAME.manifest-sha256,
@@ -93,4 +94,25 @@ else
   mv -f "$BIN/jaeger.new" "$BIN/jaeger"
   echo "$jaeger_sha" >"$BIN/jaeger.manifest-sha256"
   echo "jaeger: built in $(elapsed "$start") s ($(du -h "$BIN/jaeger" | cut -f1))"
+fi
+
+# --- thanos ---------------------------------------------------------------------------------
+start=$(date +%s%N)
+thanos_sha=$(manifest_sha "" tools/thanos/go.mod tools/thanos/go.sum)
+if up_to_date thanos "$thanos_sha" --version; then
+  echo "thanos: up to date ($(elapsed "$start") s)"
+else
+  echo "thanos: building from tools/thanos/go.mod (a few minutes the first time)"
+  # Thanos' Makefile stamps its version through prometheus/common's version package.
+  version=$(go list -C tools/thanos -mod=readonly -m -f '{{.Version}}' github.com/thanos-io/thanos)
+  if ! go build -C tools/thanos -mod=readonly -trimpath \
+    -ldflags="$LDFLAGS -X github.com/prometheus/common/version.Version=${version#v}" \
+    -o "$BIN/thanos.new" github.com/thanos-io/thanos/cmd/thanos >"$BUILD/thanos.log" 2>&1; then
+    tail -n 40 "$BUILD/thanos.log" >&2
+    echo "thanos: build failed (whole log: $BUILD/thanos.log)" >&2
+    exit 1
+  fi
+  mv -f "$BIN/thanos.new" "$BIN/thanos"
+  echo "$thanos_sha" >"$BIN/thanos.manifest-sha256"
+  echo "thanos: built in $(elapsed "$start") s ($(du -h "$BIN/thanos" | cut -f1))"
 fi

@@ -6,7 +6,7 @@
 #   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
 #   chromium                      Debian 12 package, installed system-wide: /docs in a real browser
 #   valgrind                      Debian 12 package: callgrind counts instructions (make bench)
-#   otelcol, jaeger               built from source by scripts/build-go-tools.sh (Go module proxy)
+#   otelcol, jaeger, thanos       built from source by scripts/build-go-tools.sh (Go module proxy)
 # Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
 # gets a private sources dir, lists and cache per suite under .tools/apt/ and only *downloads*;
 # the .debs are unpacked with dpkg-deb into .tools/root (trixie) or .tools/root-sid and never
@@ -61,8 +61,9 @@ if ! command -v valgrind >/dev/null 2>&1; then
     { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 fi
 
-# Our own OpenTelemetry Collector (.tools/bin/otelcol) and Jaeger v2 (.tools/bin/jaeger), built
-# from pinned manifests with Go; each is rebuilt only when its manifest changed.
+# Our own OpenTelemetry Collector (.tools/bin/otelcol), Jaeger v2 (.tools/bin/jaeger) and Thanos
+# (.tools/bin/thanos), built from pinned manifests with Go; each is rebuilt only when its
+# manifest changed.
 scripts/build-go-tools.sh
 
 # One line per tool; any tool that does not run fails the script (and so `make test`).
@@ -72,7 +73,7 @@ version_of() {
     *) "$BIN/$1" --version 2>&1 ;;
   esac
 }
-for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool otelcol jaeger; do
+for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool otelcol jaeger thanos; do
   if ! out=$(version_of "$tool"); then
     echo "$tool: does not run from $BIN/$tool" >&2
     printf '%s\n' "$out" >&2

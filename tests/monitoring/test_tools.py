@@ -17,6 +17,7 @@ ALL_TOOLS = (
     "amtool",
     "otelcol",  # built from source by scripts/build-go-tools.sh
     "jaeger",
+    "thanos",
 )
 
 
