@@ -10,6 +10,7 @@ checked are the ones Grafana runs.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,36 @@ def load_dashboards(monitoring_dir: Path | None = None) -> list[Dashboard]:
 
 def _dashboard(doc: dict[str, Any]) -> Dashboard:
     title = doc["title"]
+    defaults = default_selection(doc)
     queries = tuple(
-        Query(title, panel["title"], target["expr"])
+        Query(title, panel["title"], expand(target["expr"], defaults))
         for panel in all_panels(doc.get("panels", []))
         if panel.get("type") != "row"
         for target in panel.get("targets", [])
         if target.get("expr")
     )
     return Dashboard(doc["uid"], title, queries)
+
+
+def default_selection(doc: dict[str, Any]) -> dict[str, str]:
+    """Each template variable's value as the dashboard opens: its current value, or its
+    `allValue` when "All" is selected (the job and instance pickers: all replicas)."""
+    selection: dict[str, str] = {}
+    for variable in doc.get("templating", {}).get("list", []):
+        value = variable.get("current", {}).get("value")
+        if value in ("$__all", ["$__all"]):
+            selection[variable["name"]] = variable["allValue"]
+        else:
+            selection[variable["name"]] = value[0] if isinstance(value, list) else str(value)
+    return selection
+
+
+def expand(expr: str, selection: dict[str, str]) -> str:
+    """`expr` as Grafana sends it with `selection`: every $name / ${name} replaced."""
+    return _VARIABLE.sub(lambda m: selection[m.group(1) or m.group(2)], expr)
+
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
 def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:

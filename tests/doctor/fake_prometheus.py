@@ -10,6 +10,9 @@ from doctor.shipped import SCRAPE_JOB
 from telemetry.catalog import CATALOG
 from tests.monitoring.queries import alert_rules
 
+# The Active Sessions panel's query as Grafana runs it (job testboost-api, every instance).
+ACTIVE_SESSIONS_PANEL = 'max(testboost_active_sessions{job="testboost-api", instance=~".+"})'
+
 
 def ok(data: Any) -> tuple[int, dict[str, Any]]:
     return 200, {"status": "success", "data": data}

@@ -12,7 +12,7 @@ from doctor.panels import COUNTED_BY, PRIMED, histograms_read
 from doctor.shipped import load_dashboards
 from telemetry.catalog import CATALOG, Kind
 from tests.doctor.fake_http import FakeServer
-from tests.doctor.fake_prometheus import Prometheus
+from tests.doctor.fake_prometheus import ACTIVE_SESSIONS_PANEL, Prometheus
 from tests.doctor.support import by_name, results_for
 
 CHECK = "dashboard queries return data"
@@ -150,7 +150,7 @@ def test_not_scraped_fails() -> None:
 
 def test_nan_from_a_query_without_histogram_fails() -> None:
     prometheus = Prometheus()
-    prometheus.answers["max(testboost_active_sessions)"] = ["NaN"]
+    prometheus.answers[ACTIVE_SESSIONS_PANEL] = ["NaN"]
     result = check(prometheus)
     assert result.status is Status.FAIL
     assert result.detail == (
@@ -163,7 +163,10 @@ def test_an_idle_api_warns_once_per_panel_and_a_failure_wins() -> None:
     listed once; a broken panel makes it a failure that still counts the idle ones."""
     prometheus = Prometheus()
     quantiles = [
-        q.expr for d in load_dashboards() for q in d.queries if f"{HTTP}_bucket[5m]" in q.expr
+        q.expr
+        for d in load_dashboards()
+        for q in d.queries
+        if (HTTP, "5m") in histograms_read(q.expr)
     ]
     prometheus.answers |= {expr: ["NaN"] for expr in quantiles}
     prometheus.answers[f"sum(increase({HTTP}_count[5m]))"] = ["0"]
@@ -175,7 +178,7 @@ def test_an_idle_api_warns_once_per_panel_and_a_failure_wins() -> None:
     assert result.detail.count(panel) == 1
     assert len(quantiles) == 6  # the overview's panel and the by-route panel, 3 each
 
-    prometheus.answers["max(testboost_active_sessions)"] = []
+    prometheus.answers[ACTIVE_SESSIONS_PANEL] = []
     result = check(prometheus)
     assert result.status is Status.FAIL
     assert result.detail == (

@@ -15,7 +15,7 @@ from doctor.checks import CHECKS
 from doctor.context import Options
 from doctor.hints import UNREACHABLE, fill
 from doctor.shipped import DATASOURCE_UID, load_dashboards
-from tests.doctor.fake_prometheus import Prometheus
+from tests.doctor.fake_prometheus import ACTIVE_SESSIONS_PANEL, Prometheus
 from tests.doctor.test_cli import closed_port_url, run_main
 from tests.doctor.test_prometheus_alertmanager_checks import Alertmanager
 from tests.doctor.test_push_checks import AGE, servers
@@ -98,7 +98,7 @@ def broken_everywhere() -> dict[str, dict[str, Any]]:
     prometheus.rules[0].update(health="err", lastError="bad")
     prometheus.rules = [r for r in prometheus.rules if r["name"] != "HealthCheckFailed"]
     prometheus.alertmanagers = []
-    prometheus.empty_queries.add("max(testboost_active_sessions)")
+    prometheus.empty_queries.add(ACTIVE_SESSIONS_PANEL)
     prometheus.answers[AGE] = []  # no fresh pushed sample
     prometheus.fire("SlowAPIResponse", seconds_ago=120)  # and never received
     alertmanager = Alertmanager()

@@ -16,7 +16,7 @@ import pytest
 from doctor.model import Status
 from doctor.shipped import GUIDE_ALERTS
 from tests.doctor.fake_http import FakeServer
-from tests.doctor.fake_prometheus import Prometheus
+from tests.doctor.fake_prometheus import ACTIVE_SESSIONS_PANEL, Prometheus
 from tests.doctor.support import by_name, results_for
 from tests.monitoring.queries import alert_rules, dashboard_queries
 
@@ -88,7 +88,7 @@ def change(prometheus: Prometheus, alertmanager: Alertmanager, case: str) -> Non
     elif case == "no alertmanager":
         prometheus.alertmanagers = []
     elif case == "panel without data":
-        prometheus.empty_queries.add("max(testboost_active_sessions)")
+        prometheus.empty_queries.add(ACTIVE_SESSIONS_PANEL)
     elif case == "cluster broken":
         alertmanager.status["cluster"]["status"] = "unknown"
     elif case == "no configuration":

@@ -82,7 +82,32 @@ def test_overview_ends_with_a_runtime_row_of_the_process_families() -> None:
     runtime = [f.name for f in CATALOG if f.observed]
     for name in runtime:
         assert any(name in expr for expr in exprs), name
-    assert all('job="testboost-api"' in expr for expr in exprs), exprs
+    assert all('job="$job"' in expr for expr in exprs), exprs  # the API's, never Prometheus'
+
+
+SELECTOR = re.compile(r"\b((?:testboost|process|python)_\w+)(\{[^}]*\})?")
+
+
+def test_every_dashboard_picks_a_job_and_instances_and_every_series_obeys() -> None:
+    """With 1 or N replicas (or worker processes in push mode): a job variable (the API's by
+    default) and an instance variable (all by default, summed); every metric selector of every
+    panel carries both, so picking one replica narrows every panel to it."""
+    for path in dashboard_files():
+        dashboard = load_dashboard(path)
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert set(variables) == {"job", "instance"}, path.name
+        job, instance = variables["job"], variables["instance"]
+        assert job["current"]["value"] == "testboost-api" and not job["includeAll"]
+        assert instance["multi"] and instance["includeAll"] and instance["allValue"] == ".+"
+        assert instance["current"]["value"] == ["$__all"]
+        assert '{job="$job"}' in instance["query"]["query"]
+        for panel in dashboard_panels(dashboard):
+            for target in panel["targets"]:
+                for match in SELECTOR.finditer(target["expr"]):
+                    matchers = match.group(2) or ""
+                    assert matchers.startswith('{job="$job", instance=~"$instance"'), (
+                        f"{path.name} / {panel['title']}: {match.group(0)}"
+                    )
 
 
 def test_pool_panel_is_the_utilisation_with_the_alerts_90_percent_line() -> None:
@@ -92,7 +117,7 @@ def test_pool_panel_is_the_utilisation_with_the_alerts_90_percent_line() -> None
     pool = dashboard_panels(overview)[6]
     assert pool["title"] == "Database Connection Pool"
     (target,) = pool["targets"]
-    expr = " ".join(target["expr"].split())
+    expr = " ".join(SELECTOR.sub(r"\1", target["expr"]).split())  # the pickers aside
     assert expr == (
         "100 * max( testboost_db_connection_pool_size / (testboost_db_connection_pool_max > 0) )"
     )
