@@ -4,6 +4,9 @@
 #             (go.opentelemetry.io/collector/cmd/builder, installed into .tools/go/bin)
 #   jaeger    tools/jaeger/go.mod + go.sum (a `tool` directive for jaeger's cmd/jaeger)
 #   thanos    tools/thanos/go.mod + go.sum (the same, plus Thanos' own replace directives)
+#   helm      tools/k8s/go.mod + go.sum (a `tool` directive for Helm v4's cmd/helm)
+#   k8s-validate  tools/k8s/k8s-validate, our strict decoder of rendered Kubernetes objects, from
+#             the same module (k8s.io/api and the Prometheus Operator's types, Helm's k8s.io)
 # Modules come from the Go module proxy into the default GOMODCACHE/GOCACHE, so a rebuild
 # after `make clean` downloads nothing. A binary is rebuilt only when the sha256 of its
 # manifest (plus the Go version and build flags), kept beside it as NAME.manifest-sha256,
@@ -98,14 +101,18 @@ fi
 
 # --- thanos ---------------------------------------------------------------------------------
 start=$(date +%s%N)
-thanos_sha=$(manifest_sha "" tools/thanos/go.mod tools/thanos/go.sum)
+# Thanos' own build tags (its .promu.yml): its label encoding casts Prometheus' labels in
+# place, which holds only for the slicelabels layout; without it the sidecar and store panic
+# (thanos-io/thanos#8543).
+THANOS_TAGS=netgo,slicelabels
+thanos_sha=$(manifest_sha "tags $THANOS_TAGS" tools/thanos/go.mod tools/thanos/go.sum)
 if up_to_date thanos "$thanos_sha" --version; then
   echo "thanos: up to date ($(elapsed "$start") s)"
 else
   echo "thanos: building from tools/thanos/go.mod (a few minutes the first time)"
   # Thanos' Makefile stamps its version through prometheus/common's version package.
   version=$(go list -C tools/thanos -mod=readonly -m -f '{{.Version}}' github.com/thanos-io/thanos)
-  if ! go build -C tools/thanos -mod=readonly -trimpath \
+  if ! go build -C tools/thanos -mod=readonly -trimpath -tags "$THANOS_TAGS" \
     -ldflags="$LDFLAGS -X github.com/prometheus/common/version.Version=${version#v}" \
     -o "$BIN/thanos.new" github.com/thanos-io/thanos/cmd/thanos >"$BUILD/thanos.log" 2>&1; then
     tail -n 40 "$BUILD/thanos.log" >&2
@@ -115,4 +122,44 @@ else
   mv -f "$BIN/thanos.new" "$BIN/thanos"
   echo "$thanos_sha" >"$BIN/thanos.manifest-sha256"
   echo "thanos: built in $(elapsed "$start") s ($(du -h "$BIN/thanos" | cut -f1))"
+fi
+
+# --- helm -----------------------------------------------------------------------------------
+start=$(date +%s%N)
+helm_sha=$(manifest_sha "" tools/k8s/go.mod tools/k8s/go.sum)
+if up_to_date helm "$helm_sha" version --short; then
+  echo "helm: up to date ($(elapsed "$start") s)"
+else
+  echo "helm: building from tools/k8s/go.mod (a minute or two the first time)"
+  # The version Helm's Makefile stamps from its tag; without it `helm version` says v4.3.
+  version=$(go list -C tools/k8s -mod=readonly -m -f '{{.Version}}' helm.sh/helm/v4)
+  if ! go build -C tools/k8s -mod=readonly -trimpath \
+    -ldflags="$LDFLAGS -X helm.sh/helm/v4/internal/version.version=$version" \
+    -o "$BIN/helm.new" helm.sh/helm/v4/cmd/helm >"$BUILD/helm.log" 2>&1; then
+    tail -n 40 "$BUILD/helm.log" >&2
+    echo "helm: build failed (whole log: $BUILD/helm.log)" >&2
+    exit 1
+  fi
+  mv -f "$BIN/helm.new" "$BIN/helm"
+  echo "$helm_sha" >"$BIN/helm.manifest-sha256"
+  echo "helm: built in $(elapsed "$start") s ($(du -h "$BIN/helm" | cut -f1))"
+fi
+
+# --- k8s-validate ---------------------------------------------------------------------------
+# Our own program: its source is part of the manifest. It shares Helm's module and build cache.
+start=$(date +%s%N)
+validate_sha=$(manifest_sha "" tools/k8s/go.mod tools/k8s/go.sum tools/k8s/k8s-validate/*.go)
+if up_to_date k8s-validate "$validate_sha" --version; then
+  echo "k8s-validate: up to date ($(elapsed "$start") s)"
+else
+  echo "k8s-validate: building from tools/k8s/k8s-validate"
+  if ! go build -C tools/k8s -mod=readonly -trimpath -ldflags="$LDFLAGS" \
+    -o "$BIN/k8s-validate.new" ./k8s-validate >"$BUILD/k8s-validate.log" 2>&1; then
+    tail -n 40 "$BUILD/k8s-validate.log" >&2
+    echo "k8s-validate: build failed (whole log: $BUILD/k8s-validate.log)" >&2
+    exit 1
+  fi
+  mv -f "$BIN/k8s-validate.new" "$BIN/k8s-validate"
+  echo "$validate_sha" >"$BIN/k8s-validate.manifest-sha256"
+  echo "k8s-validate: built in $(elapsed "$start") s ($(du -h "$BIN/k8s-validate" | cut -f1))"
 fi

@@ -7,6 +7,7 @@
 #   chromium                      Debian 12 package, installed system-wide: /docs in a real browser
 #   valgrind                      Debian 12 package: callgrind counts instructions (make bench)
 #   otelcol, jaeger, thanos       built from source by scripts/build-go-tools.sh (Go module proxy)
+#   helm, k8s-validate            the same (tools/k8s): the chart's checks in tests/kubernetes
 # Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
 # gets a private sources dir, lists and cache per suite under .tools/apt/ and only *downloads*;
 # the .debs are unpacked with dpkg-deb into .tools/root (trixie) or .tools/root-sid and never
@@ -70,10 +71,12 @@ scripts/build-go-tools.sh
 version_of() {
   case $1 in
     jaeger) "$BIN/jaeger" --version 2>/dev/null ;; # its version on stdout, a log line on stderr
+    helm) "$BIN/helm" version --short 2>&1 ;; # no --version flag
     *) "$BIN/$1" --version 2>&1 ;;
   esac
 }
-for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool otelcol jaeger thanos; do
+for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool otelcol jaeger thanos \
+  helm k8s-validate; do
   if ! out=$(version_of "$tool"); then
     echo "$tool: does not run from $BIN/$tool" >&2
     printf '%s\n' "$out" >&2

@@ -4,6 +4,8 @@
     .venv/bin/python monitoring/prometheus/gen_alerts.py --check  # exit 1 if out of date
 
 tests/monitoring/test_rules_source.py fails when the committed file differs from render().
+The Helm chart's PrometheusRule reads this same file (charts/testboost/files/alerts.yml is a
+symlink to it), so `make rules` updates the chart too.
 The output keeps the shape devstack/configs.py rewrites (one `for:` line per alert).
 """
 

@@ -42,6 +42,12 @@ NOT_RUN_REASONS = {
         RUN_HERE.fullmatch(line) for line in code.strip().splitlines()
     ),
     "this is the test suite itself": lambda code: code.strip() == "make test",
+    # kubectl against a cluster, or a helm command that installs into one (docs/kubernetes.md;
+    # the chart itself is checked by tests/kubernetes with the real helm).
+    "needs a Kubernetes cluster": lambda code: all(
+        re.match(r"(kubectl|helm (install|upgrade|uninstall|test)) ", line)
+        for line in code.strip().splitlines()
+    ),
     # The same harness run (`python -m bench.run --smoke`), minutes long: run once, there.
     "tests/bench_smoke runs it": lambda code: code.strip() == "make bench-smoke",
 }

@@ -31,6 +31,14 @@ def test_committed_rules_are_what_the_source_generates() -> None:
     )
 
 
+def test_the_helm_chart_reads_the_generated_file() -> None:
+    """charts/testboost's PrometheusRule is made from alerts.yml itself, never a copy
+    (tests/kubernetes checks the rendered groups, with promtool and these unit tests)."""
+    link = REPO / "charts" / "testboost" / "files" / "alerts.yml"
+    assert link.is_symlink()
+    assert link.resolve() == ALERTS_FILE.resolve()
+
+
 def test_the_commented_yaml_is_the_rules_as_data() -> None:
     """The hand-written YAML (comments, block scalars, quoting) reads back as the source."""
     gen = generator()

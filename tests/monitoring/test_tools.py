@@ -18,7 +18,11 @@ ALL_TOOLS = (
     "otelcol",  # built from source by scripts/build-go-tools.sh
     "jaeger",
     "thanos",
+    "helm",  # the same, for the chart's checks (tests/kubernetes)
+    "k8s-validate",
 )
+# Tools without a --version flag.
+VERSION_ARGS = {"helm": ("version", "--short")}
 
 
 def test_missing_tool_raises_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -45,7 +49,7 @@ def test_project_tools_win_over_path(monkeypatch: pytest.MonkeyPatch, tmp_path) 
 @pytest.mark.tools
 @pytest.mark.parametrize("name", ALL_TOOLS)
 def test_installed_tool_runs(name: str) -> None:
-    result = tools.run_tool(name, "--version")
+    result = tools.run_tool(name, *VERSION_ARGS.get(name, ("--version",)))
     assert result.returncode == 0, result.stderr
 
 
