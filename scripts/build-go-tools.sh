@@ -50,6 +50,24 @@ elapsed() {
   printf '%d.%d' $((tenths / 10)) $((tenths % 10))
 }
 
+# go_build NAME DIR PACKAGE SHA START [GO BUILD FLAGS...]: build PACKAGE of the module in DIR
+# into $BIN/NAME (log in $BUILD/NAME.log), then record SHA beside it. -mod=readonly: go.mod and
+# go.sum are the pin; a missing sum fails instead of re-resolving.
+go_build() {
+  local name=$1 dir=$2 package=$3 sha=$4 start=$5
+  shift 5
+  echo "$name: building from $dir (a few minutes the first time)"
+  if ! go build -C "$dir" -mod=readonly -trimpath "$@" -o "$BIN/$name.new" "$package" \
+    >"$BUILD/$name.log" 2>&1; then
+    tail -n 40 "$BUILD/$name.log" >&2
+    echo "$name: build failed (whole log: $BUILD/$name.log)" >&2
+    exit 1
+  fi
+  mv -f "$BIN/$name.new" "$BIN/$name"
+  echo "$sha" >"$BIN/$name.manifest-sha256"
+  echo "$name: built in $(elapsed "$start") s ($(du -h "$BIN/$name" | cut -f1))"
+}
+
 # --- otelcol --------------------------------------------------------------------------------
 start=$(date +%s%N)
 otelcol_sha=$(manifest_sha "ocb $OCB_VERSION" otel-collector/builder-config.yaml)
@@ -83,20 +101,10 @@ jaeger_sha=$(manifest_sha "" tools/jaeger/go.mod tools/jaeger/go.sum)
 if up_to_date jaeger "$jaeger_sha" --version; then
   echo "jaeger: up to date ($(elapsed "$start") s)"
 else
-  echo "jaeger: building from tools/jaeger/go.mod (a few minutes the first time)"
-  # -mod=readonly: go.mod/go.sum are the pin; a missing sum fails instead of re-resolving.
   # The module version goes into `jaeger --version` as jaeger's own Makefile does with its tag.
   version=$(go list -C tools/jaeger -mod=readonly -m -f '{{.Version}}' github.com/jaegertracing/jaeger)
-  if ! go build -C tools/jaeger -mod=readonly -trimpath \
-    -ldflags="$LDFLAGS -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version" \
-    -o "$BIN/jaeger.new" github.com/jaegertracing/jaeger/cmd/jaeger >"$BUILD/jaeger.log" 2>&1; then
-    tail -n 40 "$BUILD/jaeger.log" >&2
-    echo "jaeger: build failed (whole log: $BUILD/jaeger.log)" >&2
-    exit 1
-  fi
-  mv -f "$BIN/jaeger.new" "$BIN/jaeger"
-  echo "$jaeger_sha" >"$BIN/jaeger.manifest-sha256"
-  echo "jaeger: built in $(elapsed "$start") s ($(du -h "$BIN/jaeger" | cut -f1))"
+  go_build jaeger tools/jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$jaeger_sha" "$start" \
+    -ldflags="$LDFLAGS -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version"
 fi
 
 # --- thanos ---------------------------------------------------------------------------------
@@ -109,19 +117,11 @@ thanos_sha=$(manifest_sha "tags $THANOS_TAGS" tools/thanos/go.mod tools/thanos/g
 if up_to_date thanos "$thanos_sha" --version; then
   echo "thanos: up to date ($(elapsed "$start") s)"
 else
-  echo "thanos: building from tools/thanos/go.mod (a few minutes the first time)"
   # Thanos' Makefile stamps its version through prometheus/common's version package.
   version=$(go list -C tools/thanos -mod=readonly -m -f '{{.Version}}' github.com/thanos-io/thanos)
-  if ! go build -C tools/thanos -mod=readonly -trimpath -tags "$THANOS_TAGS" \
-    -ldflags="$LDFLAGS -X github.com/prometheus/common/version.Version=${version#v}" \
-    -o "$BIN/thanos.new" github.com/thanos-io/thanos/cmd/thanos >"$BUILD/thanos.log" 2>&1; then
-    tail -n 40 "$BUILD/thanos.log" >&2
-    echo "thanos: build failed (whole log: $BUILD/thanos.log)" >&2
-    exit 1
-  fi
-  mv -f "$BIN/thanos.new" "$BIN/thanos"
-  echo "$thanos_sha" >"$BIN/thanos.manifest-sha256"
-  echo "thanos: built in $(elapsed "$start") s ($(du -h "$BIN/thanos" | cut -f1))"
+  go_build thanos tools/thanos github.com/thanos-io/thanos/cmd/thanos "$thanos_sha" "$start" \
+    -tags "$THANOS_TAGS" \
+    -ldflags="$LDFLAGS -X github.com/prometheus/common/version.Version=${version#v}"
 fi
 
 # --- helm -----------------------------------------------------------------------------------
@@ -130,19 +130,10 @@ helm_sha=$(manifest_sha "" tools/k8s/go.mod tools/k8s/go.sum)
 if up_to_date helm "$helm_sha" version --short; then
   echo "helm: up to date ($(elapsed "$start") s)"
 else
-  echo "helm: building from tools/k8s/go.mod (a minute or two the first time)"
   # The version Helm's Makefile stamps from its tag; without it `helm version` says v4.3.
   version=$(go list -C tools/k8s -mod=readonly -m -f '{{.Version}}' helm.sh/helm/v4)
-  if ! go build -C tools/k8s -mod=readonly -trimpath \
-    -ldflags="$LDFLAGS -X helm.sh/helm/v4/internal/version.version=$version" \
-    -o "$BIN/helm.new" helm.sh/helm/v4/cmd/helm >"$BUILD/helm.log" 2>&1; then
-    tail -n 40 "$BUILD/helm.log" >&2
-    echo "helm: build failed (whole log: $BUILD/helm.log)" >&2
-    exit 1
-  fi
-  mv -f "$BIN/helm.new" "$BIN/helm"
-  echo "$helm_sha" >"$BIN/helm.manifest-sha256"
-  echo "helm: built in $(elapsed "$start") s ($(du -h "$BIN/helm" | cut -f1))"
+  go_build helm tools/k8s helm.sh/helm/v4/cmd/helm "$helm_sha" "$start" \
+    -ldflags="$LDFLAGS -X helm.sh/helm/v4/internal/version.version=$version"
 fi
 
 # --- k8s-validate ---------------------------------------------------------------------------
@@ -152,14 +143,5 @@ validate_sha=$(manifest_sha "" tools/k8s/go.mod tools/k8s/go.sum tools/k8s/k8s-v
 if up_to_date k8s-validate "$validate_sha" --version; then
   echo "k8s-validate: up to date ($(elapsed "$start") s)"
 else
-  echo "k8s-validate: building from tools/k8s/k8s-validate"
-  if ! go build -C tools/k8s -mod=readonly -trimpath -ldflags="$LDFLAGS" \
-    -o "$BIN/k8s-validate.new" ./k8s-validate >"$BUILD/k8s-validate.log" 2>&1; then
-    tail -n 40 "$BUILD/k8s-validate.log" >&2
-    echo "k8s-validate: build failed (whole log: $BUILD/k8s-validate.log)" >&2
-    exit 1
-  fi
-  mv -f "$BIN/k8s-validate.new" "$BIN/k8s-validate"
-  echo "$validate_sha" >"$BIN/k8s-validate.manifest-sha256"
-  echo "k8s-validate: built in $(elapsed "$start") s ($(du -h "$BIN/k8s-validate" | cut -f1))"
+  go_build k8s-validate tools/k8s ./k8s-validate "$validate_sha" "$start" -ldflags="$LDFLAGS"
 fi
