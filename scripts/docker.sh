@@ -14,9 +14,9 @@
 #               on loopback to pull images from, as from a mirror)
 #   stand-ins   testboost-standin/*: the third-party images compose names, at the same
 #               versions, made from that base and what `make tools` installed (Prometheus and
-#               Alertmanager from Debian, our Collector and Jaeger builds, PostgreSQL and Python
-#               from Debian 12); tests/deploy/standins/*/Dockerfile. Docker's layer cache
-#               rebuilds one only when its Dockerfile or binary changed.
+#               Alertmanager from Debian, our Collector, Jaeger and Thanos builds, PostgreSQL,
+#               Python and HAProxy from Debian 12); tests/deploy/standins/*/Dockerfile.
+#               Docker's layer cache rebuilds one only when its Dockerfile or binary changed.
 # The compose files keep the upstream images as defaults; tests choose the stand-ins through
 # the image variables (TESTBOOST_*_IMAGE, docs/setup.md). Needs `make tools` first.
 set -euo pipefail
@@ -135,3 +135,5 @@ build prometheus:v2.53.3 prometheus "$BIN/prometheus" "$BIN/promtool"
 build alertmanager:v0.28.1 alertmanager "$BIN/alertmanager" "$BIN/amtool" "$web/alertmanager:templates"
 build opentelemetry-collector-contrib:0.165.1 otel-collector "$BIN/otelcol"
 build jaeger:2.13.0 jaeger "$BIN/jaeger"
+build thanos:v0.42.4 thanos "$BIN/thanos"
+build haproxy:3.0 haproxy

@@ -26,6 +26,8 @@ STANDINS = {
     "TESTBOOST_ALERTMANAGER_IMAGE": "testboost-standin/alertmanager:v0.28.1",
     "TESTBOOST_COLLECTOR_IMAGE": "testboost-standin/opentelemetry-collector-contrib:0.165.1",
     "TESTBOOST_JAEGER_IMAGE": "testboost-standin/jaeger:2.13.0",
+    "TESTBOOST_THANOS_IMAGE": "testboost-standin/thanos:v0.42.4",
+    "TESTBOOST_HAPROXY_IMAGE": "testboost-standin/haproxy:3.0",
 }
 NETWORK = "testboost-network"
 # The tests' compose project (COMPOSE_PROJECT_NAME), not the files' `testboost`: their volumes
@@ -37,7 +39,7 @@ RUN_HERE = re.compile(
     r"TESTBOOST_API_KEY=unused docker compose( -f compose/docker-compose(\.(monitoring|otel))?"
     r"\.yaml)+ config --quiet"
     r"|docker network (create|rm) testboost-network"
-    r"|docker compose( -f compose/docker-compose(\.(monitoring|otel))?\.yaml)+"
+    r"|docker compose( -f compose/docker-compose(\.(monitoring|otel|scaled))?\.yaml)+"
     r" (up -d|up -d --build|ps|pull|down|down -v|restart prometheus)"
     r"|docker logs testboost-(api|prometheus|alertmanager)"
     r"|docker cp testboost-(prometheus:/prometheus|alertmanager:/alertmanager) \./\S+-backup"

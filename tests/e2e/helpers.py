@@ -140,6 +140,7 @@ class Workload:
     rate_limits: int = 0
     errors: int = 0
     rejected: dict[int, int] = field(default_factory=dict)
+    finished_at: float = 0.0  # when every count above was seen by Prometheus (epoch seconds)
 
 
 def run_workload(
@@ -155,7 +156,8 @@ def run_workload(
     # increase() misses the first events. Prometheus' first scrape comes up to ~5 s after its
     # start (target updates are batched); in push mode the baseline arrives before it.
     prometheus.wait_value("sum(testboost_llm_calls_total)", 0, timeout=timeout)
-    prometheus.wait_value('up{job="testboost-api"}', 1, timeout=timeout)
+    # Every replica answers (one, or several behind a load balancer).
+    prometheus.wait_value('min(up{job="testboost-api"})', 1, timeout=timeout)
     calls_before = len(fake.requests)
     with api_client(stack) as api, api_client(stack, key=False) as anonymous:
         for _wave in range(WAVES):
@@ -187,6 +189,7 @@ def run_workload(
     prometheus.wait_value(
         "sum(testboost_workflow_duration_seconds_count)", done.sessions, timeout=timeout
     )
+    done.finished_at = time.time()
     return done
 
 

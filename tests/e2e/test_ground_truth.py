@@ -336,9 +336,10 @@ def test_series_carry_the_apis_job_and_the_instance_the_docs_promise(
     run: tuple[Stack, Prometheus, Truth],
 ) -> None:
     """docs/architecture.md: pull series carry the scrape target's job and instance (its
-    address, one per replica); push series (scraped from the collector, or remote-written) the job and
-    instance the collector sets from the API's resource: job="testboost-api", instance = the
-    process' service.instance.id, one per worker. No other resource attribute is a label."""
+    address, one per replica); push series (scraped from the collector, or remote-written)
+    the job and instance the collector sets from the API's resource: job="testboost-api",
+    instance = the process' service.instance.id, one per worker. No other resource attribute
+    is a label."""
     stack, prometheus, _truth = run
     series = prometheus.query('{__name__=~"testboost_.+"}')
     assert series

@@ -65,8 +65,9 @@ def test_routing_by_severity(labels: tuple[str, ...], receiver: str) -> None:
 def test_every_alert_rule_reaches_its_severity_receiver() -> None:
     for rule in alert_rules():
         severity = rule["labels"]["severity"]
-        assert routes_test(f"alertname={rule['alert']}", f"severity={severity}") == (
-            RECEIVERS[severity]
+        assert (
+            routes_test(f"alertname={rule['alert']}", f"severity={severity}")
+            == (RECEIVERS[severity])
         )
 
 

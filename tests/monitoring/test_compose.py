@@ -22,10 +22,12 @@ COMPOSE = REPO / "compose"
 BASE = COMPOSE / "docker-compose.yaml"
 MONITORING = COMPOSE / "docker-compose.monitoring.yaml"
 OTEL = COMPOSE / "docker-compose.otel.yaml"
+SCALED = COMPOSE / "docker-compose.scaled.yaml"
 LAYERS = {
     "base": (BASE,),
     "base+monitoring": (BASE, MONITORING),
     "base+monitoring+otel": (BASE, MONITORING, OTEL),
+    "base+monitoring+scaled": (BASE, MONITORING, SCALED),
 }
 
 
@@ -143,6 +145,63 @@ def test_otel_overlay_pushes_to_the_collector_and_keeps_the_scrape() -> None:
     collector = services["otel-collector"]
     assert sorted(published(collector)) == [4317, 4318, 8889, 13133]
     assert published(services["jaeger"]) == {16686: "127.0.0.1"}
+
+
+@pytest.mark.tools
+def test_scaled_overlay_is_replicas_behind_one_entry_and_two_prometheus_with_thanos() -> None:
+    """docs/scaling.md: the API has no fixed name or port (replicas), the load balancer has the
+    API's port; two Prometheus replicas with their own data, replica labels from the
+    environment and Thanos' block bounds; every Thanos component runs as nobody."""
+    services = compose_config(BASE, MONITORING, SCALED, TESTBOOST_API_KEY="k")["services"]
+    api = services["testboost-api"]
+    assert api["deploy"]["replicas"] == 3
+    assert "container_name" not in api and not api.get("ports")
+    assert published(services["lb"]) == {8000: "127.0.0.1"}
+    assert mounts(services["lb"])["/usr/local/etc/haproxy/haproxy.cfg"] == str(
+        COMPOSE / "haproxy.cfg"
+    )
+    replicas = {}
+    for name in ("prometheus", "prometheus-b"):
+        prometheus = services[name]
+        command = prometheus["command"]
+        assert "--config.file=/etc/prometheus/prometheus-ha.yml" in command
+        assert "--enable-feature=expand-external-labels" in command
+        assert "--storage.tsdb.min-block-duration=2h" in command
+        assert "--storage.tsdb.max-block-duration=2h" in command
+        replicas[name] = prometheus["environment"]["PROMETHEUS_REPLICA"]
+        data = [v["source"] for v in prometheus["volumes"] if v["target"] == "/prometheus"]
+        assert data == [
+            {"prometheus": "prometheus-data", "prometheus-b": "prometheus-b-data"}[name]
+        ]
+    assert replicas == {"prometheus": "prometheus-a", "prometheus-b": "prometheus-b"}
+    assert published(services["prometheus-b"]) == {9091: "127.0.0.1"}
+    assert published(services["alertmanager-b"]) == {9094: "127.0.0.1"}
+    assert "--cluster.peer=alertmanager-b:9094" in services["alertmanager"]["command"]
+    assert "--cluster.peer=alertmanager:9094" in services["alertmanager-b"]["command"]
+    thanos = [n for n in services if n.startswith("thanos-") and n != "thanos-bucket-init"]
+    assert sorted(thanos) == [
+        "thanos-compact",
+        "thanos-query",
+        "thanos-sidecar",
+        "thanos-sidecar-b",
+        "thanos-store",
+    ]
+    for name in thanos:
+        assert services[name]["user"] == "65534:65534", name
+        assert services[name]["image"] == "thanosio/thanos:v0.42.4", name
+    assert "--query.replica-label=replica" in services["thanos-query"]["command"]
+    assert "--deduplication.replica-label=replica" in services["thanos-compact"]["command"]
+    assert published(services["thanos-query"]) == {10902: "127.0.0.1"}
+
+
+@pytest.mark.tools
+def test_thanos_image_is_the_release_the_tests_build() -> None:
+    services = compose_config(BASE, MONITORING, SCALED, TESTBOOST_API_KEY="k")["services"]
+    go_mod = (REPO / "tools/thanos/go.mod").read_text()
+    version = re.search(r"github.com/thanos-io/thanos (v\S+)", go_mod)
+    assert version
+    assert services["thanos-query"]["image"] == f"thanosio/thanos:{version[1]}"
+    assert STANDINS["TESTBOOST_THANOS_IMAGE"].endswith(f"thanos:{version[1]}")
 
 
 def test_images_are_the_releases_the_tests_build() -> None:

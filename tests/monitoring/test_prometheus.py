@@ -158,3 +158,41 @@ def test_commented_metrics_token_block_is_valid(tmp_path: Path) -> None:
     result = run_tool("promtool", "check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert block.group(1) == "/etc/prometheus/secrets/metrics-token"
+
+
+HA_CONFIG = REPO / "monitoring" / "prometheus" / "prometheus-ha.yml"
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("promtool", ["promtool", "promtool3"])
+def test_ha_config_is_valid(promtool: str) -> None:
+    result = run_tool(promtool, "check", "config", str(HA_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ha_config_is_the_single_one_with_discovery_and_replica_labels() -> None:
+    """prometheus-ha.yml (docs/scaling.md) differs from prometheus.yml only where replicas need
+    it: the API's replicas found by DNS, external labels, the Alertmanager pair, `replica`
+    dropped from alerts so that the pair receives one alert from both Prometheus."""
+    single = yaml.safe_load(CONFIG.read_text())
+    ha = yaml.safe_load(HA_CONFIG.read_text())
+    assert ha["rule_files"] == single["rule_files"]
+    assert ha["scrape_config_files"] == single["scrape_config_files"]
+    assert {k: v for k, v in ha["global"].items() if k != "external_labels"} == single["global"]
+    assert ha["global"]["external_labels"] == {
+        "cluster": "testboost",
+        "replica": "${PROMETHEUS_REPLICA}",
+    }
+    assert ha["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+    targets = ha["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093", "alertmanager-b:9093"]
+    jobs = {job["job_name"]: job for job in ha["scrape_configs"]}
+    single_jobs = {job["job_name"]: job for job in single["scrape_configs"]}
+    assert set(jobs) == set(single_jobs)
+    api = jobs["testboost-api"]
+    assert api["dns_sd_configs"] == [
+        {"names": ["testboost-api"], "type": "A", "port": 8000, "refresh_interval": "15s"}
+    ]
+    assert "relabel_configs" not in api  # instance: each replica's address
+    assert api["metrics_path"] == single_jobs["testboost-api"]["metrics_path"]
+    assert jobs["prometheus"] == single_jobs["prometheus"]
