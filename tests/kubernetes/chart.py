@@ -32,7 +32,7 @@ OWN_SECRETS = (
     "metricsToken.value=t-456",
 )
 # Helm makes these only when a command needs them (none of ours does, so far).
-HELM_HOME = Path(tempfile.gettempdir()) / "testboost-helm"
+HELM_HOME = Path(tempfile.gettempdir()) / f"testboost-helm-{os.getuid()}"
 
 
 def helm_env() -> dict[str, str]:

@@ -101,6 +101,8 @@ def test_a_missing_secret_or_endpoint_is_one_clear_error() -> None:
         "/telemetry/metricsExporter': value must be one of": ("telemetry.metricsExporter=statsd",),
         "additional properties 'replicas' not allowed": ("replicas=3",),
         "/image/pullPolicy': value must be one of": ("image.pullPolicy=Sometimes",),
+        # The API server refuses a PodDisruptionBudget with both.
+        "set minAvailable or maxUnavailable, not both": ("podDisruptionBudget.maxUnavailable=1",),
     }
     for message, sets in cases.items():
         result = helm(*template_args((), sets))
@@ -198,10 +200,11 @@ def test_probes_use_the_health_route_and_the_named_port() -> None:
     api = container(one(objects(), "Deployment"))
     routes = {route.path for route in health.router.routes}
     assert api["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert api["startupProbe"]["httpGet"]["path"] in routes
     assert api["readinessProbe"]["httpGet"]["path"] in routes
-    # Liveness must not depend on the database: an outage would restart every replica.
-    assert "httpGet" not in api["livenessProbe"]
+    # Liveness and start-up must not depend on the database (/health reads it): an outage
+    # would restart every replica, or kill those starting.
+    assert "httpGet" not in api["livenessProbe"] and "httpGet" not in api["startupProbe"]
+    assert api["startupProbe"]["tcpSocket"] == {"port": "http"}
     assert api["livenessProbe"]["tcpSocket"] == {"port": "http"}
     assert api["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
 
@@ -221,6 +224,9 @@ def test_secrets_come_from_the_named_secret_or_the_charts_own() -> None:
 
     docs = objects((), OWN_SECRETS)
     secret = one(docs, "Secret")
+    # Never the name an existing Secret has by default: a value for one setting and the
+    # existing Secret for another would collide.
+    assert secret["metadata"]["name"] == "testboost-values"
     assert secret["stringData"] == {
         "api-key": "k-123",
         "database-url": "postgresql+psycopg://u:p@db:5432/testboost",

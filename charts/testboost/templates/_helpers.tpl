@@ -71,7 +71,7 @@ one otherwise; neither is an error. Arguments: (list $ .Values.apiKey "apiKey").
 {{- $setting := index . 1 }}
 {{- $what := index . 2 }}
 {{- if $setting.value }}
-name: {{ include "testboost.fullname" $root }}
+name: {{ include "testboost.ownSecretName" $root }}
 {{- else if $setting.existingSecret }}
 name: {{ $setting.existingSecret }}
 {{- else }}
@@ -81,6 +81,13 @@ key: {{ required (printf "%s.secretKey is required" $what) $setting.secretKey }}
 {{- end }}
 
 {{/* Whether the chart creates its own Secret: some secret setting is given as a value. */}}
+{{/* The chart's own Secret: never the name an existing Secret has by default (`testboost`,
+the documented release name), so a value given for one setting and an existing Secret for
+another never collide. */}}
+{{- define "testboost.ownSecretName" -}}
+{{- printf "%s-values" (include "testboost.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "testboost.ownSecret" -}}
 {{- if or .Values.apiKey.value .Values.databaseUrl.value (and .Values.metricsToken.enabled .Values.metricsToken.value) }}true{{ end }}
 {{- end }}
