@@ -10,7 +10,8 @@ Rules that hold in both topologies (scrape, or OTLP push through a collector) an
 API replicas:
 - aggregate with sum/max, never alert on raw series: every replica is its own `instance`, push
   mode adds one per worker process; the per-replica alerts (HealthCheckFailed,
-  DBConnectionPoolExhausted) say so and name the instance;
+  DBConnectionPoolExhausted) say so and name the instance, and APIReplicasMissing sees the
+  replicas that service discovery no longer lists;
 - ratio alerts need MIN_TRAFFIC requests or calls in their 5m window, so 1 failure out of 3
   cannot page anyone; with zero traffic the ratio is NaN or absent, never true;
 - /metrics (the scrapes themselves: 20 per 5m at a 15s interval) is left out of HTTP ratios,
@@ -246,6 +247,22 @@ API = Group(
             f"discovery finds no API replica (job {label('job')}){{{{ end }}}} for more than "
             "1 minute.",
             guide=True,
+        ),
+        Alert(
+            "APIReplicasMissing",
+            comment="Fewer replicas answer than usually did over the last hour (the median "
+            "count): with service discovery, a replica that stops or crash-loops leaves DNS "
+            "and has no `up` at all, so HealthCheckFailed cannot see it. The median ignores "
+            "the extra pod of a rolling update; after half an hour at the smaller count it "
+            "is the new usual and the alert resolves (the orchestrator's desired count, e.g. "
+            "kube-state-metrics, says how many should run).",
+            expr=f'count(up{{job="{API_JOB}"}} == 1)\n'
+            f'< quantile_over_time(0.5, count(up{{job="{API_JOB}"}})[1h:1m])',
+            for_="10m",
+            severity="warning",
+            summary="Fewer TestBoost API replicas than usual",
+            description=f"{VALUE} API replicas answer, fewer than over the last hour: one "
+            "stopped, crash-loops or left service discovery.",
         ),
         Alert(
             API_UNAVAILABLE,
