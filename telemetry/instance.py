@@ -24,6 +24,8 @@ from typing import IO
 
 from opentelemetry.sdk.resources import OTELResourceDetector
 
+from telemetry import metrics_dir
+
 log = logging.getLogger(__name__)
 MAX_SLOTS = 1024  # far above any worker count; past it the process id stands in
 # The slot this process holds, per directory, with its lock (open until the process exits);
@@ -41,7 +43,7 @@ def instance_id(service_name: str, slots_dir: Path | None = None) -> str:
 def _default_slots_dir(service_name: str) -> Path:
     # Per user and service, so two services on one host never share slots.
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in service_name)
-    return Path(tempfile.gettempdir()) / f"testboost-{os.getuid()}" / f"{safe}-slots"
+    return Path(tempfile.gettempdir()) / f"testboost-{os.getuid()}-{safe}-slots"
 
 
 def _claim_slot(directory: Path) -> str:
@@ -55,15 +57,18 @@ def _claim_slot(directory: Path) -> str:
 
 def _lock_free_slot(directory: Path) -> tuple[str, IO[bytes] | None]:
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # In a shared temp dir: only a directory of this user's alone, and no symlinks in it,
+        # or a neighbour could hold our slots or point them elsewhere.
+        metrics_dir.check(directory, f"worker slots {directory}")
         for slot in range(MAX_SLOTS):
-            handle = open(directory / str(slot), "ab")  # noqa: SIM115 - held for the process's life
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+            handle = os.fdopen(os.open(directory / str(slot), flags, 0o600), "ab")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.close()
                 continue
             return str(slot), handle
-    except OSError as exc:
-        log.warning("worker slots unavailable in %s (%s): instance id uses the pid", directory, exc)
+    except (OSError, metrics_dir.MetricsDirError) as exc:
+        log.warning("worker slots unavailable (%s): instance id uses the pid", exc)
     return f"pid{os.getpid()}", None

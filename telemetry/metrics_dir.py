@@ -35,9 +35,10 @@ class MetricsDirError(RuntimeError):
     """The directory cannot be used; the message is the one line to show."""
 
 
-def check(directory: Path) -> None:
-    """Make the directory (mode 0700) when missing; refuse one the server does not own alone."""
-    name = f"TESTBOOST_METRICS_DIR={directory}"
+def check(directory: Path, name: str = "") -> None:
+    """Make the directory (mode 0700) when missing; refuse one the server does not own alone.
+    `name`: what the messages call it (TESTBOOST_METRICS_DIR=<directory> by default)."""
+    name = name or f"TESTBOOST_METRICS_DIR={directory}"
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = directory.lstat()

@@ -80,3 +80,22 @@ def test_an_unusable_directory_falls_back_to_the_pid(
         f"{socket.gethostname()}/pid{os.getpid()}"
     )
     assert "worker slots unavailable" in caplog.text
+
+
+def test_a_directory_someone_else_can_write_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The slots live in the shared temp dir: a directory others can write (or a symlink)
+    could let a neighbour hold or redirect them."""
+    shared = tmp_path / "slots"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert instance.instance_id("svc", shared) == f"{socket.gethostname()}/pid{os.getpid()}"
+    assert "others can write to it" in caplog.text
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    caplog.clear()
+    instance._claimed.clear()
+    assert instance.instance_id("svc", link).endswith(f"/pid{os.getpid()}")
+    assert "not a directory" in caplog.text
