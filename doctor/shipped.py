@@ -76,15 +76,17 @@ def default_selection(doc: dict[str, Any]) -> dict[str, str]:
     for variable in doc.get("templating", {}).get("list", []):
         value = variable.get("current", {}).get("value")
         if value in ("$__all", ["$__all"]):
-            selection[variable["name"]] = variable["allValue"]
+            # Grafana's own "All" without allValue is every value: any value, as a regex.
+            selection[variable["name"]] = variable.get("allValue") or ".*"
         else:
             selection[variable["name"]] = value[0] if isinstance(value, list) else str(value)
     return selection
 
 
 def expand(expr: str, selection: dict[str, str]) -> str:
-    """`expr` as Grafana sends it with `selection`: every $name / ${name} replaced."""
-    return _VARIABLE.sub(lambda m: selection[m.group(1) or m.group(2)], expr)
+    """`expr` as Grafana sends it with `selection`: every $name / ${name} of it replaced;
+    others (Grafana's own $__interval..., in a customised dashboard) left as they are."""
+    return _VARIABLE.sub(lambda m: selection.get(m.group(1) or m.group(2), m.group(0)), expr)
 
 
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
