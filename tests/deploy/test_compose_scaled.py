@@ -56,8 +56,12 @@ THANOS = "http://127.0.0.1:10902"
 PROMETHEUS_B = "http://127.0.0.1:9091"
 Sample: TypeAlias = tuple[float, float]  # (time, value)
 MISSING = f"{SESSIONS}/no-such-session"  # answered 404 by whichever replica gets it
+# What each of those requests adds: one to the request counter, one to the duration
+# histogram's count (the faults are checked on both families).
+ROUTE = f'path="{SESSIONS}/{{session_id}}", method="GET"'
 MISSING_SERIES = (
-    f'testboost_http_requests_total{{path="{SESSIONS}/{{session_id}}", method="GET", status="404"}}'
+    f'testboost_http_requests_total{{{ROUTE}, status="404"}}',
+    f"testboost_http_request_duration_seconds_count{{{ROUTE}}}",
 )
 
 
@@ -102,10 +106,15 @@ def widest_gap(series: list[list[Sample]]) -> float:
 def counted(series: str, start: float, end: float) -> int:
     """How many increments Thanos Query shows for `series` between `start` and `end`, summed
     over replicas: per series, the rises between consecutive samples, a drop (a restarted
-    process, starting again from 0) counting its new value."""
+    process, starting again from 0) counting its new value. A series that existed at `start`
+    (quiet() lets two scrapes pass before traffic) begins with its baseline; one that first
+    appears later (a label set new to a process, a replica with a new address) counts its
+    first value too."""
     with httpx.Client(base_url=THANOS, timeout=30) as client:
         total = 0.0
         for samples in raw(client, f"{series}[{int(end - start) + 1}s]", end):
+            if samples[0][0] > start + 1.5 * SCRAPE_S:
+                total += samples[0][1]
             values = [v for _t, v in samples]
             for before, after in itertools.pairwise(values):
                 total += after - before if after >= before else after
@@ -235,19 +244,22 @@ def test_a_prometheus_replica_killed_mid_traffic_leaves_no_gap_and_no_double_cou
     end = time.time()
     assert not traffic.failed, traffic.failed[:5]  # Prometheus' fate is not the API's
 
-    shown = settled(MISSING_SERIES, start, traffic.ok)
-    assert shown == traffic.ok, f"{shown} counted through Thanos, {traffic.ok} answered"
+    for series in MISSING_SERIES:
+        shown = settled(series, start, traffic.ok)
+        assert shown == traffic.ok, f"{series}: {shown} through Thanos, {traffic.ok} answered"
     # The killed replica's own samples have a hole of the outage. The deduplicated view
-    # switches to the other replica once two scrape intervals pass without a sample (Thanos'
-    # penalty, against jitter) and resumes at its next sample: never more than three
-    # intervals apart, within Prometheus' 5m lookback, so no graph or rate() sees a gap.
+    # switches to the other replica's first sample more than two intervals after the last
+    # one it used (Thanos' penalty, against doubled sampling), which comes within one more
+    # interval: never more than three intervals (and a second) apart, inside Prometheus' 5m
+    # lookback, so no graph or rate() sees a gap.
     window = f"[{int(end - start)}s]"
     with httpx.Client(base_url=THANOS, timeout=30) as client:
         killed_view = f'up{{job="testboost-api", replica="prometheus-a"}}{window}'
         alone = raw(client, killed_view, end, dedup=False)
         merged = raw(client, f'up{{job="testboost-api"}}{window}', end)
     assert widest_gap(alone) >= OUTAGE_S, "the kill made no hole: the test proves nothing"
-    assert widest_gap(merged) <= 3 * SCRAPE_S, f"a gap in the global view (killed at {killed})"
+    gap = widest_gap(merged)
+    assert gap <= 3 * SCRAPE_S + 2, f"a {gap} s gap in the global view (killed at {killed})"
 
 
 def test_an_api_replica_killed_mid_traffic_loses_at_most_what_it_did_since_its_last_scrape(
@@ -266,24 +278,26 @@ def test_an_api_replica_killed_mid_traffic_loses_at_most_what_it_did_since_its_l
     # from the others or from the restarted replica, none failed.
     late_failures = [a for a in traffic.failed if a[0] > killed + 3]
     assert not late_failures, late_failures
-    others = {r for t, s, r in traffic.answers if killed < t < killed + 3 and s == 404}
-    assert others and victim not in others
+    answered_right_after = [a for a in traffic.answers if killed < a[0] < killed + 3]
+    assert any(status == 404 for _t, status, _r in answered_right_after)
     assert len(traffic.failed) <= 3, traffic.failed  # at most the request it was serving
 
-    shown = settled(MISSING_SERIES, start, traffic.ok, timeout=2 * SEEN_S)
     since_last_scrape = sum(
         1
         for t, status, served in traffic.answers
         if served == victim and status == 404 and killed - SCRAPE_S - 1 <= t <= killed
     )
-    lost = traffic.ok - shown
-    print(
-        f"API replica killed: {traffic.ok} answered, {shown} counted, {lost} lost; "
-        f"{since_last_scrape} served by it in the scrape interval before the kill; "
-        f"{len(traffic.failed)} failed at the kill"
-    )
-    assert shown <= traffic.ok + len(traffic.failed), "counted twice"
-    assert 0 <= lost <= since_last_scrape
+    for series in MISSING_SERIES:
+        shown = settled(series, start, traffic.ok, timeout=2 * SEEN_S)
+        lost = traffic.ok - shown
+        print(
+            f"API replica killed, {series}: {traffic.ok} answered, {shown} counted, {lost} "
+            f"lost; {since_last_scrape} served by it in the scrape interval before the kill; "
+            f"{len(traffic.failed)} failed at the kill"
+        )
+        # Nothing counted that was not answered (twice, or a failed request); nothing lost
+        # but what the killed replica did after its last scrape.
+        assert 0 <= lost <= since_last_scrape
 
 
 def test_data_older_than_prometheus_retention_answers_from_the_bucket(

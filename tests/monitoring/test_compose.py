@@ -191,6 +191,15 @@ def test_scaled_overlay_is_replicas_behind_one_entry_and_two_prometheus_with_tha
         assert services[name]["image"] == "thanosio/thanos:v0.42.4", name
     assert "--query.replica-label=replica" in services["thanos-query"]["command"]
     assert "--deduplication.replica-label=replica" in services["thanos-compact"]["command"]
+    assert "--deduplication.func=penalty" in services["thanos-compact"]["command"]
+    # Grafana reads the global view under the uid the dashboards name.
+    datasource = mounts(services["grafana"])["/etc/grafana/provisioning/datasources/prometheus.yml"]
+    scaled = yaml.safe_load(Path(datasource).read_text())["datasources"]
+    single = yaml.safe_load(
+        (REPO / "monitoring/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    assert [d | {"url": "-"} for d in scaled] == [d | {"url": "-"} for d in single]
+    assert scaled[0]["url"] == "http://thanos-query:10902"
     assert published(services["thanos-query"]) == {10902: "127.0.0.1"}
 
 
