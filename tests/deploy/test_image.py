@@ -61,3 +61,58 @@ def test_without_a_key_the_image_refuses_in_one_line(image: str) -> None:
     assert "Traceback" not in result.stderr
     assert "TESTBOOST_API_KEY" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_image_runs_as_the_chart_runs_it(image: str) -> None:
+    """charts/testboost's restricted pod: a read-only root file system with only /tmp
+    writable, uid 10001, no capabilities, no privilege escalation; its command with two
+    workers (their shared metrics directory goes under /tmp). SQLite in /tmp stands in for
+    the PostgreSQL the chart requires."""
+    port = free_port()
+    key = secrets.token_urlsafe(16)
+    container = ok(
+        docker(
+            "run",
+            "-d",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "--user",
+            "10001:10001",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "-e",
+            f"TESTBOOST_API_KEY={key}",
+            "-e",
+            "TESTBOOST_DATABASE_URL=sqlite:////tmp/testboost.db",
+            "-p",
+            f"127.0.0.1:{port}:8000",
+            image,
+            *("testboost", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"),
+        )
+    ).strip()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            state = json.loads(ok(docker("inspect", "-f", "{{json .State}}", container)))
+            assert state["Running"], ok(docker("logs", container))
+            assert time.monotonic() < deadline, ok(docker("logs", container))
+            time.sleep(1)
+        headers = {"X-API-Key": key}
+        session = {"session_type": "test_generation", "project_path": "/p"}
+        created = httpx.post(f"{base}/api/v2/sessions", json=session, headers=headers)
+        assert created.status_code == 201, created.text
+        metrics = httpx.get(f"{base}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "testboost_http_requests_total" in metrics.text
+        logs = docker("logs", container)
+        assert "Read-only file system" not in logs.stdout + logs.stderr
+    finally:
+        docker("rm", "-f", container)
