@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    from telemetry.instance import serve_base
     from telemetry.metrics_dir import MetricsDirError
+
+    serve_base(args.port)
 
     with contextlib.ExitStack() as stack:
         try:

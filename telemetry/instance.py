@@ -5,10 +5,12 @@ In push mode the collector turns `service.instance.id` into the `instance` label
 per start made every restart a new set of series (churn, old ones lingering until they
 expire); here the id is `<base>/<slot>`:
 - base: `service.instance.id` from OTEL_RESOURCE_ATTRIBUTES when the operator sets one (a
-  pod's name, say), else the host name (a container's is its id, kept across restarts);
-- slot: the lowest worker slot free on this host for this service, held by an flock for the
-  process's life. Worker processes of one server get 0..N-1; a worker that dies frees its
-  slot and its replacement takes it, continuing the same series (a counter reset, which
+  pod's name, say); else `testboost serve` sets `<host name>:<port>` there for its workers
+  (`serve_base`: a container's host name is its id, kept across restarts; the port tells two
+  servers of one host apart); else the host name;
+- slot: the lowest worker slot free for this service and base on this host, held by an flock
+  for the process's life. Worker processes of one server get 0..N-1; a worker that dies frees
+  its slot and its replacement takes it, continuing the same series (a counter reset, which
   rate() and increase() handle as after any restart).
 """
 
@@ -35,14 +37,28 @@ _claimed: dict[tuple[int, Path], tuple[str, IO[bytes] | None]] = {}
 
 def instance_id(service_name: str, slots_dir: Path | None = None) -> str:
     """`<base>/<slot>` for this process (see the module's docstring)."""
+    base = _configured_base() or socket.gethostname()
+    return f"{base}/{_claim_slot(slots_dir or _default_slots_dir(service_name, base))}"
+
+
+def serve_base(port: int) -> None:
+    """For `testboost serve` before it starts its workers: `<host name>:<port>` as their
+    base, through OTEL_RESOURCE_ATTRIBUTES (which they inherit), unless one is set there."""
+    if _configured_base():
+        return
+    attributes = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    mine = f"service.instance.id={socket.gethostname()}:{port}"
+    os.environ["OTEL_RESOURCE_ATTRIBUTES"] = f"{attributes},{mine}" if attributes else mine
+
+
+def _configured_base() -> str | None:
     configured = OTELResourceDetector().detect().attributes.get("service.instance.id")
-    base = str(configured) if configured else socket.gethostname()
-    return f"{base}/{_claim_slot(slots_dir or _default_slots_dir(service_name))}"
+    return str(configured) if configured else None
 
 
-def _default_slots_dir(service_name: str) -> Path:
-    # Per user and service, so two services on one host never share slots.
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in service_name)
+def _default_slots_dir(service_name: str, base: str) -> Path:
+    # Per user, service and base, so two servers of one host never share slots.
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{service_name}-{base}")
     return Path(tempfile.gettempdir()) / f"testboost-{os.getuid()}-{safe}-slots"
 
 

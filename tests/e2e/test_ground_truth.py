@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -351,9 +352,10 @@ def test_series_carry_the_apis_job_and_the_instance_the_docs_promise(
     else:
         assert target not in instances
         assert len(instances) == stack.config.workers, instances  # one per pushing process
-        # host/slot (telemetry/instance.py): the workers' slots 0..N-1, stable across restarts.
-        slots = sorted(i.rsplit("/", 1)[1] for i in instances)
-        assert slots == [str(n) for n in range(stack.config.workers)], instances
+        # <host>:<port>/<slot> (telemetry/instance.py, `testboost serve`): the workers' slots
+        # 0..N-1, stable across restarts, whatever other server runs on this host.
+        base = f"{socket.gethostname()}:{httpx.URL(stack.urls['api']).port}"
+        assert instances == {f"{base}/{n}" for n in range(stack.config.workers)}
     resource_labels = {
         name
         for s in series

@@ -76,7 +76,8 @@ def test_api_target_is_up_and_every_family_has_its_contract_labels(
     assert len(api) == 1
     assert api[0]["health"] == "up" and api[0]["lastError"] == ""
     assert api[0]["scrapeUrl"] == f"{stack.urls['api']}/metrics"
-    assert api[0]["labels"]["instance"] == "testboost-api"
+    # The target's address: one series per replica, never a constant.
+    assert api[0]["labels"]["instance"] == httpx.URL(stack.urls["api"]).netloc.decode()
     assert_catalog_families(prometheus)
 
 
@@ -203,7 +204,7 @@ def test_health_check_failed_condition(stack: Stack, prometheus: Prometheus) -> 
     stack.stop("api", signal.SIGKILL)
     try:
         result = prometheus.wait(expr, message="up == 0 once the API is killed")
-        assert result[0]["metric"]["instance"] == "testboost-api"
+        assert result[0]["metric"]["instance"] == httpx.URL(stack.urls["api"]).netloc.decode()
     finally:
         stack.start("api")
     prometheus.wait(expr, lambda r: not r, message="up again")

@@ -99,3 +99,21 @@ def test_a_directory_someone_else_can_write_is_refused(
     instance._claimed.clear()
     assert instance.instance_id("svc", link).endswith(f"/pid{os.getpid()}")
     assert "not a directory" in caplog.text
+
+
+def test_serve_gives_its_workers_host_and_port_as_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two servers of one host (two ports) never share worker slots; an operator's
+    service.instance.id is kept."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")
+    instance.serve_base(8000)
+    assert os.environ["OTEL_RESOURCE_ATTRIBUTES"] == (
+        f"deployment.environment=prod,service.instance.id={socket.gethostname()}:8000"
+    )
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=pod-7")
+    instance.serve_base(8000)
+    assert os.environ["OTEL_RESOURCE_ATTRIBUTES"] == "service.instance.id=pod-7"
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
+    instance.serve_base(8001)
+    assert os.environ["OTEL_RESOURCE_ATTRIBUTES"] == (
+        f"service.instance.id={socket.gethostname()}:8001"
+    )
