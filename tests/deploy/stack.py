@@ -137,6 +137,6 @@ def assert_counts(prometheus: Prometheus, workload: Workload, fake: FakeLLM) -> 
     for status, count in workload.rejected.items():
         expected[f'sum(testboost_http_requests_total{{status="{status}"}})'] = count
     shown = {expr: prometheus.value(expr) for expr in expected}
-    assert shown == expected
+    assert shown == expected, {e: (shown[e], v) for e, v in expected.items() if shown[e] != v}
     # The API's database is PostgreSQL in its container: the pool gauges read its pool.
     assert (prometheus.value("sum(testboost_db_connection_pool_max)") or 0) > 0

@@ -228,15 +228,25 @@ def test_every_replica_is_discovered_and_its_own_instance(
 def test_thanos_query_shows_what_the_workload_did_across_replicas(
     stack: ComposeStack, prometheus: Prometheus, workload: Workload
 ) -> None:
+    # The active-sessions gauge is read from the database at each scrape: zero on every
+    # replica once each has been scraped after the last session ended (run_workload waits
+    # for the counters, which the replica that ran the workflow reports).
+    prometheus.wait_value("max(testboost_active_sessions)", 0, timeout=SEEN_S)
     assert_counts(prometheus, workload, stack.fake)
     # The load balancer spread the work: every replica answered some of it.
     per_replica = prometheus.query(
         f'sum by (instance) (testboost_http_requests_total{{path="{SESSIONS}"}}) > 0'
     )
     assert len(per_replica) == REPLICAS, per_replica
+    # The pair gossips (each peer's address resolves once both containers run; Alertmanager
+    # retries the join).
     with httpx.Client(base_url=stack.urls["alertmanager"], timeout=10) as client:
-        peers = client.get("/api/v2/status").json()["cluster"]["peers"]
-    assert len(peers) == 2  # the pair gossips
+        until(
+            lambda: len(client.get("/api/v2/status").json()["cluster"]["peers"]) == 2,
+            timeout=60,
+            interval=1,
+            message="the Alertmanager pair joined",
+        )
 
 
 def test_a_prometheus_replica_killed_mid_traffic_leaves_no_gap_and_no_double_count(
