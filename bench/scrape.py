@@ -20,13 +20,14 @@ from typing import Any
 import prometheus_client
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.workflows.definitions import SessionType
 from telemetry.catalog import BY_NAME, CATALOG, LLM_ERROR_TYPES, WORKFLOW_STATUSES, Kind
 from telemetry.exposition import PrometheusTextReader
-from telemetry.instruments import Instruments
+from telemetry.instruments import Instruments, observe
 from telemetry.mapping import KNOWN_METHODS
 
 METHODS = sorted(KNOWN_METHODS)
@@ -76,6 +77,36 @@ class ClientMirror:
         self.metrics[family].set(value)
 
 
+class SdkMirror:
+    """The recorded families as the SDK's own instruments (the exporter path's input)."""
+
+    def __init__(self, meter: Any) -> None:
+        self.families = {f.name: f for f in CATALOG if not f.observed and f.kind is not Kind.GAUGE}
+        self.made: dict[str, Any] = {
+            f.name: meter.create_counter(f.otel_name, unit=f.unit, description=f.description)
+            if f.kind is Kind.COUNTER
+            else meter.create_histogram(
+                f.otel_name,
+                unit=f.unit,
+                description=f.description,
+                explicit_bucket_boundaries_advisory=f.buckets,
+            )
+            for f in self.families.values()
+        }
+
+    def _attrs(self, family: str, labels: tuple[str, ...]) -> dict[str, str]:
+        return dict(zip(self.families[family].labels, labels, strict=True))
+
+    def touch(self, family: str, *labels: str) -> None:
+        self.made[family].add(0, self._attrs(family, labels))
+
+    def add(self, family: str, amount: float, *labels: str) -> None:
+        self.made[family].add(amount, self._attrs(family, labels))
+
+    def record(self, family: str, value: float, *labels: str) -> None:
+        self.made[family].record(value, self._attrs(family, labels))
+
+
 @dataclass
 class Setup:
     ours: PrometheusTextReader
@@ -84,9 +115,10 @@ class Setup:
 
 
 def build(series: int) -> Setup:
-    limit = series + 100  # above the SDK's default of 2000: the point is to render them all
+    limit = series + 100  # above the default of 2000: the point is to render them all
     limits: dict[type, int] = {Counter: limit, Histogram: limit}
-    ours = PrometheusTextReader(cardinality_limits=limits)
+    instruments = Instruments("testboost", Resource.get_empty(), cardinality_limit=limit)
+    ours = PrometheusTextReader(produce=instruments.collect)
     before_registry = CollectorRegistry(auto_describe=False)
     before = PrometheusMetricReader(
         disable_target_info=True,
@@ -94,8 +126,9 @@ def build(series: int) -> Setup:
         registry=before_registry,
         cardinality_limits=limits,
     )
-    provider = MeterProvider(metric_readers=[ours, before])
-    instruments = Instruments(provider.get_meter("testboost"))
+    meter = MeterProvider(metric_readers=[ours]).get_meter("testboost")
+    sdk_meter = MeterProvider(metric_readers=[before]).get_meter("testboost")
+    sdk = SdkMirror(sdk_meter)
     client = ClientMirror()
     gauges = {
         "testboost_active_sessions": 3.0,
@@ -103,38 +136,44 @@ def build(series: int) -> Setup:
         "testboost_db_connection_pool_max": 20.0,
     }
     for name, value in gauges.items():
-        instruments.observe(BY_NAME[name], _constant(value))
+        observe(meter, BY_NAME[name], _constant(value))
+        observe(sdk_meter, BY_NAME[name], _constant(value))
         client.set(name, value)
+    mirrors = (client, sdk)
 
     # Counters primed at 0, as the app does at start-up.
     instruments.prime("simulated", "gpt-4o-mini", WORKFLOW_TYPES)
-    client.touch("testboost_llm_calls_total", "simulated", "gpt-4o-mini")
-    client.touch("testboost_llm_rate_limit_total", "simulated")
-    for error_type in LLM_ERROR_TYPES:
-        client.touch("testboost_llm_errors_total", "simulated", error_type)
-    for workflow_type in WORKFLOW_TYPES:
-        for status in WORKFLOW_STATUSES:
-            client.touch("testboost_workflow_total", workflow_type, status)
+    for mirror in mirrors:
+        mirror.touch("testboost_llm_calls_total", "simulated", "gpt-4o-mini")
+        mirror.touch("testboost_llm_rate_limit_total", "simulated")
+        for error_type in LLM_ERROR_TYPES:
+            mirror.touch("testboost_llm_errors_total", "simulated", error_type)
+        for workflow_type in WORKFLOW_TYPES:
+            for status in WORKFLOW_STATUSES:
+                mirror.touch("testboost_workflow_total", workflow_type, status)
 
     for i, (outcome, seconds) in enumerate([("success", 0.4), ("rate_limit", 0.02)] * 5):
         instruments.llm_attempt("simulated", "gpt-4o-mini", outcome, seconds + i / 100)
-        client.add("testboost_llm_calls_total", 1, "simulated", "gpt-4o-mini")
-        client.record("testboost_llm_request_duration_seconds", seconds + i / 100, "simulated")
-        if outcome != "success":
-            client.add("testboost_llm_errors_total", 1, "simulated", outcome)
-            client.add("testboost_llm_rate_limit_total", 1, "simulated")
+        for mirror in mirrors:
+            mirror.add("testboost_llm_calls_total", 1, "simulated", "gpt-4o-mini")
+            mirror.record("testboost_llm_request_duration_seconds", seconds + i / 100, "simulated")
+            if outcome != "success":
+                mirror.add("testboost_llm_errors_total", 1, "simulated", outcome)
+                mirror.add("testboost_llm_rate_limit_total", 1, "simulated")
     for workflow_type in WORKFLOW_TYPES:
         instruments.workflow_finished(workflow_type, "completed", 42.0)
-        client.add("testboost_workflow_total", 1, workflow_type, "completed")
-        client.record("testboost_workflow_duration_seconds", 42.0, workflow_type)
+        for mirror in mirrors:
+            mirror.add("testboost_workflow_total", 1, workflow_type, "completed")
+            mirror.record("testboost_workflow_duration_seconds", 42.0, workflow_type)
 
     for i in range(series):
         method, path = METHODS[i % len(METHODS)], f"/api/v2/route{i}/{{id}}"
         status = STATUSES[i % len(STATUSES)]
         for seconds in (0.003, 0.04, 0.7 + i % 7):
             instruments.http_request(method, path, status, seconds)
-            client.add("testboost_http_requests_total", 1, method, path, status)
-            client.record("testboost_http_request_duration_seconds", seconds, method, path)
+            for mirror in mirrors:
+                mirror.add("testboost_http_requests_total", 1, method, path, status)
+                mirror.record("testboost_http_request_duration_seconds", seconds, method, path)
     return Setup(ours, before_registry, client)
 
 

@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
 
 from bench import load
 from bench.variants import OFF, PULL, ROOT, free_port, get, post_json
-from telemetry.catalog import BY_NAME
 from telemetry.exposition import PrometheusTextReader, render
+from telemetry.instruments import Instruments
 from telemetry.metrics_dir import identity
 from telemetry.multiprocess import SUFFIX, WorkerMetrics, encode, publishable
 from telemetry.series_start import SeriesStart
 
 WORKERS = 4
-HTTP = BY_NAME["testboost_http_request_duration_seconds"]
 
 
 class Workers:
@@ -126,22 +126,17 @@ def throughput(
 
 
 def _collection(series: int) -> PrometheusTextReader:
-    reader = PrometheusTextReader()
-    meter = MeterProvider(metric_readers=[reader]).get_meter("testboost")
-    histogram = meter.create_histogram(
-        HTTP.otel_name, unit="s", explicit_bucket_boundaries_advisory=HTTP.buckets
-    )
-    counter = meter.create_counter("testboost_http_requests")
+    instruments = Instruments("testboost", Resource.get_empty())
+    reader = PrometheusTextReader(produce=instruments.collect)
+    MeterProvider(metric_readers=[reader])
     for index in range(series):
-        attrs = {"method": "GET", "path": f"/route/{index}"}
-        histogram.record(0.01 * (index % 7), attrs)
-        counter.add(1, {**attrs, "status": "200"})
+        instruments.http_request("GET", f"/route/{index}", "200", 0.01 * (index % 7))
     return reader
 
 
 def scrape(series: int = 1000, runs: int = 7) -> dict[str, Any]:
     own = _collection(series)
-    start = SeriesStart("testboost", hold_s=0)
+    start = SeriesStart(hold_s=0)
     # The other workers' files, named for processes that live while the bench runs.
     others = [subprocess.Popen(["sleep", "600"]) for _ in range(1, WORKERS)]
     with (

@@ -19,8 +19,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from opentelemetry import trace
+from opentelemetry.metrics import Meter
 from opentelemetry.sdk.environment_variables import OTEL_METRICS_EXEMPLAR_FILTER
-from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, ExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    ExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,7 +39,7 @@ from telemetry import catalog, db, exporters, instance, runtime, tracing
 from telemetry.config import TelemetryConfig, TelemetryConfigError
 from telemetry.exposition import PrometheusTextReader
 from telemetry.http import HttpTelemetry
-from telemetry.instruments import Instruments
+from telemetry.instruments import Instruments, observe
 from telemetry.mapping import route_label_sets
 from telemetry.metrics_dir import MetricsDirError
 from telemetry.multiprocess import WorkerMetrics
@@ -43,6 +50,11 @@ __all__ = ["Telemetry", "TelemetryConfig", "TelemetryConfigError", "setup"]
 log = logging.getLogger(__name__)
 METER_NAME = "testboost"
 _NO_TRACER = trace.NoOpTracer()
+EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
+    "always_on": AlwaysOnExemplarFilter,
+    "always_off": AlwaysOffExemplarFilter,
+    "trace_based": TraceBasedExemplarFilter,
+}
 
 
 class Telemetry:
@@ -54,6 +66,7 @@ class Telemetry:
         tracer_provider: TracerProvider | None,
         resource: Resource,
         series_start: SeriesStart,
+        instruments: Instruments | None = None,
         workers: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
@@ -65,18 +78,14 @@ class Telemetry:
             tracer_provider.get_tracer(tracing.TRACER_NAME) if tracer_provider else _NO_TRACER
         )
         self.meter_provider: MeterProvider | None = None
-        self.instruments: Instruments | None = None
-        if not config.disabled and readers:
-            self.meter_provider = MeterProvider(
-                metric_readers=readers, resource=resource, exemplar_filter=_exemplars(config)
-            )
-            meter = self.meter_provider.get_meter(METER_NAME)
-            self.instruments = Instruments(meter)
-            runtime.observe(meter)
-
-    @property
-    def enabled(self) -> bool:
-        return not self.config.disabled
+        self.meter: Meter | None = None
+        self.instruments = instruments if readers else None
+        if self.instruments is not None:
+            # The SDK collects the observed families (gauges, runtime); the recorded ones join
+            # each collection from `instruments` (telemetry/instruments.py).
+            self.meter_provider = MeterProvider(metric_readers=readers, resource=resource)
+            self.meter = self.meter_provider.get_meter(METER_NAME)
+            runtime.observe(self.meter)
 
     def instrument_app(self, app: Starlette, metrics_token: str | None = None) -> None:
         """HTTP families and server spans for every request, and GET /metrics."""
@@ -92,16 +101,16 @@ class Telemetry:
         app.add_route("/metrics", endpoint.handle, methods=["GET"], include_in_schema=False)
 
     def observe_db_pool(self, engine: Engine) -> None:
-        if self.instruments is not None:
+        if self.meter is not None:
             size, most = db.pool_readers(engine)
-            self.instruments.observe(catalog.DB_POOL_SIZE, size)
-            self.instruments.observe(catalog.DB_POOL_MAX, most)
+            observe(self.meter, catalog.DB_POOL_SIZE, size)
+            observe(self.meter, catalog.DB_POOL_MAX, most)
         if self.tracer_provider is not None:
             db.trace_sql(engine, self.tracer_provider)
 
     def observe_active_sessions(self, count: Callable[[], float | None]) -> None:
-        if self.instruments is not None:
-            self.instruments.observe(catalog.ACTIVE_SESSIONS, count)
+        if self.meter is not None:
+            observe(self.meter, catalog.ACTIVE_SESSIONS, count)
 
     def prime(
         self,
@@ -110,16 +119,11 @@ class Telemetry:
         workflow_types: Iterable[str],
         routes: Iterable[BaseRoute] = (),
     ) -> None:
-        """Every label set known at start-up exists at zero before its first observation
-        (telemetry/series_start.py): a first rate limit or a workflow type that runs once
-        after a restart would otherwise be invisible to increase()."""
-        if self.instruments is None:
-            return
-        workflow_types = list(workflow_types)
-        self.instruments.prime(provider, model, workflow_types)
-        self.series_start.prime(catalog.WORKFLOW_DURATION, [(t,) for t in workflow_types])
-        self.series_start.prime(catalog.LLM_DURATION, [(provider,)])
-        self.series_start.prime(catalog.HTTP_DURATION, route_label_sets(routes))
+        """Every label set known at start-up exists at zero before its first observation: a
+        first rate limit or a workflow type that runs once after a restart would otherwise be
+        invisible to increase() (telemetry/series_start.py)."""
+        if self.instruments is not None:
+            self.instruments.prime(provider, model, workflow_types, route_label_sets(routes))
 
     def record_llm_attempt(self, provider: str, model: str, outcome: str, seconds: float) -> None:
         if self.instruments is not None:
@@ -144,15 +148,16 @@ def _ignore(*_args: object) -> None:
     return None
 
 
-def _exemplars(config: TelemetryConfig) -> ExemplarFilter | None:
+def _exemplars(config: TelemetryConfig) -> ExemplarFilter:
     """Exemplars only where they can leave the process: OTLP carries them, the Prometheus text
-    format does not, and without traces there is no sampled span to link. Elsewhere the SDK's
-    default (trace-based) filter costs 1 µs per measurement, 2.7 µs under a sampled span
-    (bench/overhead.py). OTEL_METRICS_EXEMPLAR_FILTER, when set, decides."""
-    if os.environ.get(OTEL_METRICS_EXEMPLAR_FILTER) or (
-        config.push and config.traces_exporter != "none"
-    ):
-        return None
+    format does not, and without traces there is no sampled span to link; elsewhere the
+    trace-based filter would cost a context lookup per measurement for nothing.
+    OTEL_METRICS_EXEMPLAR_FILTER, when set, decides."""
+    chosen = os.environ.get(OTEL_METRICS_EXEMPLAR_FILTER, "").strip().lower()
+    if chosen in EXEMPLAR_FILTERS:
+        return EXEMPLAR_FILTERS[chosen]()
+    if config.push and config.traces_exporter != "none":
+        return TraceBasedExemplarFilter()
     return AlwaysOffExemplarFilter()
 
 
@@ -162,6 +167,10 @@ def _pull_transform(
     if workers is None:
         return series_start.apply
     return lambda data: series_start.apply(workers.merged(data))
+
+
+def _push_transform(series_start: SeriesStart, instruments: Instruments) -> exporters.Transform:
+    return lambda data: series_start.apply(instruments.collect(data))
 
 
 def _worker_metrics(directory: Path) -> WorkerMetrics:
@@ -197,15 +206,20 @@ def setup(config: TelemetryConfig | None = None) -> Telemetry:
     readers: list[MetricReader] = []
     pull_reader: PrometheusTextReader | None = None
     workers: WorkerMetrics | None = None
-    series_start = SeriesStart(METER_NAME, config.new_series_hold_s)
+    series_start = SeriesStart(config.new_series_hold_s)
+    instruments = Instruments(METER_NAME, resource, _exemplars(config))
     if not config.disabled:
         if config.metrics_exporter == "prometheus":
             if config.metrics_dir:
                 workers = _worker_metrics(Path(config.metrics_dir))
-            pull_reader = exporters.prometheus_reader(_pull_transform(series_start, workers))
+            pull_reader = exporters.prometheus_reader(
+                instruments.collect, _pull_transform(series_start, workers)
+            )
             readers.append(pull_reader)
         elif config.metrics_exporter == "otlp":
-            readers.append(exporters.otlp_reader(config, series_start.apply))
+            readers.append(
+                exporters.otlp_reader(config, _push_transform(series_start, instruments))
+            )
     telemetry = Telemetry(
         config,
         readers,
@@ -213,6 +227,7 @@ def setup(config: TelemetryConfig | None = None) -> Telemetry:
         tracing.tracer_provider(config, resource),
         resource,
         series_start,
+        instruments,
         workers,
     )
     if workers is not None and pull_reader is not None:

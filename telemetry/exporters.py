@@ -25,7 +25,6 @@ from opentelemetry.sdk.metrics import (
 )
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
-    CardinalityLimits,
     MetricExporter,
     MetricExportResult,
     MetricReader,
@@ -60,11 +59,10 @@ Transform = Callable[[MetricsData | None], MetricsData | None]
 
 
 def prometheus_reader(
-    transform: Transform | None = None, cardinality_limits: CardinalityLimits | None = None
+    produce: Transform | None = None, transform: Transform | None = None
 ) -> PrometheusTextReader:
     # No otel_scope_* labels, no target_info: the contract's series carry only its labels.
-    # The SDK's default cardinality limit (2,000 series per metric) stays unless asked.
-    return PrometheusTextReader(cardinality_limits=cardinality_limits, transform=transform)
+    return PrometheusTextReader(produce=produce, transform=transform)
 
 
 def otlp_metric_exporter(config: TelemetryConfig) -> MetricExporter:

@@ -49,13 +49,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 class PrometheusTextReader(MetricReader):
     """A pull MetricReader whose `render()` collects and returns the text exposition.
-    `transform`, when given, rewrites each collection before it is formatted (the series-start
-    rule, the merge of several workers' collections)."""
+    `produce`, when given, adds to each collection what the SDK does not hold (the recorded
+    families, telemetry/instruments.py); `transform` then rewrites it before it is formatted
+    (the series-start rule, the merge of several workers' collections)."""
 
     def __init__(
         self,
         cardinality_limits: CardinalityLimits | None = None,
         transform: Callable[[MetricsData | None], MetricsData | None] | None = None,
+        produce: Callable[[MetricsData | None], MetricsData | None] | None = None,
     ) -> None:
         # Cumulative for every instrument kind is the SDK's default, and what Prometheus wants.
         super().__init__(cardinality_limits=cardinality_limits)
@@ -64,6 +66,7 @@ class PrometheusTextReader(MetricReader):
         self._cache = SeriesCache()
         self._render_lock = threading.Lock()
         self._transform = transform
+        self._produce = produce
 
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -75,7 +78,7 @@ class PrometheusTextReader(MetricReader):
         with self._lock:
             self.collect()
             data, self._latest = self._latest, None
-            return data
+            return self._produce(data) if self._produce is not None else data
 
     def render(self) -> bytes:
         """Collect, transform and format. Concurrent scrapes take turns: the cache is not

@@ -1,15 +1,53 @@
-"""Instruments built from the catalog, and the record calls the API makes.
+"""The API's counters and histograms, and the record calls it makes.
 
-Attribute dicts are cached per label tuple: the SDK hashes the attributes of every
-measurement, and reusing one dict per series keeps the request path cheap.
+Why not the SDK's synchronous instruments: `Counter.add` and `Histogram.record` clean, copy
+and hash their attributes and build a `Measurement` on every call, ~140 k instructions for the
+two a request makes (docs/benchmarks.md); a hand-written prometheus_client middleware pays
+~28 k for everything. Here each series is a small accumulator found by its label values, and
+recording is a dict lookup and a few additions under a lock. At collection the series become
+the SDK's own data points (`Sum`, `Histogram`, cumulative, as its aggregations would make
+them) and join the collection before anything reads it: the /metrics renderer, the worker
+merge, the series-start rule and the OTLP exporter see exactly what the SDK would hand them.
+The OpenTelemetry API has no asynchronous histogram, so an observable instrument could not
+carry these; one mechanism serves both kinds.
+
+What the SDK would do is kept: a series starts at its first observation (or when primed),
+with that time as its start; past `cardinality_limit` label sets a family records into one
+`otel.metric.overflow=true` series; exemplars go through the SDK's own filter and
+reservoirs (the aligned-bucket one for histograms), collected once and then reset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
+from opentelemetry import context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics import (
+    AlignedHistogramBucketExemplarReservoir,
+    AlwaysOffExemplarFilter,
+    ExemplarFilter,
+    ExemplarReservoir,
+    SimpleFixedSizeExemplarReservoir,
+)
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from telemetry.catalog import (
     CATALOG,
@@ -28,92 +66,224 @@ from telemetry.catalog import (
 )
 from telemetry.mapping import llm_error_type
 
-Attributes = dict[str, str]
 Reading = Callable[[], float | None]
+# The SDK's default cardinality limit and overflow series (spec: metrics SDK, cardinality
+# limits): the limit counts the real series; the overflow one comes on top.
+CARDINALITY_LIMIT = 2000
+OVERFLOW_ATTRIBUTES: dict[str, Any] = {"otel.metric.overflow": True}
+_OVERFLOW = ("\0overflow",)  # a key no label tuple can equal: label values are str
+CUMULATIVE = AggregationTemporality.CUMULATIVE
+
+
+class _Series:
+    __slots__ = ("attributes", "count", "max", "min", "reservoir", "start_ns", "sum", "value")
+
+    def __init__(self, attributes: dict[str, Any], buckets: int, reservoir: Any) -> None:
+        self.attributes = attributes
+        self.start_ns = time.time_ns()
+        self.value: Any = [0] * buckets if buckets else 0  # bucket counts, or the counter's sum
+        self.count = 0
+        self.sum: float = 0
+        self.min = float("inf")
+        self.max = float("-inf")
+        self.reservoir: ExemplarReservoir | None = reservoir
+
+
+class _Family:
+    """One counter or histogram family: its series by label values."""
+
+    def __init__(self, family: MetricFamily, limit: int, exemplars: ExemplarFilter | None) -> None:
+        self.family = family
+        self.bounds = family.buckets
+        self.limit = limit
+        self.exemplars = exemplars
+        self.series: dict[tuple[str, ...], _Series] = {}
+        self.lock = threading.Lock()
+
+    def get(self, values: tuple[str, ...]) -> _Series:
+        series = self.series.get(values)
+        if series is None:
+            with self.lock:
+                series = self.series.get(values) or self._create(values)
+        return series
+
+    def _create(self, values: tuple[str, ...]) -> _Series:
+        if len(self.series) >= self.limit:
+            series = self.series.get(_OVERFLOW)
+            if series is not None:
+                return series
+            values, attributes = _OVERFLOW, dict(OVERFLOW_ATTRIBUTES)
+        else:
+            # Plain str values (a StrEnum member would be a series apart in the SDK's eyes).
+            attributes = {k: str(v) for k, v in zip(self.family.labels, values, strict=True)}
+        reservoir: ExemplarReservoir | None = None
+        if self.exemplars is not None:
+            reservoir = (
+                AlignedHistogramBucketExemplarReservoir(list(self.bounds))
+                if self.family.kind is Kind.HISTOGRAM
+                else SimpleFixedSizeExemplarReservoir()
+            )
+        buckets = len(self.bounds) + 1 if self.family.kind is Kind.HISTOGRAM else 0
+        series = self.series[values] = _Series(attributes, buckets, reservoir)
+        return series
+
+    def offer(self, series: _Series, value: float) -> None:
+        """Exemplars, as the SDK offers them: filtered on the current context."""
+        assert self.exemplars is not None and series.reservoir is not None
+        now, ctx = time.time_ns(), context.get_current()
+        if self.exemplars.should_sample(value, now, series.attributes, ctx):
+            series.reservoir.offer(value, now, series.attributes, ctx)
+
+    def add(self, amount: int, values: tuple[str, ...]) -> None:
+        series = self.get(values)
+        with self.lock:
+            series.value += amount
+        if self.exemplars is not None and amount:
+            self.offer(series, amount)
+
+    def record(self, value: float, values: tuple[str, ...]) -> None:
+        series = self.get(values)
+        index = bisect_left(self.bounds, value)  # bucket i holds (bound[i-1], bound[i]]
+        with self.lock:
+            series.value[index] += 1
+            series.count += 1
+            series.sum += value
+            if value < series.min:
+                series.min = value
+            if value > series.max:
+                series.max = value
+        if self.exemplars is not None:
+            self.offer(series, value)
+
+    def collect(self, now_ns: int) -> Metric:
+        family = self.family
+        points: list[Any] = []
+        with self.lock:
+            for series in self.series.values():
+                exemplars = series.reservoir.collect(series.attributes) if series.reservoir else []
+                if family.kind is Kind.COUNTER:
+                    points.append(
+                        NumberDataPoint(
+                            series.attributes, series.start_ns, now_ns, series.value, exemplars
+                        )
+                    )
+                    continue
+                observed = series.count > 0
+                points.append(
+                    HistogramDataPoint(
+                        attributes=series.attributes,
+                        start_time_unix_nano=series.start_ns,
+                        time_unix_nano=now_ns,
+                        count=series.count,
+                        sum=series.sum,
+                        bucket_counts=tuple(series.value),
+                        explicit_bounds=self.bounds,
+                        min=series.min if observed else 0,
+                        max=series.max if observed else 0,
+                        exemplars=exemplars,
+                    )
+                )
+        data: Any = (
+            Sum(points, CUMULATIVE, is_monotonic=True)
+            if family.kind is Kind.COUNTER
+            else Histogram(points, CUMULATIVE)
+        )
+        return Metric(family.otel_name, family.description, family.unit, data)
 
 
 class Instruments:
-    def __init__(self, meter: Meter) -> None:
-        self._meter = meter
-        self._instruments: dict[str, Any] = {}  # by family name
-        self._attributes: dict[tuple[Any, ...], Attributes] = {}
-        for family in CATALOG:
-            if family.observed:
-                continue  # telemetry/runtime.py reads these at collection
-            if family.kind is Kind.COUNTER:
-                self._instruments[family.name] = meter.create_counter(
-                    family.otel_name, unit=family.unit, description=family.description
-                )
-            elif family.kind is Kind.HISTOGRAM:
-                self._instruments[family.name] = meter.create_histogram(
-                    family.otel_name,
-                    unit=family.unit,
-                    description=family.description,
-                    explicit_bucket_boundaries_advisory=family.buckets,
-                )
-        self._http_count = self._instruments[HTTP_REQUESTS.name]
-        self._http_duration = self._instruments[HTTP_DURATION.name]
+    """Every counter and histogram of the catalog; `collect` adds them to a collection."""
 
-    def _attrs(self, family: MetricFamily, *values: str) -> Attributes:
-        key = (family.name, *values)
-        attrs = self._attributes.get(key)
-        if attrs is None:
-            attrs = dict(zip(family.labels, values, strict=True))
-            # Bounded by the label sets the mapping can produce; the SDK's cardinality limit
-            # caps each metric anyway.
-            if len(self._attributes) < 20_000:
-                self._attributes[key] = attrs
-        return attrs
+    def __init__(
+        self,
+        scope_name: str,
+        resource: Resource,
+        exemplars: ExemplarFilter | None = None,
+        cardinality_limit: int = CARDINALITY_LIMIT,
+    ) -> None:
+        self._scope_name = scope_name
+        self._resource = resource
+        if isinstance(exemplars, AlwaysOffExemplarFilter):
+            exemplars = None
+        self._families = {
+            family.name: _Family(family, cardinality_limit, exemplars)
+            for family in CATALOG
+            if family.kind in (Kind.COUNTER, Kind.HISTOGRAM) and not family.observed
+        }
+        self._http_count = self._families[HTTP_REQUESTS.name]
+        self._http_duration = self._families[HTTP_DURATION.name]
 
-    def _add(self, family: MetricFamily, amount: int, *values: str) -> None:
-        self._instruments[family.name].add(amount, self._attrs(family, *values))
-
-    def observe(self, family: MetricFamily, read: Reading) -> None:
-        """An observable gauge for a label-less family whose value `read` returns on collection
-        (None skips the point, e.g. while the database is unreachable)."""
-        assert family.kind is Kind.GAUGE and not family.labels
-
-        def callback(_options: CallbackOptions) -> Iterable[Observation]:
-            value = read()
-            return [] if value is None else [Observation(value)]
-
-        self._meter.create_observable_gauge(
-            family.otel_name,
-            callbacks=[callback],
-            unit=family.unit,
-            description=family.description,
-        )
-
-    def prime(self, provider: str, model: str, workflow_types: Iterable[str]) -> None:
-        """Start every known counter series at 0. Prometheus' increase() cannot see events
-        that happen before a series' first scrape, and a dashboard shows "no data" where it
-        should show 0: a first rate limit after start-up would otherwise be missed."""
-        self._add(LLM_CALLS, 0, provider, model)
-        self._add(LLM_RATE_LIMITS, 0, provider)
+    def prime(
+        self,
+        provider: str,
+        model: str,
+        workflow_types: Iterable[str],
+        routes: Iterable[Sequence[str]] = (),
+    ) -> None:
+        """Start every known series at 0. Prometheus' increase() cannot see events that
+        happen before a series' first scrape, and a dashboard shows "no data" where it should
+        show 0: a first rate limit after start-up would otherwise be missed. `routes`:
+        (method, path) label sets of HTTP_DURATION."""
+        families = self._families
+        families[LLM_CALLS.name].get((provider, model))
+        families[LLM_RATE_LIMITS.name].get((provider,))
+        families[LLM_DURATION.name].get((provider,))
         for outcome in LLMOutcome:
             error_type = llm_error_type(outcome)
             if error_type is not None:
-                self._add(LLM_ERRORS, 0, provider, error_type)
+                families[LLM_ERRORS.name].get((provider, error_type))
         for workflow_type in workflow_types:
+            families[WORKFLOW_DURATION.name].get((workflow_type,))
             for status in WorkflowStatus:
-                self._add(WORKFLOWS, 0, workflow_type, status)
+                families[WORKFLOWS.name].get((workflow_type, status))
+        for method, path in routes:
+            self._http_duration.get((method, path))
 
     def http_request(self, method: str, path: str, status: str, seconds: float) -> None:
-        self._http_count.add(1, self._attrs(HTTP_REQUESTS, method, path, status))
-        self._http_duration.record(seconds, self._attrs(HTTP_DURATION, method, path))
+        self._http_count.add(1, (method, path, status))
+        self._http_duration.record(seconds, (method, path))
 
     def llm_attempt(self, provider: str, model: str, outcome: str, seconds: float) -> None:
-        self._add(LLM_CALLS, 1, provider, model)
-        self._instruments[LLM_DURATION.name].record(seconds, self._attrs(LLM_DURATION, provider))
+        self._families[LLM_CALLS.name].add(1, (provider, model))
+        self._families[LLM_DURATION.name].record(seconds, (provider,))
         error_type = llm_error_type(outcome)
         if error_type is None:
             return
-        self._add(LLM_ERRORS, 1, provider, error_type)
+        self._families[LLM_ERRORS.name].add(1, (provider, error_type))
         if error_type == LLMOutcome.RATE_LIMIT:
-            self._add(LLM_RATE_LIMITS, 1, provider)
+            self._families[LLM_RATE_LIMITS.name].add(1, (provider,))
 
     def workflow_finished(self, workflow_type: str, status: str, seconds: float) -> None:
-        self._add(WORKFLOWS, 1, workflow_type, status)
-        self._instruments[WORKFLOW_DURATION.name].record(
-            seconds, self._attrs(WORKFLOW_DURATION, workflow_type)
-        )
+        self._families[WORKFLOWS.name].add(1, (workflow_type, status))
+        self._families[WORKFLOW_DURATION.name].record(seconds, (workflow_type,))
+
+    def collect(self, data: MetricsData | None, now_ns: int | None = None) -> MetricsData:
+        """`data` (a collection of the SDK's) with these families added to our scope."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        ours = [family.collect(now_ns) for family in self._families.values()]
+        ours = [metric for metric in ours if metric.data.data_points]
+        if data is None or not data.resource_metrics:
+            data = MetricsData([ResourceMetrics(self._resource, [], "")])
+        first, *rest = data.resource_metrics
+        scopes = list(first.scope_metrics)
+        for index, scope in enumerate(scopes):
+            if scope.scope.name == self._scope_name:
+                scopes[index] = replace(scope, metrics=[*scope.metrics, *ours])
+                break
+        else:
+            scopes.append(ScopeMetrics(InstrumentationScope(self._scope_name), ours, ""))
+        return MetricsData([replace(first, scope_metrics=scopes), *rest])
+
+
+def observe(meter: Meter, family: MetricFamily, read: Reading) -> None:
+    """An observable gauge for a label-less family whose value `read` returns on collection
+    (None skips the point, e.g. while the database is unreachable)."""
+    assert family.kind is Kind.GAUGE and not family.labels
+
+    def callback(_options: CallbackOptions) -> Iterable[Observation]:
+        value = read()
+        return [] if value is None else [Observation(value)]
+
+    meter.create_observable_gauge(
+        family.otel_name, callbacks=[callback], unit=family.unit, description=family.description
+    )

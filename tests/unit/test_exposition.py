@@ -9,13 +9,15 @@ import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import Counter, MeterProvider
+from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry import catalog
 from telemetry.exposition import PrometheusTextReader, render
-from telemetry.instruments import Instruments
+from telemetry.instruments import Instruments, observe
 from tests.monitoring.tools import tool_path
+from tests.unit.test_instruments import SdkInstruments
 
 
 def fresh(**limits: int) -> tuple[PrometheusTextReader, MeterProvider]:
@@ -23,6 +25,13 @@ def fresh(**limits: int) -> tuple[PrometheusTextReader, MeterProvider]:
         cardinality_limits={Counter: limits["counter"]} if limits else None
     )
     return reader, MeterProvider(metric_readers=[reader])
+
+
+def recorded() -> tuple[PrometheusTextReader, MeterProvider, Instruments]:
+    """A reader whose collections carry the API's recorded families, as setup() wires it."""
+    instruments = Instruments("testboost", Resource.get_empty())
+    reader = PrometheusTextReader(produce=instruments.collect)
+    return reader, MeterProvider(metric_readers=[reader]), instruments
 
 
 def test_exact_text() -> None:
@@ -80,8 +89,7 @@ def test_cardinality_overflow_is_one_labelled_series() -> None:
 
 
 def test_cached_series_show_new_values_and_new_series() -> None:
-    reader, provider = fresh()
-    instruments = Instruments(provider.get_meter("testboost"))
+    reader, _provider, instruments = recorded()
     instruments.http_request("GET", "/x", "200", 0.2)
     first = reader.render().decode()
     assert reader.render().decode() == first  # nothing moved, same text
@@ -100,22 +108,31 @@ def test_cached_series_show_new_values_and_new_series() -> None:
 
 
 def test_same_text_as_the_exporter_it_replaces() -> None:
-    """Every family the app registers, fed through both readers of one provider."""
+    """Every family the app registers: the SDK's instruments on the exporter's path, ours on
+    our renderer's, fed the same observations."""
     registry = CollectorRegistry(auto_describe=False)
     exporter = PrometheusMetricReader(
         disable_target_info=True, scope_info_enabled=False, registry=registry
     )
-    ours = PrometheusTextReader()
-    provider = MeterProvider(metric_readers=[exporter, ours])
-    instruments = Instruments(provider.get_meter("testboost"))
-    instruments.prime("openai", "gpt", ["test_generation", "impact_analysis"])
-    instruments.observe(catalog.ACTIVE_SESSIONS, lambda: 4.0)
-    instruments.observe(catalog.DB_POOL_SIZE, lambda: None)
-    for i in range(30):
-        instruments.http_request("GET", f"/r/{i}", "200", i / 10)
-    instruments.llm_attempt("openai", "gpt", "rate_limit", 0.3)
-    instruments.workflow_finished("test_generation", "completed", 12.0)
-    assert ours.render().decode() == generate_latest(registry).decode()
+    sdk = SdkInstruments(MeterProvider(metric_readers=[exporter]).get_meter("testboost"))
+    ours, provider, instruments = recorded()
+    for record in (sdk, instruments):
+        record.prime("openai", "gpt", ["test_generation", "impact_analysis"])
+        for i in range(30):
+            record.http_request("GET", f"/r/{i}", "200", i / 10)
+        record.llm_attempt("openai", "gpt", "rate_limit", 0.3)
+        record.workflow_finished("test_generation", "completed", 12.0)
+    for meter in (sdk.meter, provider.get_meter("testboost")):
+        observe(meter, catalog.ACTIVE_SESSIONS, lambda: 4.0)
+        observe(meter, catalog.DB_POOL_SIZE, lambda: None)
+    # Histogram series primed at zero: the SDK cannot show them until their first record.
+    text = ours.render().decode().splitlines(keepends=True)
+    reference = generate_latest(registry).decode().splitlines(keepends=True)
+    unobserved = [
+        line for line in text if "duration_seconds_" in line and "impact_analysis" in line
+    ]
+    assert unobserved and not [line for line in unobserved if line in reference]
+    assert sorted(line for line in text if line not in unobserved) == sorted(reference)
 
 
 def test_no_data_renders_empty() -> None:
@@ -126,8 +143,7 @@ def test_no_data_renders_empty() -> None:
 
 @pytest.mark.tools
 def test_promtool_accepts_it() -> None:
-    reader, provider = fresh()
-    instruments = Instruments(provider.get_meter("testboost"))
+    reader, _provider, instruments = recorded()
     instruments.prime("openai", "gpt", ["test_generation"])
     instruments.http_request("GET", '/we"ird\\path', "200", 0.01)
     checked = subprocess.run(

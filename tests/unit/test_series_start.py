@@ -1,6 +1,6 @@
 """telemetry/series_start.py on a real MeterProvider: primed histogram series are there at zero
-before their first observation; a series nobody primed shows zero for the hold, then its
-observations; gauges and settled collections pass untouched."""
+before their first observation and count it; a series nobody primed shows zero for the hold,
+then its observations; gauges and settled collections pass untouched."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import time
 
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
 
 from telemetry.catalog import BY_NAME
 from telemetry.exposition import PrometheusTextReader, render
+from telemetry.instruments import Instruments
 from telemetry.series_start import SeriesStart
 from tests.support.exposition import Exposition
 
@@ -19,7 +21,7 @@ HOLD_S = 30.0
 
 
 def fresh(series_start: SeriesStart) -> tuple[PrometheusTextReader, MeterProvider]:
-    reader = PrometheusTextReader(transform=series_start.apply)
+    reader = PrometheusTextReader(transform=series_start.apply)  # the SDK's instruments alone
     return reader, MeterProvider(metric_readers=[reader])
 
 
@@ -27,10 +29,16 @@ def scrape(reader: PrometheusTextReader) -> Exposition:
     return Exposition(reader.render().decode())
 
 
+def primed(workflow_types: list[str]) -> tuple[PrometheusTextReader, Instruments]:
+    """A reader as setup() wires it: the recorded families, then the series-start rule."""
+    instruments = Instruments("testboost", Resource.get_empty())
+    instruments.prime("openai", "gpt", workflow_types)
+    start = SeriesStart(hold_s=0)
+    return PrometheusTextReader(produce=instruments.collect, transform=start.apply), instruments
+
+
 def test_primed_histogram_is_zero_before_any_observation() -> None:
-    start = SeriesStart("testboost", hold_s=0)
-    start.prime(WORKFLOW, [("analysis",), ("generation",)])
-    reader, _provider = fresh(start)
+    reader, _instruments = primed(["analysis", "generation"])
     exposition = scrape(reader)
     name = "testboost_workflow_duration_seconds"
     assert exposition.types[name] == "histogram"
@@ -42,40 +50,28 @@ def test_primed_histogram_is_zero_before_any_observation() -> None:
     assert len(exposition.series(f"{name}_bucket")) == 2 * (len(WORKFLOW.buckets) + 1)
 
 
-def test_primed_series_gives_way_to_the_real_one() -> None:
-    start = SeriesStart("testboost", hold_s=0)
-    start.prime(WORKFLOW, [("analysis",), ("generation",)])
-    reader, provider = fresh(start)
-    histogram = provider.get_meter("testboost").create_histogram(
-        WORKFLOW.otel_name, unit="s", explicit_bucket_boundaries_advisory=WORKFLOW.buckets
-    )
-    histogram.record(42.0, {"workflow_type": "analysis"})
+def test_primed_series_counts_its_first_observation() -> None:
+    reader, instruments = primed(["analysis", "generation"])
+    MeterProvider(metric_readers=[reader])
+    before = scrape(reader)
+    instruments.workflow_finished("analysis", "completed", 42.0)
     exposition = scrape(reader)
     name = "testboost_workflow_duration_seconds"
+    # Not held: the series was there at zero, so a scraper already has its baseline.
+    assert before.value(f"{name}_count", workflow_type="analysis") == 0
     assert exposition.value(f"{name}_count", workflow_type="analysis") == 1
     assert exposition.value(f"{name}_sum", workflow_type="analysis") == 42.0
     assert exposition.value(f"{name}_count", workflow_type="generation") == 0
+    assert (
+        exposition.value("testboost_workflow_total", workflow_type="analysis", status="completed")
+        == 1
+    )
     assert len(exposition.series(f"{name}_count")) == 2
-    # One family: the primed points join the real metric.
     assert exposition.text.count(f"# TYPE {name} ") == 1
 
 
-def test_primed_metrics_join_the_collections_own_scope() -> None:
-    """One scope per name: an OTLP receiver may keep only one of two scopes of a name (vmagent
-    dropped every counter when the primed histograms came in a second "testboost" scope)."""
-    start = SeriesStart("testboost", hold_s=0)
-    start.prime(WORKFLOW, [("analysis",)])
-    reader, provider = fresh(start)
-    provider.get_meter("testboost").create_counter("requests").add(1)
-    data = start.apply(reader.snapshot())
-    assert data is not None
-    scopes = [sm for rm in data.resource_metrics for sm in rm.scope_metrics]
-    assert [sm.scope.name for sm in scopes] == ["testboost"]
-    assert {m.name for m in scopes[0].metrics} == {"requests", WORKFLOW.otel_name}
-
-
 def test_a_new_series_shows_zero_for_the_hold_then_its_value() -> None:
-    start = SeriesStart("testboost", hold_s=HOLD_S)
+    start = SeriesStart(hold_s=HOLD_S)
     reader, provider = fresh(start)
     meter = provider.get_meter("testboost")
     requests = meter.create_counter("requests")
@@ -101,7 +97,7 @@ def test_a_new_series_shows_zero_for_the_hold_then_its_value() -> None:
 
 
 def test_gauges_and_settled_collections_pass_untouched() -> None:
-    start = SeriesStart("testboost", hold_s=HOLD_S)
+    start = SeriesStart(hold_s=HOLD_S)
     reader, provider = fresh(start)
     meter = provider.get_meter("testboost")
 
