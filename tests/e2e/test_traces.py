@@ -90,7 +90,7 @@ def parent_of(span: Span) -> str | None:
 
 
 def sql(spans: list[Span]) -> list[Span]:
-    return [span for span in spans if tags(span).get("db.system") == "sqlite"]
+    return [span for span in spans if tags(span).get("db.system.name") == "sqlite"]
 
 
 def llm_requests(fake: FakeLLM, project: str) -> int:
@@ -188,13 +188,14 @@ def test_a_request_with_a_traceparent_is_one_trace_down_to_its_llm_calls(
 
     # SQL: the request's INSERTs under the server span, the workflow's reads and writes
     # under the workflow span (SQL is traced only under sampled parents).
-    statements = {span["spanID"]: tags(span)["db.statement"] for span in sql(spans)}
+    statements = {span["spanID"]: tags(span)["db.query.text"] for span in sql(spans)}
     request_sql = [by_id[i] for i in statements if parent_of(by_id[i]) == server_id]
     workflow_sql = [by_id[i] for i in statements if parent_of(by_id[i]) == workflow_id]
     assert len(request_sql) + len(workflow_sql) == len(statements)
-    assert any(tags(s)["db.statement"].startswith("INSERT INTO sessions") for s in request_sql)
-    assert any(tags(s)["db.statement"].startswith("UPDATE steps") for s in workflow_sql)
-    assert any(tags(s)["db.statement"].startswith("SELECT") for s in workflow_sql)
+    assert any(tags(s)["db.query.text"].startswith("INSERT INTO sessions") for s in request_sql)
+    assert "INSERT sessions" in {s["operationName"] for s in request_sql}  # db conventions
+    assert any(tags(s)["db.query.text"].startswith("UPDATE steps") for s in workflow_sql)
+    assert any(tags(s)["db.query.text"].startswith("SELECT") for s in workflow_sql)
     assert set(by_id) == {server_id, workflow_id} | {s["spanID"] for s in llm} | set(statements)
 
     # The request's log lines carry its trace id and the span they were written in: the

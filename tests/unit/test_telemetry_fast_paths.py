@@ -1,6 +1,6 @@
 """The request-path shortcuts in telemetry/ keep what they skip invisible: SQL spans only where
-a sampled parent would keep them, exemplars only where they can leave the process, propagation
-headers read from the raw ASGI list."""
+a sampled parent would keep them (and named as the database conventions say), exemplars only
+where they can leave the process, propagation headers read from the raw ASGI list."""
 
 from __future__ import annotations
 
@@ -49,6 +49,51 @@ def test_no_sql_span_under_an_unsampled_parent(traced_engine) -> None:
     )
     query_under(engine, unsampled)
     assert sql_spans(exporter) == []
+
+
+def test_sql_spans_follow_the_database_conventions(traced_engine) -> None:
+    engine, exporter, tracer = traced_engine
+    with tracer.start_as_current_span("request"), engine.begin() as conn:
+        conn.execute(text("CREATE TABLE steps (id INTEGER, name TEXT)"))
+        conn.execute(text("INSERT INTO steps VALUES (:id, :name)"), [{"id": 1, "name": "a"}])
+        conn.execute(
+            text("INSERT INTO steps VALUES (:id, :name)"), [{"id": i, "name": "b"} for i in (2, 3)]
+        )
+        conn.execute(text('UPDATE "steps" SET name = :name WHERE id = 1'), {"name": "secret"})
+        conn.execute(text("SELECT steps.id FROM steps WHERE steps.name = :n"), {"n": "secret"})
+        conn.execute(text("DELETE FROM steps WHERE id = 3"))
+        conn.execute(text("SELECT 1"))
+    spans = sql_spans(exporter)
+    assert [s.name for s in spans] == [
+        "CREATE",
+        "INSERT steps",
+        "INSERT steps",  # executemany: one span for the batch
+        "UPDATE steps",
+        "SELECT steps",
+        "DELETE steps",
+        "SELECT",
+    ]
+    select = spans[4].attributes
+    assert select["db.system.name"] == "sqlite"
+    assert select["db.operation.name"] == "SELECT"
+    assert select["db.collection.name"] == "steps"
+    assert select["db.query.text"] == "SELECT steps.id FROM steps WHERE steps.name = ?"
+    every = [value for span in spans for value in span.attributes.values()]
+    assert not any("secret" in str(v) or "db.sqlite" in str(v) for v in every)  # no values, no path
+
+
+def test_a_failing_statement_ends_its_span_with_the_error(traced_engine) -> None:
+    engine, exporter, tracer = traced_engine
+    with (
+        tracer.start_as_current_span("request"),
+        engine.connect() as conn,
+        pytest.raises(Exception, match="no such table"),
+    ):
+        conn.execute(text("SELECT x FROM missing"))
+    (span,) = sql_spans(exporter)
+    assert span.name == "SELECT missing"
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert span.events[0].name == "exception"
 
 
 def test_sql_span_under_a_sampled_parent_and_at_the_root(traced_engine) -> None:
