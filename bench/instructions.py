@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import importlib
 import json
 import logging
@@ -51,6 +52,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -74,7 +76,14 @@ EXPORTS = 5
 # Push: one export per this many requests, the throughput phase's rate (every 1 s at about
 # 1,000 requests a second; production exports every 15 s).
 EXPORT_EVERY = 1000
-INSTRUCTION_VARIANTS = ("off", "pull", "pull-traces", "push")
+INSTRUCTION_VARIANTS = ("off", "floor", "pull", "pull-traces", "push", "pfi", "otel-stock")
+# What telemetry may add per request (docs/benchmarks.md): the verdict rows.
+GOALS = {"pull": 50_000, "pull-traces": 250_000}
+# A scrape's and a push export's cost per series: S HTTP label sets (a counter and a
+# histogram each), C and 2C collections, as (variant, workers).
+COLLECTION_SERIES = 1000
+COLLECTIONS = 3
+COLLECTION_KINDS = {"scrape": ("pull", 1), "scrape, 4 workers": ("pull", 4), "export": ("push", 1)}
 # Imported by the zygote before it forks the children.
 PRELOAD = (
     "app.main",
@@ -88,6 +97,10 @@ PRELOAD = (
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "uvicorn.protocols.utils",
     "uvloop",
+    "bench.serve",
+    "opentelemetry.exporter.prometheus",
+    "opentelemetry.instrumentation.fastapi",
+    "prometheus_fastapi_instrumentator",
 )
 FIXED_ENV = {
     "PYTHONHASHSEED": "0",
@@ -240,13 +253,14 @@ def client_request(code: int) -> int:
     return answer
 
 
-def _build() -> tuple[Any, Driver]:
+def _build(variant: str = "off") -> tuple[Any, Driver]:
+    """The app as bench/serve.py serves `variant` (its OTEL_* are in the environment)."""
     from app.core.config import load_settings
     from app.core.logs import configure_logging
-    from app.main import create_app
+    from bench.serve import build
 
     configure_logging(load_settings().log_level)
-    app = create_app()
+    app = build(variant)
     return app, Driver(app)
 
 
@@ -306,11 +320,11 @@ def sampling_seeds(requests: int) -> list[int]:
     return [next(sampled) if i % every == 0 else next(unsampled) for i in range(requests)]
 
 
-def drive(requests: int, session_id: str, exports: int) -> dict[str, Any]:
+def drive(variant: str, requests: int, session_id: str, exports: int) -> dict[str, Any]:
     """Start the app, switch callgrind's counting on, `requests` GETs, then `exports` push
     exports (push only), stop the app (the span processor's last batch leaves here)."""
     random.seed(0)  # start-up's own root spans (SQL at the root) sampled alike in every child
-    app, driver = _build()
+    app, driver = _build(variant)
     tel = app.state.telemetry
     path = ROUTE.format(session_id=session_id)
     # One generator per request, made now: putting one in place costs a module attribute
@@ -328,7 +342,7 @@ def drive(requests: int, session_id: str, exports: int) -> dict[str, Any]:
             random.getrandbits = draw  # the trace id, hence the sampling, of this request
             status, _body = await driver.request("GET", path)
             statuses[status] = statuses.get(status, 0) + 1
-        if exports and not tel.config.push:
+        if exports and not (tel and tel.config.push):
             raise RuntimeError("exports: push only")
         for _ in range(exports):
             tel.meter_provider.force_flush()
@@ -338,6 +352,46 @@ def drive(requests: int, session_id: str, exports: int) -> dict[str, Any]:
 
     result: dict[str, Any] = _run(go())
     return result
+
+
+def collect(series: int, collections: int, workers: int) -> dict[str, Any]:
+    """Telemetry as the app sets it up (the OTEL_* of the environment) holding `series` HTTP
+    label sets, then `collections` scrapes (pull: what GET /metrics renders, merged with
+    `workers` - 1 other workers' publications of the same series) or exports (push). The
+    first collection, which builds the renderer's per-series cache, is not counted."""
+    import telemetry
+    from telemetry import metrics_dir, multiprocess
+
+    others: list[subprocess.Popen[bytes]] = []
+    if workers > 1:  # as `testboost serve --workers` runs them: a private shared directory
+        os.environ["TESTBOOST_METRICS_DIR"] = tempfile.mkdtemp(prefix="bench-workers-")
+    # Settled series, as nearly every scrape sees them (the new-series hold has passed).
+    config = dataclasses.replace(telemetry.TelemetryConfig.from_env(), new_series_hold_ms=0)
+    tel = telemetry.setup(config)
+    assert tel.instruments is not None
+    for index in range(series):
+        tel.instruments.http_request("GET", f"/api/v2/route{index}/{{id}}", "200", 0.01 * index)
+    if tel.workers is not None and tel.pull_reader is not None:
+        tel.workers.stop()  # publishes once; no publishing thread while counted
+        payload = multiprocess.encode(multiprocess.publishable(tel.pull_reader.snapshot()))
+        for _ in range(workers - 1):
+            others.append(subprocess.Popen(["sleep", "3600"]))
+            name = f"{metrics_dir.identity(others[-1].pid)}{multiprocess.SUFFIX}"
+            (tel.workers.directory / name).write_bytes(payload)
+    if tel.config.push:
+        assert tel.meter_provider is not None
+        once: Any = tel.meter_provider.force_flush
+    else:
+        assert tel.pull_reader is not None
+        once = tel.pull_reader.render
+    size = len(once()) if not tel.config.push else 0
+    if can_start_instrumentation():
+        client_request(CALLGRIND_START_INSTRUMENTATION)
+    for _ in range(collections):
+        once()
+    for other in others:
+        other.kill()
+    return {"statuses": {"200": 0}, "bytes": size}
 
 
 # --- the parent: children under callgrind, figures ------------------------------------------
@@ -425,7 +479,10 @@ def _child(job: dict[str, Any]) -> NoReturn:
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.environ.update(job["env"])
-        outcome = drive(job["requests"], job["session"], job["exports"])
+        if "collections" in job:
+            outcome = collect(job["series"], job["collections"], job["workers"])
+        else:
+            outcome = drive(job["variant"], job["requests"], job["session"], job["exports"])
         Path(job["result"]).write_text(json.dumps(outcome))
         code = 0
     except BaseException:
@@ -508,11 +565,17 @@ class Job:
 
 
 def count_all(
-    plan: list[tuple[str, int, int]], session_id: str, env: dict[str, str], work: Path, jobs: int
+    plan: list[tuple[str, int, int]],
+    session_id: str,
+    env: dict[str, str],
+    work: Path,
+    jobs: int,
+    collect: dict[str, int] | None = None,
 ) -> list[Count]:
     """Each (variant, requests, exports) of `plan` counted in its own child, `jobs` at a
     time; the push and traces children each get an OTLP receiver of their own (outside
-    valgrind, so its counts are per child)."""
+    valgrind, so its counts are per child). With `collect` (series, workers), the children
+    make `requests` collections instead (`collect()`)."""
     zygote = Zygote(env, work)
     counts: dict[int, Count] = {}
     running: dict[str, tuple[int, Job]] = {}
@@ -529,12 +592,14 @@ def count_all(
                 zygote.start(
                     {
                         "id": tag,
+                        "variant": variant,
                         "requests": requests,
                         "exports": exports,
                         "session": session_id,
                         "env": child_env(variant, job.endpoint),
                         "log": str(work / f"{tag}.log"),
                         "result": str(work / f"{tag}.json"),
+                        **({"collections": requests, **collect} if collect else {}),
                     }
                 )
             tag, pid, code = zygote.finished()
@@ -544,7 +609,7 @@ def count_all(
             finally:
                 if job.sink is not None:
                     job.sink.stop()
-            counts[index] = _count(job, tag, pid, code, stats, work)
+            counts[index] = _count(job, tag, pid, code, stats, work, requests=not collect)
     finally:
         for _, job in running.values():
             if job.sink is not None:
@@ -553,13 +618,15 @@ def count_all(
     return [counts[index] for index in range(len(plan))]
 
 
-def _count(job: Job, tag: str, pid: int, code: int, stats: dict[str, int], work: Path) -> Count:
+def _count(
+    job: Job, tag: str, pid: int, code: int, stats: dict[str, int], work: Path, requests: bool
+) -> Count:
     log, result, out = work / f"{tag}.log", work / f"{tag}.json", work / f"callgrind.{pid}"
     if code != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{job.variant} x{job.requests} under callgrind failed:\n{tail}")
     statuses = json.loads(result.read_text())["statuses"]
-    if statuses != {"200": job.requests}:
+    if requests and statuses != {"200": job.requests}:
         raise RuntimeError(f"{job.variant}: not every request answered 200: {statuses}")
     ir = total_ir(out)
     for path in (log, result, out):
@@ -661,6 +728,52 @@ def run(
     }
 
 
+def run_collections(
+    series: int = COLLECTION_SERIES,
+    collections: int = COLLECTIONS,
+    jobs: int | None = None,
+    work: Path | None = None,
+) -> dict[str, Any]:
+    """Instructions per series of one scrape (pull, 1 and 4 workers) and one push export:
+    (Ir(2C) - Ir(C)) / C / S, one memory layout (a collection is S times a request's work:
+    layout moves it by far less than the figure's last digit)."""
+    work = work or temp_dir("testboost-bench-") / "collections"
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    env = base_env(f"sqlite:///{work / 'unused.db'}")
+    rows: dict[str, Any] = {}
+    for kind, (variant, workers) in COLLECTION_KINDS.items():
+        plan = [(variant, collections, 0), (variant, 2 * collections, 0)]
+        small, large = count_all(
+            plan, "", env, work, jobs or 2, collect={"series": series, "workers": workers}
+        )
+        per_collection = (large.ir - small.ir) / collections
+        rows[kind] = {
+            "variant": variant,
+            "workers": workers,
+            "per_collection": per_collection,
+            "per_series": per_collection / series,
+        }
+    return {
+        "rows": rows,
+        "series": series,
+        "collections": collections,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def collections_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"| {result['series']:,} HTTP label sets | instructions per collection | per series |",
+        "|---|---:|---:|",
+    ]
+    for kind, row in result["rows"].items():
+        lines.append(
+            f"| {kind} | {row['per_collection'] / 1e6:,.1f} M | {row['per_series'] / 1000:,.1f} k |"
+        )
+    return "\n".join(lines)
+
+
 def table(result: dict[str, Any]) -> str:
     several = result["layouts"] > 1
     lines = [
@@ -693,6 +806,23 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdict(result: dict[str, Any]) -> list[str]:
+    """One line per goal of GOALS whose variant was counted, and ours against the floor."""
+    rows, lines = result["rows"], []
+    for name, goal in GOALS.items():
+        if name in rows and "added" in rows[name]:
+            added = rows[name]["added"]
+            met = "met" if added <= goal else "NOT met"
+            lines.append(
+                f"- `{name}` adds {added / 1000:+,.0f} k per request: "
+                f"goal ≤ {goal // 1000} k, {met}."
+            )
+    if "floor" in rows and "pull" in rows and rows["floor"].get("added", 0) > 0:
+        times = rows["pull"]["added"] / rows["floor"]["added"]
+        lines.append(f"- `pull` adds {times:.1f} times what the floor adds.")
+    return lines
+
+
 def section(result: dict[str, Any]) -> str:
     """The report's first table, with its method in a few lines."""
     layouts = result["layouts"]
@@ -701,17 +831,27 @@ def section(result: dict[str, Any]) -> str:
         if layouts > 1
         else "one memory layout"
     )
-    return "\n".join(
-        [
-            f"### Instructions per request (callgrind): GET {ROUTE}, in process over ASGI",
+    lines = [
+        f"### Instructions per request (callgrind): GET {ROUTE}, in process over ASGI",
+        "",
+        table(result),
+        "",
+        f"(Ir(2N) - Ir(N)) / N with N = {result['requests']}, every thread of the process "
+        f"from the end of start-up to exit; {where}. "
+        f"{result['children']} children under valgrind, {result['seconds']:.0f} s.",
+        "",
+        *verdict(result),
+    ]
+    if "collections" in result:
+        collections = result["collections"]
+        lines += [
             "",
-            table(result),
+            f"Instructions per scrape and per push export ((Ir(2C) - Ir(C)) / C, C = "
+            f"{collections['collections']}, settled series; {collections['seconds']:.0f} s):",
             "",
-            f"(Ir(2N) - Ir(N)) / N with N = {result['requests']}, every thread of the process "
-            f"from the end of start-up to exit; {where}. "
-            f"{result['children']} children under valgrind, {result['seconds']:.0f} s.",
+            collections_table(collections),
         ]
-    )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -725,6 +865,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--exports", type=int, default=EXPORTS, help="push exports measured")
     parser.add_argument("--jobs", type=int, help="children at a time (default: 2)")
+    parser.add_argument(
+        "--collections", action="store_true", help="also count a scrape's and an export's cost"
+    )
     # The child's side.
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--zygote", action="store_true", help=argparse.SUPPRESS)
@@ -738,7 +881,10 @@ def main(argv: list[str] | None = None) -> int:
     if not have_valgrind():
         print("valgrind not found (Debian package `valgrind`)", file=sys.stderr)
         return 2
-    print(section(run(args.variants, args.requests, args.layouts, args.exports, args.jobs)))
+    result = run(args.variants, args.requests, args.layouts, args.exports, args.jobs)
+    if args.collections:
+        result["collections"] = run_collections(jobs=args.jobs)
+    print(section(result))
     return 0
 
 

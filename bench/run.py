@@ -461,6 +461,11 @@ def main(argv: list[str] | None = None) -> int:
                 exports=1 if args.smoke else instructions.EXPORTS,
                 work=work / "instructions",
             )
+            report["instructions"]["collections"] = instructions.run_collections(
+                series=100 if args.smoke else instructions.COLLECTION_SERIES,
+                collections=1 if args.smoke else instructions.COLLECTIONS,
+                work=work / "collections",
+            )
     sink: Process | None = None
     servers: dict[str, Server] = {}
     if "throughput" not in args.phases:

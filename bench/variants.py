@@ -81,6 +81,11 @@ VARIANTS: dict[str, Variant] = {
             OURS_NONE,
         ),
         Variant("pfi", "prometheus-fastapi-instrumentator, defaults (reference)", OURS_NONE),
+        Variant(
+            "floor",
+            "hand-written ASGI middleware on prometheus_client, children cached (reference)",
+            OURS_NONE,
+        ),
     )
 }
 
