@@ -122,6 +122,49 @@ def test_traces_cover_http_sql_llm_and_workflow(
     assert incoming.trace_id.hex() == "0af7651916cd43dd8448eb211c80319c"
 
 
+def test_pushed_histograms_carry_exemplars_of_sampled_requests(
+    make_client: AppFactory, receiver: OtlpReceiver
+) -> None:
+    """Push with traces on: the duration of a sampled request is exemplified by its trace id,
+    on the wire as the collector receives it; an unsampled request leaves none."""
+    client = make_client(
+        telemetry=TelemetryConfig(
+            metrics_exporter="otlp",
+            traces_exporter="otlp",
+            export_interval_ms=200,
+            new_series_hold_ms=0,  # a held series shows zero, without exemplars
+        )
+    )
+    sampled, unsampled = "0af7651916cd43dd8448eb211c80319c", "1bf7651916cd43dd8448eb211c80319c"
+    client.get(
+        "/api/v2/sessions/nope", headers={"traceparent": f"00-{sampled}-b7ad6b7169203331-01"}
+    )
+    client.get("/api/v2/sessions", headers={"traceparent": f"00-{unsampled}-b7ad6b7169203331-00"})
+
+    def exemplified() -> dict[str, set[str]] | None:
+        with receiver.lock:
+            requests = list(receiver.metrics)
+        found: dict[str, set[str]] = {}
+        for request in requests:  # exemplars leave once, in the export after the request
+            for rm in request.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        if metric.name != "testboost_http_request_duration":
+                            continue
+                        for point in metric.histogram.data_points:
+                            path = next(
+                                a.value.string_value for a in point.attributes if a.key == "path"
+                            )
+                            found.setdefault(path, set()).update(
+                                e.trace_id.hex() for e in point.exemplars
+                            )
+        return found if found.get("/api/v2/sessions/{session_id}") else None
+
+    found = until(exemplified, timeout=10, message="an exemplar pushed")
+    assert found["/api/v2/sessions/{session_id}"] == {sampled}
+    assert not found.get("/api/v2/sessions")
+
+
 def test_push_over_grpc(make_client: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     with GrpcOtlpReceiver() as receiver:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
