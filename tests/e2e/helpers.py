@@ -180,8 +180,8 @@ def run_workload(
                 done.rejected[status] = done.rejected.get(status, 0) + count
             # Seen by Prometheus before the next wave starts.
             prometheus.wait_value("sum(testboost_workflow_total)", done.sessions, timeout=timeout)
-    # Series that first appeared in the run show their counts once their hold has passed
-    # (telemetry/series_start.py): every LLM attempt and every workflow in the histograms.
+    # Every observation seen by Prometheus: series that first appeared in the run (a status
+    # code, say) show their counts once their hold has passed (telemetry/series_start.py).
     calls = len(fake.requests) - calls_before
     prometheus.wait_value(
         "sum(testboost_llm_request_duration_seconds_count)", calls, timeout=timeout
@@ -189,6 +189,9 @@ def run_workload(
     prometheus.wait_value(
         "sum(testboost_workflow_duration_seconds_count)", done.sessions, timeout=timeout
     )
+    for status, count in done.rejected.items():
+        expr = f'sum(testboost_http_requests_total{{status="{status}"}})'
+        prometheus.wait_value(expr, count, timeout=timeout)
     done.finished_at = time.time()
     return done
 
