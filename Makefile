@@ -73,7 +73,7 @@ test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
 # Benchmarks (bench/, results in docs/benchmarks.md): instructions per request (callgrind),
-# API variants side by side under wrk, scrape rendering, cardinality/memory; ~11 minutes.
+# API variants side by side under wrk, scrape rendering, cardinality/memory; ~14 minutes.
 # wrk and valgrind come from Debian when missing.
 # More options: `.venv/bin/python -m bench.run --help` (e.g. BENCH_ARGS=--postgres).
 bench: install

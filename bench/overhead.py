@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import statistics
 import sys
 import tempfile
@@ -66,15 +65,6 @@ def instruments(exemplars: bool) -> Instruments:
     )
 
 
-def load_before(path: Path) -> Any:
-    """telemetry/http.py of another tree, as its own module (it imports telemetry.mapping)."""
-    spec = importlib.util.spec_from_file_location("before_http", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.HttpTelemetry
-
-
 async def per_request_us(app: Any, requests: int) -> float:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -97,7 +87,7 @@ async def per_request_us(app: Any, requests: int) -> float:
     return (time.perf_counter() - started) / requests * 1e6
 
 
-def variants(before: Any | None) -> dict[str, Callable[[], Any]]:
+def variants() -> dict[str, Callable[[], Any]]:
     out: dict[str, Callable[[], Any]] = {
         "bare app": lambda: endpoint,
         "pull (metrics)": lambda: HttpTelemetry(
@@ -113,19 +103,11 @@ def variants(before: Any | None) -> dict[str, Callable[[], Any]]:
             endpoint, record=instruments(False).http_request, tracer=tracer(1.0)
         ),
     }
-    if before is not None:
-        out["before: pull"] = lambda: before(
-            endpoint, record=instruments(True).http_request, tracer=None
-        )
-        out["before: pull + spans 10 %"] = lambda: before(
-            endpoint, record=instruments(True).http_request, tracer=tracer(0.1)
-        )
     return out
 
 
-def run(requests: int = 20_000, rounds: int = 5, before_http: Path | None = None) -> list[Any]:
-    before = load_before(before_http) if before_http else None
-    apps = {name: make() for name, make in variants(before).items()}
+def run(requests: int = 20_000, rounds: int = 5) -> list[Any]:
+    apps = {name: make() for name, make in variants().items()}
     results: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(rounds):
         for name, app in apps.items():  # interleaved, like the wrk rounds
@@ -186,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.overhead")
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--before-http", type=Path, help="an older telemetry/http.py")
     args = parser.parse_args(argv)
-    print(table(run(args.requests, args.rounds, args.before_http)))
+    print(table(run(args.requests, args.rounds)))
     print()
     with tempfile.TemporaryDirectory() as tmp:
         print(sql_table(Path(tmp) / "bench.db"))

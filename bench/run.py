@@ -3,7 +3,7 @@ variants side by side (interleaved rounds), the scrape micro-benchmark, and the
 cardinality/memory run. Prints markdown tables and writes them, with the raw figures, to
 var/bench/.
 
-    python -m bench.run                   # the full run, ~11 minutes
+    python -m bench.run                   # the full run, ~14 minutes
     python -m bench.run --smoke           # every phase, tiny, ~80 s (CI)
     python -m bench.run --variants off pull --rounds 3 --seconds 5
 """
@@ -24,12 +24,10 @@ from typing import Any
 
 from bench import instructions, load, overhead, scrape, workers
 from bench.variants import (
-    BEFORE_REF,
     ROOT,
     VARIANTS,
     Process,
     Server,
-    extract_before,
     get,
     make_sink,
     post_json,
@@ -80,7 +78,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "instead of SQLite",
     )
     parser.add_argument("--database-url", help="serve from this database as it is")
-    parser.add_argument("--before-ref", default=BEFORE_REF)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -173,25 +170,14 @@ def start_servers(
     args: argparse.Namespace, base_env: dict[str, str], work: Path, cpu: str | None
 ) -> tuple[dict[str, Server], list[str]]:
     notes: list[str] = []
-    before_dir = None
-    if "before" in args.variants:
-        before_dir = extract_before(args.before_ref, work / "before")
-        if before_dir is None:
-            notes.append(f"`before` skipped: commit {args.before_ref} not in this clone")
     servers: dict[str, Server] = {}
     for name in args.variants:
-        variant = VARIANTS[name]
-        if variant.before and before_dir is None:
-            continue
         # One at a time: each runs the migrations at start-up.
-        server = Server(variant, base_env, work, cpu, before_dir)
+        server = Server(VARIANTS[name], base_env, work, cpu)
         try:
             server.wait_healthy()
-        except RuntimeError as exc:
+        except RuntimeError:
             server.stop()
-            if variant.before:  # the app moved on since that commit: say so, carry on
-                notes.append(f"`before` did not start: {str(exc).splitlines()[0]}")
-                continue
             raise
         servers[name] = server
     return servers, notes
@@ -523,10 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     if "overhead" in args.phases:
         print("middleware overhead…", flush=True)
-        before_http = work / "before" / "telemetry" / "http.py"
-        report["overhead_rows"] = overhead.run(
-            args.overhead_requests, 3, before_http if before_http.exists() else None
-        )
+        report["overhead_rows"] = overhead.run(args.overhead_requests, 3)
         report["overhead"] = overhead.table(report["overhead_rows"])
         report["overhead_sql"] = overhead.sql_table(
             work / "sql-overhead.db", 500 if args.smoke else 5_000

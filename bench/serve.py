@@ -6,8 +6,6 @@ options, same logging), with the telemetry that the variant names.
 Variants that use our telemetry take it from the standard OTEL_* variables the harness sets
 (off, pull, pull-traces, push). The others compare against what users know:
 
-  before     our telemetry as committed at HEAD (the harness extracts it into a folder and
-             passes it as --telemetry-from); OTEL_* as for `pull`.
   otel-stock OpenTelemetry's FastAPIInstrumentor with its defaults (metrics only, old HTTP
              semconv) on an in-process PrometheusMetricReader, our telemetry off.
   pfi        prometheus-fastapi-instrumentator with its defaults, our telemetry off.
@@ -21,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-VARIANTS = ("off", "pull", "pull-traces", "push", "before", "otel-stock", "pfi", "floor")
+VARIANTS = ("off", "pull", "pull-traces", "push", "otel-stock", "pfi", "floor")
 
 
 class FloorMetrics:
@@ -106,11 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.serve")
     parser.add_argument("variant", choices=VARIANTS)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--telemetry-from", help="folder holding another `telemetry` package")
     args = parser.parse_args(argv)
-    if args.telemetry_from:
-        # Before anything imports `telemetry`: the committed package shadows the working tree's.
-        sys.path.insert(0, args.telemetry_from)
 
     import uvicorn
 
@@ -118,10 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     from app.core.logs import configure_logging
 
     configure_logging(load_settings().log_level)
-    import telemetry
-
-    if args.telemetry_from:
-        assert telemetry.__file__ and telemetry.__file__.startswith(args.telemetry_from)
     uvicorn.run(
         build(args.variant), host="127.0.0.1", port=args.port, log_config=None, proxy_headers=False
     )

@@ -24,8 +24,6 @@ from pathlib import Path
 from telemetry.runtime import resident_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-# The last commit before the optimised telemetry: what "before" serves. Override: --before-ref.
-BEFORE_REF = "fb74605"
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,6 @@ class Variant:
     description: str
     env: dict[str, str] = field(default_factory=dict)
     needs_sink: bool = False
-    before: bool = False  # serve the telemetry package of BEFORE_REF
 
 
 OFF = {"OTEL_SDK_DISABLED": "true"}
@@ -70,12 +67,6 @@ VARIANTS: dict[str, Variant] = {
             needs_sink=True,
         ),
         Variant(
-            "before",
-            f"our telemetry as of {BEFORE_REF} (before this work), pull",
-            PULL,
-            before=True,
-        ),
-        Variant(
             "otel-stock",
             "OpenTelemetry FastAPIInstrumentor, defaults, metrics only (reference)",
             OURS_NONE,
@@ -103,19 +94,6 @@ def taskset_works() -> bool:
         return subprocess.run(["taskset", "-c", "1", "true"], check=False).returncode == 0
     except OSError:
         return False
-
-
-def extract_before(ref: str, into: Path) -> Path | None:
-    """The `telemetry` package as committed at `ref`, in a folder of its own (None: no git,
-    or no such commit in this clone)."""
-    into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "telemetry"], capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        return None
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into
 
 
 def get(url: str, timeout: float = 5, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -186,14 +164,10 @@ class Server(Process):
         base_env: dict[str, str],
         log_dir: Path,
         cpu: str | None,
-        before_dir: Path | None = None,
     ) -> None:
         self.variant = variant
         self.port = free_port()
         cmd = [sys.executable, "-m", "bench.serve", variant.name, "--port", str(self.port)]
-        if variant.before:
-            assert before_dir is not None
-            cmd += ["--telemetry-from", str(before_dir)]
         if cpu is not None:
             cmd = ["taskset", "-c", cpu, *cmd]
         super().__init__(cmd, {**base_env, **variant.env}, log_dir, variant.name)
