@@ -20,7 +20,6 @@ from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.environment_variables import OTEL_METRICS_EXEMPLAR_FILTER
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
@@ -149,16 +148,7 @@ def _ignore(*_args: object) -> None:
 
 
 def _exemplars(config: TelemetryConfig) -> ExemplarFilter:
-    """Exemplars only where they can leave the process: OTLP carries them, the Prometheus text
-    format does not, and without traces there is no sampled span to link; elsewhere the
-    trace-based filter would cost a context lookup per measurement for nothing.
-    OTEL_METRICS_EXEMPLAR_FILTER, when set, decides."""
-    chosen = os.environ.get(OTEL_METRICS_EXEMPLAR_FILTER, "").strip().lower()
-    if chosen in EXEMPLAR_FILTERS:
-        return EXEMPLAR_FILTERS[chosen]()
-    if config.push and config.traces_exporter != "none":
-        return TraceBasedExemplarFilter()
-    return AlwaysOffExemplarFilter()
+    return EXEMPLAR_FILTERS[config.exemplar_filter_name]()
 
 
 def _pull_transform(

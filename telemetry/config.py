@@ -18,6 +18,7 @@ OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
+OTEL_METRICS_EXEMPLAR_FILTER = "OTEL_METRICS_EXEMPLAR_FILTER"
 # Ours: the directory pull-mode workers share (telemetry/multiprocess.py).
 TESTBOOST_METRICS_DIR = "TESTBOOST_METRICS_DIR"
 
@@ -25,6 +26,7 @@ DEFAULT_SERVICE_NAME = "testboost-api"
 METRICS_EXPORTERS = ("prometheus", "otlp", "none")
 TRACES_EXPORTERS = ("otlp", "console", "none")
 PROTOCOLS = ("http/protobuf", "grpc")
+EXEMPLAR_FILTERS = ("always_on", "always_off", "trace_based")
 
 
 class TelemetryConfigError(ValueError):
@@ -47,6 +49,8 @@ class TelemetryConfig:
     new_series_hold_ms: int | None = None
     # Pull mode with several workers: where they publish their collections; None: one process.
     metrics_dir: str | None = None
+    # One of EXEMPLAR_FILTERS; None: `exemplar_filter_name` chooses.
+    exemplar_filter: str | None = None
 
     @property
     def push(self) -> bool:
@@ -61,6 +65,15 @@ class TelemetryConfig:
         if self.new_series_hold_ms is not None:
             return self.new_series_hold_ms / 1000
         return self.export_interval_ms / 1000 * (3 if self.push else 2)
+
+    @property
+    def exemplar_filter_name(self) -> str:
+        """Exemplars only where they can leave the process: OTLP carries them, the Prometheus
+        text format does not, and without traces there is no sampled span to link; elsewhere
+        the trace-based filter would cost a context lookup per record for nothing."""
+        if self.exemplar_filter is not None:
+            return self.exemplar_filter
+        return "trace_based" if self.push and self.traces_exporter != "none" else "always_off"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TelemetryConfig:
@@ -89,4 +102,9 @@ class TelemetryConfig:
             traces_protocol=choice(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, PROTOCOLS, protocol),
             export_interval_ms=int(interval),
             metrics_dir=env.get(TESTBOOST_METRICS_DIR, "").strip() or None,
+            exemplar_filter=(
+                choice(OTEL_METRICS_EXEMPLAR_FILTER, EXEMPLAR_FILTERS, "trace_based")
+                if env.get(OTEL_METRICS_EXEMPLAR_FILTER, "").strip()
+                else None
+            ),
         )

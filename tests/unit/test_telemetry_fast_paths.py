@@ -4,6 +4,8 @@ where they can leave the process, propagation headers read from the raw ASGI lis
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from opentelemetry import context, trace
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
@@ -13,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sqlalchemy import create_engine, text
 
-from telemetry import TelemetryConfig, _exemplars, db
+from telemetry import TelemetryConfig, TelemetryConfigError, _exemplars, db
 from telemetry.http import SCOPE_HEADERS
 
 
@@ -119,13 +121,21 @@ def test_sql_span_under_a_sampled_parent_and_at_the_root(traced_engine) -> None:
     ],
 )
 def test_exemplars_only_where_they_can_leave(
-    config: TelemetryConfig, env: str | None, off: bool, monkeypatch: pytest.MonkeyPatch
+    config: TelemetryConfig, env: str | None, off: bool
 ) -> None:
-    if env is None:
-        monkeypatch.delenv("OTEL_METRICS_EXEMPLAR_FILTER", raising=False)
-    else:
-        monkeypatch.setenv("OTEL_METRICS_EXEMPLAR_FILTER", env)
+    if env is not None:  # the standard variable, as from_env reads it
+        config = dataclasses.replace(
+            config,
+            exemplar_filter=TelemetryConfig.from_env(
+                {"OTEL_METRICS_EXEMPLAR_FILTER": env}
+            ).exemplar_filter,
+        )
     assert isinstance(_exemplars(config), AlwaysOffExemplarFilter) is off
+
+
+def test_an_unknown_exemplar_filter_stops_start_up() -> None:
+    with pytest.raises(TelemetryConfigError, match="OTEL_METRICS_EXEMPLAR_FILTER='sometimes'"):
+        TelemetryConfig.from_env({"OTEL_METRICS_EXEMPLAR_FILTER": "sometimes"})
 
 
 def test_scope_headers_getter() -> None:
