@@ -19,6 +19,8 @@ reservoirs (the aligned-bucket one for histograms), collected once and then rese
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from bisect import bisect_left
@@ -66,6 +68,7 @@ from telemetry.catalog import (
 )
 from telemetry.mapping import llm_error_type
 
+log = logging.getLogger(__name__)
 Reading = Callable[[], float | None]
 # The SDK's default cardinality limit and overflow series (spec: metrics SDK, cardinality
 # limits): the limit counts the real series; the overflow one comes on top.
@@ -142,6 +145,9 @@ class _Family:
             self.offer(series, amount)
 
     def record(self, value: float, values: tuple[str, ...]) -> None:
+        if not 0 <= value < math.inf:  # as the SDK's Histogram: NaN, infinite, negative
+            log.warning("%s: %r is not a duration, ignored", self.family.name, value)
+            return
         series = self.get(values)
         index = bisect_left(self.bounds, value)  # bucket i holds (bound[i-1], bound[i]]
         with self.lock:

@@ -214,6 +214,17 @@ def _no_span() -> Any:
     return trace.use_span(trace.INVALID_SPAN)
 
 
+def test_values_the_sdk_refuses_are_refused() -> None:
+    sdk, sdk_reader, ours, collect = both()
+    for record in (sdk, ours):
+        for value in (float("nan"), float("inf"), -1.0, 0.5):
+            record.workflow_finished("w1", "completed", value)
+    expected, got = points(sdk_reader.get_metrics_data()), points(collect(None))
+    duration = got[(WORKFLOW_DURATION.otel_name, frozenset({"workflow_type": "w1"}.items()))]
+    assert duration["count"] == 1 and duration["sum"] == 0.5
+    assert got == expected
+
+
 def test_concurrent_records_are_all_counted() -> None:
     ours = Instruments("testboost", Resource.get_empty())
 
