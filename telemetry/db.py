@@ -50,7 +50,8 @@ def trace_sql(engine: Engine, tracer_provider: TracerProvider) -> None:
     statements outside any span are left to the sampler, as root spans."""
     tracer = tracer_provider.get_tracer(TRACER_NAME)
     dialect = engine.dialect
-    base = {"db.system.name": _SYSTEMS.get(dialect.name, dialect.name)}
+    # sqlite, postgresql: the API's two databases bear the same name in both.
+    base = {"db.system.name": dialect.name}
     if engine.url.host:
         base["server.address"] = engine.url.host
         if engine.url.port:
@@ -81,35 +82,21 @@ def trace_sql(engine: Engine, tracer_provider: TracerProvider) -> None:
         name, attributes = described(statement)
         return tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
-    @event.listens_for(engine, "do_execute")
-    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        span = traced(statement)
-        if span is None:
-            return False  # the dialect runs it, as without tracing
-        with span:
-            dialect.do_execute(cursor, statement, parameters, context)
-        return True
+    def run_traced(run: Callable[..., Any]) -> Callable[..., bool]:
+        def listener(cursor: Any, statement: str, *rest: Any) -> bool:
+            span = traced(statement)
+            if span is None:
+                return False  # the dialect runs it, as without tracing
+            with span:
+                run(cursor, statement, *rest)
+            return True  # run here: SQLAlchemy does not run it again
 
-    @event.listens_for(engine, "do_executemany")
-    def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        span = traced(statement)
-        if span is None:
-            return False
-        with span:
-            dialect.do_executemany(cursor, statement, parameters, context)
-        return True
+        return listener
 
-    @event.listens_for(engine, "do_execute_no_params")
-    def do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-        span = traced(statement)
-        if span is None:
-            return False
-        with span:
-            dialect.do_execute_no_params(cursor, statement, context)
-        return True
+    for name in ("do_execute", "do_executemany", "do_execute_no_params"):
+        event.listen(engine, name, run_traced(getattr(dialect, name)))
 
 
-_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite"}
 _SUMMARIES = 1000
 _OPERATION = re.compile(r"\s*(\w+)")
 # Where the statement names the table it works on, by operation (SQLAlchemy's own SQL).

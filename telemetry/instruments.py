@@ -79,12 +79,23 @@ CUMULATIVE = AggregationTemporality.CUMULATIVE
 
 
 class _Series:
-    __slots__ = ("attributes", "count", "max", "min", "reservoir", "start_ns", "sum", "value")
+    __slots__ = (
+        "attributes",
+        "buckets",
+        "count",
+        "max",
+        "min",
+        "reservoir",
+        "start_ns",
+        "sum",
+        "value",
+    )
 
     def __init__(self, attributes: dict[str, Any], buckets: int, reservoir: Any) -> None:
         self.attributes = attributes
         self.start_ns = time.time_ns()
-        self.value: Any = [0] * buckets if buckets else 0  # bucket counts, or the counter's sum
+        self.value = 0  # a counter's
+        self.buckets = [0] * buckets  # a histogram's, with its count, sum, min and max
         self.count = 0
         self.sum: float = 0
         self.min = float("inf")
@@ -131,7 +142,8 @@ class _Family:
         return series
 
     def offer(self, series: _Series, value: float) -> None:
-        """Exemplars, as the SDK offers them: filtered on the current context."""
+        """Exemplars, as the SDK offers them: filtered on the current context. Called with
+        the lock held, as `collect` reads and resets the reservoir."""
         assert self.exemplars is not None and series.reservoir is not None
         now, ctx = time.time_ns(), context.get_current()
         if self.exemplars.should_sample(value, now, series.attributes, ctx):
@@ -141,8 +153,8 @@ class _Family:
         series = self.get(values)
         with self.lock:
             series.value += amount
-        if self.exemplars is not None and amount:
-            self.offer(series, amount)
+            if self.exemplars is not None and amount:
+                self.offer(series, amount)
 
     def record(self, value: float, values: tuple[str, ...]) -> None:
         if not 0 <= value < math.inf:  # as the SDK's Histogram: NaN, infinite, negative
@@ -151,15 +163,15 @@ class _Family:
         series = self.get(values)
         index = bisect_left(self.bounds, value)  # bucket i holds (bound[i-1], bound[i]]
         with self.lock:
-            series.value[index] += 1
+            series.buckets[index] += 1
             series.count += 1
             series.sum += value
             if value < series.min:
                 series.min = value
             if value > series.max:
                 series.max = value
-        if self.exemplars is not None:
-            self.offer(series, value)
+            if self.exemplars is not None:
+                self.offer(series, value)
 
     def collect(self, now_ns: int) -> Metric:
         family = self.family
@@ -182,7 +194,7 @@ class _Family:
                         time_unix_nano=now_ns,
                         count=series.count,
                         sum=series.sum,
-                        bucket_counts=tuple(series.value),
+                        bucket_counts=tuple(series.buckets),
                         explicit_bounds=self.bounds,
                         min=series.min if observed else 0,
                         max=series.max if observed else 0,
