@@ -391,6 +391,8 @@ def collect(series: int, collections: int, workers: int) -> dict[str, Any]:
         once()
     for other in others:
         other.kill()
+    if tel.workers is not None:
+        shutil.rmtree(tel.workers.directory)  # after the count: ~1.5 MB a worker
     return {"statuses": {"200": 0}, "bytes": size}
 
 
