@@ -45,7 +45,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert all(row["per_series"] > 0 for row in collections.values()), collections
     text = (tmp_path / "smoke-latest.md").read_text()
     assert text.index("### Instructions per request") < text.index("### Throughput")
-    assert "goal ≤ 50 k" in text and "goal ≤ 250 k" in text
+    assert "goal ≤ 50 k" in text and "goal ≤ 250 k" in text and "goal ≤ 2 times" in text
 
     throughput = report["throughput"]
     assert {"off", "pull", "pull-traces", "push", "otel-stock", "pfi"} <= set(throughput)
