@@ -64,13 +64,11 @@ class Telemetry:
         pull_reader: PrometheusTextReader | None,
         tracer_provider: TracerProvider | None,
         resource: Resource,
-        series_start: SeriesStart,
         instruments: Instruments | None = None,
         workers: WorkerMetrics | None = None,
     ) -> None:
         self.config = config
         self.pull_reader = pull_reader
-        self.series_start = series_start
         self.workers = workers
         self.tracer_provider = tracer_provider
         self.tracer: trace.Tracer = (
@@ -216,7 +214,6 @@ def setup(config: TelemetryConfig | None = None) -> Telemetry:
         pull_reader,
         tracing.tracer_provider(config, resource),
         resource,
-        series_start,
         instruments,
         workers,
     )
