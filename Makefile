@@ -19,7 +19,7 @@ STACK_PORTS = --api-port $(PORT) --prometheus-port $(PROMETHEUS_PORT) \
 TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 export TESTBOOST_TEST_POSTGRES_URL
 
-.PHONY: soak install tools docker run test test-unit lint rules stack stack-push stack-down stack-status bench bench-smoke clean
+.PHONY: soak install tools docker run test test-unit lint rules slo-rules stack stack-push stack-down stack-status bench bench-smoke clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,8 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 install: $(VENV)/.installed
 
 # Prometheus 2.53 and 3.5, Alertmanager, promtool, amtool into .tools/, and our
-# OpenTelemetry Collector and Jaeger built from source (cached; never committed).
+# OpenTelemetry Collector, Jaeger, Thanos, Helm and Sloth built from source (cached; never
+# committed).
 tools:
 	scripts/install-tools.sh
 
@@ -100,7 +101,12 @@ lint: install
 	$(VENV)/bin/mypy app cli telemetry doctor devstack bench
 
 rules: install
-	$(VENV)/bin/python monitoring/prometheus/gen_alerts.py
+	$(VENV)/bin/python monitoring/prometheus/gen_alerts.py  # alerts.yml, pipeline-alerts.yml
+
+# monitoring/prometheus/slo-rules.yml from the Sloth spec monitoring/slo/testboost.yml, by the
+# Sloth `make tools` builds (docs/slo.md); tests/monitoring/test_slo.py fails when it drifts.
+slo-rules: install tools
+	$(VENV)/bin/python monitoring/prometheus/gen_slo_rules.py
 
 clean:
 	-scripts/test-postgres.sh stop

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build our own OpenTelemetry Collector and Jaeger v2 from source into .tools/bin (gitignored):
+# Build our own OpenTelemetry Collector, Jaeger v2 and the other Go tools from source into
+# .tools/bin (gitignored):
 #   otelcol   otel-collector/builder-config.yaml, built by the OpenTelemetry Collector Builder
 #             (go.opentelemetry.io/collector/cmd/builder, installed into .tools/go/bin)
 #   jaeger    tools/jaeger/go.mod + go.sum (a `tool` directive for jaeger's cmd/jaeger)
@@ -7,6 +8,8 @@
 #   helm      tools/k8s/go.mod + go.sum (a `tool` directive for Helm v4's cmd/helm)
 #   k8s-validate  tools/k8s/k8s-validate, our strict decoder of rendered Kubernetes objects, from
 #             the same module (k8s.io/api and the Prometheus Operator's types, Helm's k8s.io)
+#   sloth     tools/sloth/go.mod + go.sum (a `tool` directive for Sloth's cmd/sloth): the SLO
+#             specs in monitoring/slo/ to monitoring/prometheus/slo-rules.yml
 # Modules come from the Go module proxy into the default GOMODCACHE/GOCACHE, so a rebuild
 # after `make clean` downloads nothing. A binary is rebuilt only when the sha256 of its
 # manifest (plus the Go version and build flags), kept beside it as NAME.manifest-sha256,
@@ -144,4 +147,17 @@ if up_to_date k8s-validate "$validate_sha" --version; then
   echo "k8s-validate: up to date ($(elapsed "$start") s)"
 else
   go_build k8s-validate tools/k8s ./k8s-validate "$validate_sha" "$start" -ldflags="$LDFLAGS"
+fi
+
+# --- sloth ----------------------------------------------------------------------------------
+start=$(date +%s%N)
+sloth_sha=$(manifest_sha "" tools/sloth/go.mod tools/sloth/go.sum)
+if up_to_date sloth "$sloth_sha" version; then
+  echo "sloth: up to date ($(elapsed "$start") s)"
+else
+  # Sloth's own build script stamps its version here; built from a module that requires it, it
+  # would find the same in the build info, but the stamp does not depend on that.
+  version=$(go list -C tools/sloth -mod=readonly -m -f '{{.Version}}' github.com/slok/sloth)
+  go_build sloth tools/sloth github.com/slok/sloth/cmd/sloth "$sloth_sha" "$start" \
+    -ldflags="$LDFLAGS -X github.com/slok/sloth/internal/info.Version=$version"
 fi

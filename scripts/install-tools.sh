@@ -8,6 +8,7 @@
 #   valgrind                      Debian 12 package: callgrind counts instructions (make bench)
 #   otelcol, jaeger, thanos       built from source by scripts/build-go-tools.sh (Go module proxy)
 #   helm, k8s-validate            the same (tools/k8s): the chart's checks in tests/kubernetes
+#   sloth                         the same (tools/sloth): the SLO rules from monitoring/slo/
 # Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
 # gets a private sources dir, lists and cache per suite under .tools/apt/ and only *downloads*;
 # the .debs are unpacked with dpkg-deb into .tools/root (trixie) or .tools/root-sid and never
@@ -62,9 +63,9 @@ if ! command -v valgrind >/dev/null 2>&1; then
     { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 fi
 
-# Our own OpenTelemetry Collector (.tools/bin/otelcol), Jaeger v2 (.tools/bin/jaeger) and Thanos
-# (.tools/bin/thanos), built from pinned manifests with Go; each is rebuilt only when its
-# manifest changed.
+# Our own OpenTelemetry Collector (.tools/bin/otelcol), Jaeger v2 (.tools/bin/jaeger), Thanos
+# (.tools/bin/thanos), Helm, k8s-validate and Sloth, built from pinned manifests with Go; each
+# is rebuilt only when its manifest changed.
 scripts/build-go-tools.sh
 
 # One line per tool; any tool that does not run fails the script (and so `make test`).
@@ -72,11 +73,13 @@ version_of() {
   case $1 in
     jaeger) "$BIN/jaeger" --version 2>/dev/null ;; # its version on stdout, a log line on stderr
     helm) "$BIN/helm" version --short 2>&1 ;; # no --version flag
+    # No --version flag either; stderr carries a log line of a library it links.
+    sloth) "$BIN/sloth" version 2>/dev/null ;;
     *) "$BIN/$1" --version 2>&1 ;;
   esac
 }
 for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool otelcol jaeger thanos \
-  helm k8s-validate; do
+  helm k8s-validate sloth; do
   if ! out=$(version_of "$tool"); then
     echo "$tool: does not run from $BIN/$tool" >&2
     printf '%s\n' "$out" >&2

@@ -335,6 +335,7 @@ def test_helm_package_carries_the_linked_files(tmp_path: Path) -> None:
 
         sources: dict[str, Any] = {
             "files/alerts.yml": REPO / "monitoring" / "prometheus" / "alerts.yml",
+            "files/slo-rules.yml": REPO / "monitoring" / "prometheus" / "slo-rules.yml",
             "files/otel-collector.yaml": REPO / "otel-collector" / "config.yaml",
         }
         for path in sorted((REPO / "monitoring" / "grafana" / "dashboards").glob("*.json")):

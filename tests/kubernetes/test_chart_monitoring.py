@@ -1,6 +1,7 @@
 """What the chart gives the Prometheus Operator and Grafana: the ServiceMonitor (its selector,
 port and the `job`/`instance` labels it produces), the PrometheusRule (the very groups of
-monitoring/prometheus/alerts.yml, checked by promtool and its unit tests), the dashboards and
+monitoring/prometheus/alerts.yml then slo-rules.yml, checked by promtool and their unit
+tests), the dashboards and
 the collector's configuration (the repository's files, through the symlinks in files/)."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.monitoring.queries import ALERTS_FILE, DASHBOARDS_DIR
+from tests.monitoring.queries import ALERTS_FILE, DASHBOARDS_DIR, SLO_RULES_FILE
 from tests.monitoring.tools import run_tool
 
 from .chart import CHART, PRODUCTION, PUSH, REPO, all_of, objects, one, rendered
@@ -22,6 +23,14 @@ pytestmark = pytest.mark.tools
 
 JOB = "testboost-api"
 UNIT_TESTS = sorted((REPO / "monitoring" / "prometheus" / "tests").glob("*.yml"))
+# The rule files the PrometheusRule carries, as the unit tests name them; the unit tests of
+# these files (and only these) run on the rendered groups.
+CHART_RULE_FILES = {"../alerts.yml", "../slo-rules.yml"}
+CHART_UNIT_TESTS = [
+    path
+    for path in UNIT_TESTS
+    if set(yaml.safe_load(path.read_text())["rule_files"]) <= CHART_RULE_FILES
+]
 COLLECTOR_CONFIG = REPO / "otel-collector" / "config.yaml"
 VALUES = {"defaults": (), "production": (str(PRODUCTION),)}
 
@@ -91,10 +100,12 @@ def rule_groups(values: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("values", VALUES.values(), ids=VALUES.keys())
-def test_the_rules_are_alerts_yml_unchanged(values: tuple[str, ...]) -> None:
-    shipped = yaml.safe_load(ALERTS_FILE.read_text())["groups"]
-    assert rule_groups(values) == shipped
-    assert sum(len(group["rules"]) for group in shipped) >= 10
+def test_the_rules_are_alerts_yml_then_slo_rules_yml_unchanged(values: tuple[str, ...]) -> None:
+    alerts = yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+    slo = yaml.safe_load(SLO_RULES_FILE.read_text())["groups"]
+    assert rule_groups(values) == alerts + slo
+    assert sum(len(group["rules"]) for group in alerts) >= 10
+    assert any(rule.get("record") == "slo:error_budget:ratio" for g in slo for rule in g["rules"])
 
 
 def extracted_rules(directory: Path) -> Path:
@@ -117,16 +128,17 @@ def test_promtool_checks_the_extracted_rules(promtool: str, tmp_path: Path) -> N
 def test_alerts_yml_unit_tests_pass_on_the_extracted_rules(promtool: str, tmp_path: Path) -> None:
     rules = extracted_rules(tmp_path)
     copies = []
-    for source in UNIT_TESTS:
+    for source in CHART_UNIT_TESTS:
         test = yaml.safe_load(source.read_text())
-        assert test["rule_files"] == ["../alerts.yml"], source
         test["rule_files"] = [str(rules)]
         copy = tmp_path / source.name
         copy.write_text(yaml.safe_dump(test, sort_keys=False))
         copies.append(str(copy))
     result = run_tool(promtool, "test", "rules", *copies)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(UNIT_TESTS) >= 4
+    names = {path.name for path in CHART_UNIT_TESTS}
+    assert {"api.yml", "database.yml", "llm.yml", "workflows.yml", "slo.yml"} <= names
+    assert result.stdout.count("SUCCESS") == len(CHART_UNIT_TESTS)
 
 
 def test_the_unit_tests_fail_on_changed_rules(tmp_path: Path) -> None:
@@ -190,6 +202,7 @@ def test_the_chart_reads_the_repositorys_files_through_symlinks() -> None:
     repository), so a change to the alerts, dashboards or collector config is the chart's."""
     links = {
         "alerts.yml": ALERTS_FILE,
+        "slo-rules.yml": SLO_RULES_FILE,
         "dashboards": DASHBOARDS_DIR,
         "otel-collector.yaml": COLLECTOR_CONFIG,
     }

@@ -96,8 +96,16 @@ def test_monitoring_stack() -> None:
         REPO / "monitoring/prometheus/prometheus.yml"
     )
     assert volumes["/etc/prometheus/alerts.yml"] == str(REPO / "monitoring/prometheus/alerts.yml")
+    # Every rule file prometheus.yml names (relative to it) is mounted beside it, the SLO rules
+    # Sloth generates included: a missing one would load no rules, silently.
+    config = yaml.safe_load((REPO / "monitoring/prometheus/prometheus.yml").read_text())
+    assert "slo-rules.yml" in config["rule_files"]
+    for name in config["rule_files"]:
+        assert volumes[f"/etc/prometheus/{name}"] == str(REPO / "monitoring/prometheus" / name)
     assert volumes["/var/lib/grafana/dashboards"] == str(REPO / "monitoring/grafana/dashboards")
     assert "--web.enable-remote-write-receiver" not in services["prometheus"]["command"]
+    # Exemplars of the OpenMetrics scrapes are kept (a latency bucket links to its trace).
+    assert "--enable-feature=exemplar-storage" in services["prometheus"]["command"]
     for name in ("prometheus", "alertmanager", "grafana"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
 
@@ -166,6 +174,7 @@ def test_scaled_overlay_is_replicas_behind_one_entry_and_two_prometheus_with_tha
         command = prometheus["command"]
         assert "--config.file=/etc/prometheus/prometheus-ha.yml" in command
         assert "--enable-feature=expand-external-labels" in command
+        assert "--enable-feature=exemplar-storage" in command
         assert "--storage.tsdb.min-block-duration=2h" in command
         assert "--storage.tsdb.max-block-duration=2h" in command
         replicas[name] = prometheus["environment"]["PROMETHEUS_REPLICA"]

@@ -1,9 +1,11 @@
-"""Static contract check: every PromQL expression in alerts.yml and in every dashboard is parsed
-with a real PromQL parser (promql_parser), and everything it names must exist in
-telemetry.catalog — metric families, their labels, `le` on `_bucket` series only — or be a
-Prometheus built-in, or a recording rule of alerts.yml (whose series carry exactly the labels
-its expression keeps). rate()/increase() may only read counters and histogram series, and
-histogram_quantile() must keep `le`. A renamed metric or label fails here, not on a dashboard.
+"""Static contract check: every PromQL expression in alerts.yml, in the SLO rules Sloth generates
+(slo-rules.yml) and in every dashboard is parsed with a real PromQL parser (promql_parser), and
+everything it names must exist in telemetry.catalog — metric families, their labels, `le` on
+`_bucket` series only — or be a Prometheus built-in, or a recording rule of alerts.yml or
+slo-rules.yml (whose series carry exactly the labels its expression keeps, plus the rule's own
+`labels:`, such as Sloth's sloth_id, sloth_slo, sloth_window). rate()/increase() may only read
+counters and histogram series, and histogram_quantile() must keep `le`. A renamed metric or
+label fails here, not on a dashboard.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import pytest
 from telemetry.alert_rules import API_REQUESTS_RATE
 from telemetry.catalog import BY_NAME, CATALOG, Kind, MetricFamily, family_for_series
 
-from .queries import alert_rules, dashboard_queries, recording_rules
+from .queries import (
+    alert_rules,
+    dashboard_queries,
+    recording_rules,
+    slo_alert_rules,
+    slo_recording_rules,
+)
 
 # Series Prometheus makes itself for every scrape target.
 BUILTIN_SERIES = frozenset(
@@ -142,14 +150,34 @@ def violations(promql: str) -> list[str]:
 
 
 # What each recording rule's series read and carry, in evaluation order (a rule may read one
-# recorded before it); their expressions are checked by a test below.
+# recorded before it); their expressions are checked by a test below. Sloth records one name
+# per SLO (slo:sli_error:ratio_rate5m for each, told apart by sloth_* labels): their union.
 RECORDED: dict[str, Scope] = {}
-for _rule in recording_rules():
-    RECORDED[_rule["record"]] = check(pp.parse(_rule["expr"]), [])
+for _rule in recording_rules() + slo_recording_rules():
+    _scope = check(pp.parse(_rule["expr"]), [])
+    _scope.labels |= set(_rule.get("labels", {}))
+    _known = RECORDED.setdefault(_rule["record"], Scope())
+    _known.series |= _scope.series
+    _known.labels |= _scope.labels
 
 ALERTS = alert_rules()
 RECORDINGS = recording_rules()
+SLO_ALERTS = slo_alert_rules()
+SLO_RECORDINGS = slo_recording_rules()
 PANELS = dashboard_queries()
+
+
+def _slo_id(rule: dict) -> str:
+    labels = rule["labels"]
+    return "/".join(
+        x
+        for x in (
+            rule.get("record") or rule["alert"],
+            labels.get("sloth_slo", ""),
+            labels.get("sloth_window") or labels.get("sloth_severity", ""),
+        )
+        if x
+    )
 
 
 @pytest.mark.parametrize("rule", RECORDINGS, ids=[r["record"] for r in RECORDINGS])
@@ -173,6 +201,31 @@ def test_recording_rule_is_named_level_metric_operations(rule: dict) -> None:
 @pytest.mark.parametrize("rule", ALERTS, ids=[r["alert"] for r in ALERTS])
 def test_alert_expression_matches_the_catalog(rule: dict) -> None:
     assert violations(rule["expr"]) == []
+
+
+@pytest.mark.parametrize(
+    "rule", SLO_RECORDINGS + SLO_ALERTS, ids=map(_slo_id, SLO_RECORDINGS + SLO_ALERTS)
+)
+def test_slo_rule_expression_matches_the_catalog(rule: dict) -> None:
+    """Sloth's rules read the catalog's families (the SLIs of monitoring/slo/testboost.yml)
+    and the series Sloth records before them, nothing else."""
+    assert violations(rule["expr"]) == []
+
+
+def test_the_slis_read_the_catalog_families_they_are_about() -> None:
+    read = {
+        rule["labels"]["sloth_slo"]: check(pp.parse(rule["expr"]), []).series
+        for rule in SLO_RECORDINGS
+        if rule["record"] == "slo:sli_error:ratio_rate5m"
+    }
+    assert read == {
+        "api-availability": {"testboost_http_requests_total"},
+        "api-latency": {
+            "testboost_http_request_duration_seconds_count",
+            "testboost_http_request_duration_seconds_bucket",
+        },
+        "workflow-success": {"testboost_workflow_total"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -212,6 +265,10 @@ def test_every_catalog_family_is_watched_somewhere() -> None:
         (f'{API_REQUESTS_RATE}{{path="/x"}}', ["label 'path'"]),
         (f"sum by (path) ({API_REQUESTS_RATE})", ["by/without 'path'"]),
         ("path:testboost_http_requests:rate5m", ["unknown metric"]),
+        ('1 - slo:sli_error:ratio_rate30d{sloth_slo="api-latency"}', []),
+        ("max by (sloth_slo) (slo:period_error_budget_remaining:ratio)", []),
+        ('slo:sli_error:ratio_rate5m{path="/x"}', ["label 'path'"]),
+        ("slo:sli_error:ratio_rate7m", ["unknown metric"]),
     ],
 )
 def test_the_check_catches_what_it_claims(promql: str, expected: list[str]) -> None:

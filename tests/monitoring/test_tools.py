@@ -20,9 +20,10 @@ ALL_TOOLS = (
     "thanos",
     "helm",  # the same, for the chart's checks (tests/kubernetes)
     "k8s-validate",
+    "sloth",  # the same: the SLO rules (monitoring/slo/, tests/monitoring/test_slo.py)
 )
 # Tools without a --version flag.
-VERSION_ARGS = {"helm": ("version", "--short")}
+VERSION_ARGS = {"helm": ("version", "--short"), "sloth": ("version",)}
 
 
 def test_missing_tool_raises_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
