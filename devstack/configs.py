@@ -20,6 +20,8 @@ MONITORING = REPO / "monitoring"
 PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
 COLLECTOR_SCRAPE = MONITORING / "prometheus" / "scrape.d" / "otel-collector.yml"
 ALERTS = MONITORING / "prometheus" / "alerts.yml"
+PIPELINE_ALERTS = MONITORING / "prometheus" / "pipeline-alerts.yml"
+SLO_RULES = MONITORING / "prometheus" / "slo-rules.yml"
 ALERTMANAGER_CONFIG = MONITORING / "alertmanager" / "alertmanager.yml"
 
 # Every address the committed configs use, and the component that answers it locally.
@@ -28,10 +30,14 @@ ADDRESSES: dict[str, str] = {
     "alertmanager:9093": "alertmanager",  # compose service
     "localhost:9090": "prometheus",  # Prometheus scraping itself
     "otel-collector:8889": "otel-collector-metrics",  # the collector's prometheus exporter
+    "otel-collector:8888": "otel-collector-telemetry",  # the collector's own metrics
 }
 # Where compose mounts secrets; the stack keeps them in <workdir>/secrets/ instead.
 SECRET_DIRS = ("/etc/alertmanager/secrets/", "/etc/prometheus/secrets/")
 FAST = "1s"
+# Fast mode's range (and offset) for the pipeline alerts' rates (5m as shipped): at 1 s scrapes
+# it holds enough samples, and an alert resolves seconds after its cause is fixed.
+FAST_WINDOW = "15s"
 
 _HOST = re.compile(r"(?:https?://)?([A-Za-z0-9_.-]+:\d+)")
 _SECRET = re.compile(r"(/etc/(?:alertmanager|prometheus)/secrets/)([A-Za-z0-9_.-]+)")
@@ -119,14 +125,15 @@ def list_all_instances(
     text: str, ports: Mapping[str, int], instances: Sequence[str], source: str
 ) -> str:
     """The target `"127.0.0.1:<first>"` (rewritten from the committed single address) →
-    `"127.0.0.1:<first>", "127.0.0.1:<second>", ...`: one static target per instance, in the
-    list that named the first. It must be there exactly once, quoted, as a flow-list item."""
+    `"127.0.0.1:<first>", "127.0.0.1:<second>", ...`: one static target per instance, in every
+    list that named the first (alerting, and the scrape job). It must be there, quoted, as a
+    flow-list item."""
     first, *more = (f'"127.0.0.1:{ports[name]}"' for name in instances)
     if not more:
         return text
-    if text.count(first) != 1:
+    if first not in text:
         raise StackError(
-            f"{source}: the {instances[0]} target is not one quoted list item; "
+            f"{source}: the {instances[0]} target is not a quoted list item; "
             "has the file changed shape?"
         )
     return text.replace(first, ", ".join((first, *more)))
@@ -153,6 +160,27 @@ def alert_rules(fast: bool) -> str:
     return header(ALERTS, fast) + text
 
 
+def _window(match: re.Match[str]) -> str:
+    """A range `[5m]` or an offset's `5m` → the fast window."""
+    return f"[{FAST_WINDOW}]" if match.group(0).startswith("[") else FAST_WINDOW
+
+
+def pipeline_alert_rules(fast: bool) -> str:
+    text = PIPELINE_ALERTS.read_text()
+    if fast:
+        text = _set_durations(text, ("for",), FAST, PIPELINE_ALERTS.name)
+        text, count = re.subn(r"\[\d+[smh]\]|(?<=offset )\d+[smh]", _window, text)
+        if count == 0:
+            raise StackError(f"{PIPELINE_ALERTS.name}: no range to shorten; has it changed shape?")
+    return header(PIPELINE_ALERTS, fast) + text
+
+
+def slo_rules() -> str:
+    """The SLO rules (Sloth's, docs/slo.md) as committed, fast mode included: they have no
+    `for` to shorten, and their windows (5m to 30 days) are what the SLOs mean."""
+    return header(SLO_RULES, False) + SLO_RULES.read_text()
+
+
 def alertmanager_config(ports: Mapping[str, int], secrets_dir: Path, fast: bool) -> str:
     source = ALERTMANAGER_CONFIG.name
     text = rewrite_addresses(ALERTMANAGER_CONFIG.read_text(), ports, source)
@@ -176,7 +204,9 @@ def write_configs(
     scrape_collector: bool,
     alertmanagers: Sequence[str] = ("alertmanager",),
 ) -> None:
-    """prometheus.yml, alerts.yml (beside it: rule_files is relative), scrape.d/ with the
+    """prometheus.yml, alerts.yml, pipeline-alerts.yml and slo-rules.yml (beside it: rule_files
+    is relative),
+    scrape.d/ with the
     collector's job when Prometheus scrapes one, alertmanager.yml (every Alertmanager instance
     reads the same one) and the API key file into `workdir`."""
     secrets_dir = workdir / "secrets"
@@ -186,6 +216,8 @@ def write_configs(
     key_file.write_text(api_key)
     (workdir / "prometheus.yml").write_text(prometheus_config(ports, fast, alertmanagers))
     (workdir / "alerts.yml").write_text(alert_rules(fast))
+    (workdir / "pipeline-alerts.yml").write_text(pipeline_alert_rules(fast))
+    (workdir / "slo-rules.yml").write_text(slo_rules())
     scrape_dir = workdir / "scrape.d"
     scrape_dir.mkdir(exist_ok=True)
     collector_job = scrape_dir / COLLECTOR_SCRAPE.name

@@ -1,10 +1,11 @@
 """The alert rules as configuration, the way kubernetes-mixin keeps them: named thresholds, one
 runbook URL base, the recording rule the HTTP alerts share, and every alert, defined once here.
 
-monitoring/prometheus/gen_alerts.py (`make rules`) writes monitoring/prometheus/alerts.yml from
-this module, and tests/monitoring/test_rules_source.py fails when the committed file differs;
-the doctor and the tests import GUIDE_ALERTS from here. To change a threshold: the constant
-below, `make rules`, then the promtool cases around it (docs/maintenance.md).
+monitoring/prometheus/gen_alerts.py (`make rules`) writes monitoring/prometheus/alerts.yml (and
+the pipeline's own alerts, pipeline-alerts.yml) from this module, and
+tests/monitoring/test_rules_source.py fails when a committed file differs; the doctor and the
+tests import GUIDE_ALERTS from here. To change a threshold: the constant below, `make rules`,
+then the promtool cases around it (docs/maintenance.md).
 
 Rules that hold in both topologies (scrape, or OTLP push through a collector) and with 1 or N
 API replicas:
@@ -47,6 +48,9 @@ HTTP_422_RATIO = 0.05
 AUTH_FAILURES_PER_SECOND = 1  # 401 and 403, /metrics included
 
 API_JOB = "testboost-api"  # the scrape job whose `up` says whether the API answers
+# The pipeline's own scrape jobs (prometheus.yml, scrape.d/otel-collector.yml).
+COLLECTOR_JOB = "otel-collector"  # the collector's prometheus exporter: the pushed series
+WATCHDOG = "Watchdog"  # always fires; Alertmanager routes it to a dead man's switch
 API_UNAVAILABLE = "APIUnavailable"  # no replica answers: the inhibit rule's source
 NOT_SCRAPES = 'path!~"/metrics/?"'  # the HTTP ratios leave Prometheus' own scrapes out
 # The non-/metrics request rate by status, shared by the HTTP ratio alerts
@@ -341,10 +345,114 @@ API = Group(
     ),
 )
 
+PIPELINE = Group(
+    "testboost-pipeline",
+    (
+        Alert(
+            WATCHDOG,
+            comment="Always fires, so that its absence says something: Alertmanager sends it "
+            "to a route of its own (alertmanager.yml) every minute, and an outside dead man's "
+            "switch pages when it stops arriving (Prometheus, its rules or Alertmanager down, "
+            "or their network cut).",
+            expr="vector(1)",
+            for_="0s",
+            severity="none",
+            summary="The alerting pipeline works (this alert always fires)",
+            description="Prometheus evaluates rules and Alertmanager delivers them. Page when "
+            "this heartbeat stops arriving.",
+        ),
+        Alert(
+            "OTelCollectorDown",
+            comment="Push topology: Prometheus cannot scrape the collector's prometheus "
+            "exporter, which holds every pushed TestBoost series. No such job in the pull "
+            "topology, so nothing fires there.",
+            expr=f'up{{job="{COLLECTOR_JOB}"}} == 0',
+            for_="1m",
+            severity="critical",
+            summary="OpenTelemetry Collector is down",
+            description=f"Prometheus cannot scrape the collector at {label('instance')}: no "
+            "pushed TestBoost metric arrives, and the TestBoost alerts see frozen values.",
+        ),
+        Alert(
+            "APIMetricsStale",
+            comment="The API answers Prometheus' scrapes, yet the count of those very scrapes "
+            "(testboost_http_requests_total of /metrics, which advances with every scrape) "
+            "stops advancing: the API's numbers no longer reach Prometheus. In push mode they "
+            "travel API -> OTLP -> collector -> Prometheus, and the collector keeps serving the "
+            "last values (metric_expiration), so a broken push looks like a quiet API. Holds in "
+            "pull mode too. Covers a collector that Prometheus no longer scrapes at all, which "
+            "OTelCollectorDown cannot see. Only once the API has been scraped for the whole "
+            "window (up 5m ago too): a starting API has no rate yet.",
+            expr=f'sum(up{{job="{API_JOB}"}}) > 0\n'
+            f'and on () sum(up{{job="{API_JOB}"}} offset 5m) > 0\n'
+            'unless sum(rate(testboost_http_requests_total{path=~"/metrics/?"}[5m])) > 0',
+            for_="5m",
+            severity="critical",
+            summary="TestBoost's metrics stopped arriving",
+            description="The API answers, but its metrics have not advanced for 5 minutes: "
+            "every TestBoost alert reads stale values.",
+        ),
+        Alert(
+            "OTelCollectorExportFailing",
+            comment="Batches the collector gave up on (send_failed: still failing after "
+            "retry_on_failure's max_elapsed_time) or could not queue (enqueue_failed: sending "
+            "queue full): data lost, per exporter (the traces to Jaeger, remote write).",
+            expr="sum by (exporter) (rate({__name__=~"
+            '"otelcol_exporter_(send|enqueue)_failed_(spans|metric_points|log_records)_total"'
+            "}[5m])) > 0",
+            for_="1m",
+            severity="warning",
+            summary=f"OpenTelemetry Collector exporter {label('exporter')} is losing data",
+            description=f"The collector drops {VALUE} items per second it cannot export "
+            f"through {label('exporter')}.",
+        ),
+        Alert(
+            "PrometheusRuleFailures",
+            comment="A rule that fails to evaluate cannot fire: whatever it watches goes "
+            "unwatched.",
+            expr="sum by (rule_group) (increase(prometheus_rule_evaluation_failures_total[5m])) "
+            "> 0",
+            for_="1m",
+            severity="critical",
+            summary="Prometheus fails to evaluate rules",
+            description=f"{VALUE} rule evaluations failed in the last 5 minutes in "
+            f"{label('rule_group')}.",
+        ),
+        Alert(
+            "PrometheusNotificationsFailing",
+            comment="Per Alertmanager: with an HA pair one failing still leaves the other. When "
+            "none can be reached this alert cannot be delivered either; the Watchdog's dead "
+            "man's switch pages then.",
+            expr="sum by (alertmanager) (rate(prometheus_notifications_errors_total[5m])) > 0",
+            for_="1m",
+            severity="warning",
+            summary="Prometheus cannot send alerts to an Alertmanager",
+            description=f"Prometheus fails to send {VALUE} alerts per second to "
+            f"{label('alertmanager')}.",
+        ),
+        Alert(
+            "AlertmanagerNotificationsFailing",
+            comment="Alertmanager's receivers (webhook, email, Slack, PagerDuty) are failing: "
+            "pages are lost. Delivered through whichever integrations still work.",
+            expr="sum by (integration) (rate(alertmanager_notifications_failed_total[5m])) > 0",
+            for_="1m",
+            severity="critical",
+            summary=f"Alertmanager fails to deliver {label('integration')} notifications",
+            description=f"{VALUE} {label('integration')} notifications per second fail.",
+        ),
+    ),
+)
+
 GROUPS: tuple[Group, ...] = (LLM, WORKFLOWS, DATABASE, API)
+# The pipeline's own alerts, in their own file (pipeline-alerts.yml): they watch Prometheus,
+# Alertmanager and the collector rather than TestBoost.
+PIPELINE_GROUPS: tuple[Group, ...] = (PIPELINE,)
 ALERTS: tuple[Alert, ...] = tuple(r for g in GROUPS for r in g.rules if isinstance(r, Alert))
 RECORDINGS: tuple[Recording, ...] = tuple(
     r for g in GROUPS for r in g.rules if isinstance(r, Recording)
+)
+PIPELINE_ALERTS: tuple[Alert, ...] = tuple(
+    r for g in PIPELINE_GROUPS for r in g.rules if isinstance(r, Alert)
 )
 # The setup guide's preconfigured alerts (its table: name, threshold, severity).
 GUIDE_ALERTS: tuple[str, ...] = tuple(a.name for a in ALERTS if a.guide)

@@ -34,6 +34,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
 def test_the_collector_answers_and_is_scraped(stack: ComposeStack, prometheus: Prometheus) -> None:
     assert httpx.get(stack.urls["otlp-agent"], timeout=5).status_code == 200
     prometheus.wait('up{job="otel-collector"} == 1', timeout=60)
+    # Its own metrics too (OTelCollectorExportFailing reads them).
+    prometheus.wait('up{job="otel-collector-telemetry"} == 1', timeout=60)
+    accepted = 'otelcol_receiver_accepted_metric_points_total{receiver="otlp"} > 0'
+    prometheus.wait(accepted, timeout=60)
     prometheus.wait('up{job="testboost-api"} == 1', timeout=60)  # still scraped for `up`
 
 

@@ -153,6 +153,21 @@ def test_an_alert_reaches_the_webhook_with_the_mounted_key(
     prometheus.wait('up{job="testboost-api"} == 1', timeout=60)
 
 
+def test_the_pipeline_watches_itself(stack: ComposeStack, prometheus: Prometheus) -> None:
+    """Prometheus scrapes itself and Alertmanager (pipeline-alerts.yml reads them), and the
+    Watchdog travels its own route to its receiver: the API's inbox, as shipped."""
+    for job in ("prometheus", "alertmanager"):
+        prometheus.wait(f'up{{job="{job}"}} == 1', timeout=60)
+    with api_client(stack) as api:  # type: ignore[arg-type]
+
+        def received() -> list[dict[str, object]]:
+            alerts = api.get("/api/v1/alerts", params={"alertname": "Watchdog"}).json()
+            return _items(alerts)
+
+        (watchdog,) = until(received, timeout=120, interval=2, message="the Watchdog")
+    assert (watchdog["receiver"], watchdog["status"]) == ("watchdog", "firing")
+
+
 def _items(body: object) -> list[dict[str, object]]:
     items = body["items"] if isinstance(body, dict) else body
     return [dict(item) for item in items]  # type: ignore[union-attr]

@@ -20,19 +20,29 @@ from devstack.configs import (
     ALERTMANAGER_CONFIG,
     ALERTS,
     COLLECTOR_SCRAPE,
+    PIPELINE_ALERTS,
     PROMETHEUS_CONFIG,
+    SLO_RULES,
     write_configs,
 )
 from devstack.processes import free_port, start_time
 from tests.monitoring.tools import REPO, run_tool
 
-PORTS = {"api": 18000, "prometheus": 19090, "alertmanager": 19093, "otel-collector-metrics": 18889}
+PORTS = {
+    "api": 18000,
+    "prometheus": 19090,
+    "alertmanager": 19093,
+    "otel-collector-metrics": 18889,
+    "otel-collector-telemetry": 18888,
+}
 COMPONENTS = ("api", "prometheus", "alertmanager", "otel-collector", "jaeger")
 # What a copy may change: addresses, secret paths, and (fast mode) durations.
 ALLOWED = re.compile(
     r"127\.0\.0\.1:\d+|/secrets/|"
     r"^\s*(scrape_interval|evaluation_interval|for|group_wait|group_interval): 1s$"
 )
+# Fast mode also shortens the pipeline alerts' rate windows (devstack.configs.FAST_WINDOW).
+FAST_WINDOW = re.compile(r"\[15s\]|offset 15s")
 
 
 def changed_lines(original: Path, copy: Path) -> list[str]:
@@ -49,20 +59,29 @@ def test_copies_change_only_addresses_secrets_and_fast_timings(tmp_path: Path, f
         ALERTS: tmp_path / "alerts.yml",
         ALERTMANAGER_CONFIG: tmp_path / "alertmanager.yml",
         COLLECTOR_SCRAPE: tmp_path / "scrape.d" / "otel-collector.yml",
+        PIPELINE_ALERTS: tmp_path / "pipeline-alerts.yml",
+        SLO_RULES: tmp_path / "slo-rules.yml",  # unchanged, fast mode included
     }
     for original, copy in copies.items():
         for line in changed_lines(original, copy):
-            assert ALLOWED.search(line), f"{copy.name}: unexpected change {line!r}"
+            allowed = ALLOWED.search(line) or (
+                fast and original == PIPELINE_ALERTS and FAST_WINDOW.search(line)
+            )
+            assert allowed, f"{copy.name}: unexpected change {line!r}"
     prometheus = (tmp_path / "prometheus.yml").read_text()
-    assert '["127.0.0.1:18000"]' in prometheus and '["127.0.0.1:19093"]' in prometheus
+    assert '["127.0.0.1:18000"]' in prometheus
+    # Alertmanager: the alerting target and its own scrape job.
+    assert prometheus.count('["127.0.0.1:19093"]') == 2
     alertmanager = (tmp_path / "alertmanager.yml").read_text()
-    assert alertmanager.count("http://127.0.0.1:18000/api/v1/alerts/webhook") == 3
-    assert alertmanager.count(f"credentials_file: {tmp_path}/secrets/testboost-api-key") == 3
+    assert alertmanager.count("http://127.0.0.1:18000/api/v1/alerts/webhook") == 4
+    assert alertmanager.count(f"credentials_file: {tmp_path}/secrets/testboost-api-key") == 4
     assert (tmp_path / "secrets" / "testboost-api-key").read_text() == "k3y"
     assert (tmp_path / "secrets" / "testboost-api-key").stat().st_mode & 0o077 == 0
     assert '["127.0.0.1:18889"]' in copies[COLLECTOR_SCRAPE].read_text()
+    assert '["127.0.0.1:18888"]' in copies[COLLECTOR_SCRAPE].read_text()
     if not fast:
         assert changed_lines(ALERTS, copies[ALERTS]) == []
+        assert changed_lines(PIPELINE_ALERTS, copies[PIPELINE_ALERTS]) == []
 
 
 @pytest.mark.tools

@@ -1,8 +1,9 @@
 """Every PromQL expression the monitoring configs run, for the contract and end-to-end tests.
 
 `dashboard_queries()` walks the Grafana dashboards, `alert_rules()` and `recording_rules()` the
-Prometheus rule file; all read the committed files, so a test using them checks what is
-actually deployed.
+Prometheus rule file alerts.yml, `slo_alert_rules()` and `slo_recording_rules()` the rules
+Sloth generates (slo-rules.yml); all read the committed files, so a test using them checks
+what is actually deployed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"
 DASHBOARDS_DIR = MONITORING / "grafana" / "dashboards"
 ALERTS_FILE = MONITORING / "prometheus" / "alerts.yml"
+SLO_RULES_FILE = MONITORING / "prometheus" / "slo-rules.yml"
+PIPELINE_ALERTS_FILE = MONITORING / "prometheus" / "pipeline-alerts.yml"
 
 
 def dashboard_files() -> list[Path]:
@@ -61,3 +64,27 @@ def alert_rules() -> list[dict[str, Any]]:
 def recording_rules() -> list[dict[str, Any]]:
     """Every recording rule of alerts.yml (`record`, `expr`), in evaluation order."""
     return [rule for rule in all_rules() if "record" in rule]
+
+
+def slo_rules() -> list[dict[str, Any]]:
+    """Every rule of slo-rules.yml (Sloth's), recording and alerting, in file order."""
+    doc = yaml.safe_load(SLO_RULES_FILE.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def slo_alert_rules() -> list[dict[str, Any]]:
+    """The SLOs' burn-rate alerts: a page and a ticket per SLO, each pair under one name."""
+    return [rule for rule in slo_rules() if "alert" in rule]
+
+
+def slo_recording_rules() -> list[dict[str, Any]]:
+    """The SLOs' recording rules (`record`, `expr`, `labels`): one name, such as
+    slo:sli_error:ratio_rate5m, per window or figure, told apart by their sloth_* labels."""
+    return [rule for rule in slo_rules() if "record" in rule]
+
+
+def pipeline_alert_rules() -> list[dict[str, Any]]:
+    """Every alerting rule of pipeline-alerts.yml (the collector, Prometheus, Alertmanager and
+    the Watchdog)."""
+    doc = yaml.safe_load(PIPELINE_ALERTS_FILE.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from devstack.processes import ensure_alertmanager_assets
-from telemetry.alert_rules import ALERTS
+from telemetry.alert_rules import ALERTS, PIPELINE_ALERTS, WATCHDOG
 from tests.support.api_process import free_port
 from tests.support.waiting import until
 
@@ -43,7 +43,8 @@ def test_amtool_check_config() -> None:
     result = run_tool("amtool", "check-config", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
-    assert " - 4 receivers" in result.stdout
+    assert " - 5 receivers" in result.stdout
+    assert " - 2 inhibit rules" in result.stdout
 
 
 @pytest.mark.tools
@@ -55,6 +56,7 @@ def test_amtool_check_config() -> None:
         (("alertname=Something", "severity=info"), "default-receiver"),
         (("alertname=NoSeverity",), "default-receiver"),
         (("alertname=APIUnavailable", "severity=none"), "inhibit-only"),
+        (("alertname=Watchdog", "severity=none"), "watchdog"),
     ],
 )
 def test_routing_by_severity(labels: tuple[str, ...], receiver: str) -> None:
@@ -63,7 +65,8 @@ def test_routing_by_severity(labels: tuple[str, ...], receiver: str) -> None:
 
 @pytest.mark.tools
 def test_every_alert_rule_reaches_its_severity_receiver() -> None:
-    for rule in alert_rules():
+    pipeline = [alert_as_rule(a) for a in PIPELINE_ALERTS if a.name != WATCHDOG]
+    for rule in alert_rules() + pipeline:
         severity = rule["labels"]["severity"]
         assert (
             routes_test(f"alertname={rule['alert']}", f"severity={severity}")
@@ -84,7 +87,12 @@ def test_route_timings_and_inhibition() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     route = config["route"]
     assert route["receiver"] == "default-receiver"
-    critical, warning, none = route["routes"]
+    watchdog, critical, warning, none = route["routes"]
+    # The Watchdog first, re-sent every minute: a dead man's switch expects a steady beat.
+    assert watchdog["matchers"] == [f'alertname="{WATCHDOG}"']
+    assert (watchdog["receiver"], watchdog["repeat_interval"]) == ("watchdog", "1m")
+    (heartbeat,) = [r for r in config["receivers"] if r["name"] == "watchdog"]
+    assert [hook["url"] for hook in heartbeat["webhook_configs"]] == [WEBHOOK]
     assert critical["matchers"] == ['severity="critical"']
     assert critical["receiver"] == "critical-receiver"
     assert (critical["group_wait"], critical["repeat_interval"]) == ("10s", "1h")
@@ -98,13 +106,28 @@ def test_route_timings_and_inhibition() -> None:
 def test_api_unavailable_holds_back_every_other_testboost_alert_but_the_page() -> None:
     """One inhibit rule: APIUnavailable over every other alert of the rules' source but
     HealthCheckFailed, named (never a whole severity: other systems' alerts may come here)."""
-    (rule,) = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
+    rule, _collector = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
     others = [alert.name for alert in ALERTS if alert.name not in (API_DOWN, UNAVAILABLE)]
     assert rule == {
         "source_matchers": [f'alertname="{UNAVAILABLE}"'],
         "target_matchers": [f'alertname=~"{"|".join(others)}"'],
     }
     assert {r["alert"] for r in alert_rules()} == {API_DOWN, UNAVAILABLE, *others}
+
+
+def alert_as_rule(alert: Any) -> dict[str, Any]:
+    return {"alert": alert.name, "labels": {"severity": alert.severity}}
+
+
+def test_a_down_collector_holds_back_the_stale_metrics_it_causes() -> None:
+    """The second inhibit rule: OTelCollectorDown over APIMetricsStale (pipeline-alerts.yml),
+    both the pipeline's own; the end-to-end test sees it hold on a real stack."""
+    _api, rule = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
+    assert rule == {
+        "source_matchers": ['alertname="OTelCollectorDown"'],
+        "target_matchers": ['alertname="APIMetricsStale"'],
+    }
+    assert {"OTelCollectorDown", "APIMetricsStale"} <= {a.name for a in PIPELINE_ALERTS}
 
 
 @pytest.fixture
@@ -225,11 +248,12 @@ def test_every_receiver_posts_to_the_api_with_a_key_file() -> None:
     """Every receiver but inhibit-only (checked above: it notifies no one)."""
     config = yaml.safe_load(CONFIG.read_text())
     receivers = [r for r in config["receivers"] if r["name"] != "inhibit-only"]
-    assert len(receivers) == 3
+    assert len(receivers) == 4
     for receiver in receivers:
         (hook,) = receiver["webhook_configs"]
         assert hook["url"] == WEBHOOK
-        assert hook["send_resolved"] is True
+        # A heartbeat never resolves; everything else says when it does.
+        assert hook["send_resolved"] is (receiver["name"] != "watchdog")
         assert hook["http_config"] == {
             "authorization": {"type": "Bearer", "credentials_file": KEY_FILE}
         }

@@ -11,10 +11,18 @@ import pytest
 import yaml
 
 from app.api.routes import alerts, health, sessions
-from telemetry.alert_rules import GUIDE_ALERTS, RUNBOOK_BASE_URL
+from telemetry.alert_rules import GUIDE_ALERTS, RUNBOOK_BASE_URL, WATCHDOG
 from telemetry.catalog import UNMATCHED_PATH
 
-from .queries import ALERTS_FILE, alert_rules, all_rules, recording_rules
+from .queries import (
+    ALERTS_FILE,
+    PIPELINE_ALERTS_FILE,
+    alert_rules,
+    all_rules,
+    pipeline_alert_rules,
+    recording_rules,
+    slo_alert_rules,
+)
 from .tools import REPO, run_tool
 
 PROM_DIR = REPO / "monitoring" / "prometheus"
@@ -30,7 +38,8 @@ SETUP_TABLE = re.compile(r"^\| (\w+) \| [^|]+ \| (critical|warning|none) \|$", r
 def test_promtool_check_config(promtool: str) -> None:
     result = run_tool(promtool, "check", "config", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 rule files found" in result.stdout
+    rule_files = yaml.safe_load(CONFIG.read_text())["rule_files"]
+    assert f"{len(rule_files)} rule files found" in result.stdout
 
 
 @pytest.mark.tools
@@ -39,6 +48,23 @@ def test_promtool_check_rules(promtool: str) -> None:
     result = run_tool(promtool, "check", "rules", str(ALERTS_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(all_rules())} rules found" in result.stdout
+
+
+@pytest.mark.tools
+@PROMTOOLS
+def test_promtool_check_pipeline_rules(promtool: str) -> None:
+    result = run_tool(promtool, "check", "rules", str(PIPELINE_ALERTS_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(pipeline_alert_rules())} rules found" in result.stdout
+
+
+@pytest.mark.parametrize("rule", pipeline_alert_rules(), ids=lambda r: r["alert"])
+def test_pipeline_alert_shape(rule: dict) -> None:
+    """As the TestBoost alerts, but a heartbeat or an `up` has no value worth printing."""
+    assert re.fullmatch(r"\d+[smh]", rule["for"])
+    assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+    assert rule["annotations"]["runbook_url"] == f"{RUNBOOK_BASE_URL}#{rule['alert'].lower()}"
+    assert rule["labels"]["severity"] in {"critical", "warning", "none"}
 
 
 @pytest.mark.tools
@@ -68,9 +94,10 @@ def test_every_alert_has_a_unit_test_that_fires_and_one_that_does_not() -> None:
         for case in yaml.safe_load(path.read_text())["tests"]:
             for check in case.get("alert_rule_test", []):
                 (fires if check.get("exp_alerts") else silent).add(check["alertname"])
-    names = {rule["alert"] for rule in alert_rules()}
+    names = {rule["alert"] for rule in alert_rules() + slo_alert_rules() + pipeline_alert_rules()}
     assert names <= fires, f"no firing case: {sorted(names - fires)}"
-    assert names <= silent, f"no silent case: {sorted(names - silent)}"
+    # The Watchdog always fires: its silence is the dead man's switch's business.
+    assert names - {WATCHDOG} <= silent, f"no silent case: {sorted(names - silent)}"
 
 
 def test_every_recording_rule_has_an_expression_test() -> None:
@@ -97,10 +124,13 @@ def test_firing_cases_check_every_annotation() -> None:
         for case in yaml.safe_load(path.read_text())["tests"]:
             for check in case.get("alert_rule_test", []):
                 for alert in check.get("exp_alerts", []):
+                    # Sloth adds a `title` to the SLO alerts (slo-rules.yml).
+                    sloth = {"title"} if "sloth_slo" in alert["exp_labels"] else set()
                     assert set(alert["exp_annotations"]) == {
                         "summary",
                         "description",
                         "runbook_url",
+                        *sloth,
                     }
                     assert "severity" in alert["exp_labels"]
 
@@ -127,7 +157,10 @@ def test_config_agrees_with_the_other_files() -> None:
     config = yaml.safe_load(CONFIG.read_text())
     assert config["global"]["scrape_interval"] == "15s"
     assert config["global"]["evaluation_interval"] == "15s"
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"][0] == "alerts.yml"
+    assert "slo-rules.yml" in config["rule_files"]  # the SLOs' rules (docs/slo.md)
+    assert "pipeline-alerts.yml" in config["rule_files"]  # the pipeline's own alerts
+    assert all((PROM_DIR / name).is_file() for name in config["rule_files"])
     targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert targets == ["alertmanager:9093"]  # compose service `alertmanager`
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -154,7 +187,8 @@ def test_commented_metrics_token_block_is_valid(tmp_path: Path) -> None:
         (f"    authorization:\n      type: Bearer\n      credentials_file: {token}\n"),
     )
     (tmp_path / "prometheus.yml").write_text(enabled)
-    shutil.copy(ALERTS_FILE, tmp_path / "alerts.yml")
+    for name in yaml.safe_load(text)["rule_files"]:  # promtool checks each rule file too
+        shutil.copy(PROM_DIR / name, tmp_path / name)
     result = run_tool("promtool", "check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert block.group(1) == "/etc/prometheus/secrets/metrics-token"

@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from devstack.configs import alert_rules as stack_copy
+from devstack.configs import pipeline_alert_rules as pipeline_copy
 from doctor import shipped
 from telemetry import alert_rules as source
 from telemetry.catalog import HTTP_DURATION, WORKFLOW_DURATION
 
-from .queries import ALERTS_FILE
+from .queries import ALERTS_FILE, PIPELINE_ALERTS_FILE
 from .tools import REPO
 
 GENERATOR = REPO / "monitoring" / "prometheus" / "gen_alerts.py"
@@ -29,6 +30,15 @@ def test_committed_rules_are_what_the_source_generates() -> None:
     assert ALERTS_FILE.read_text() == generator()["render"](), (
         "monitoring/prometheus/alerts.yml is out of date: run `make rules`"
     )
+
+
+def test_committed_pipeline_rules_are_what_the_source_generates() -> None:
+    gen = generator()
+    expected = gen["render"](source.PIPELINE_GROUPS, gen["PIPELINE_HEADER"])
+    assert PIPELINE_ALERTS_FILE.read_text() == expected, (
+        "monitoring/prometheus/pipeline-alerts.yml is out of date: run `make rules`"
+    )
+    assert yaml.safe_load(expected) == gen["document"](source.PIPELINE_GROUPS)
 
 
 def test_the_helm_chart_reads_the_generated_file() -> None:
@@ -55,7 +65,7 @@ def test_check_mode_runs_as_documented() -> None:
         cwd=REPO / "monitoring",  # any directory: the generator finds the repository itself
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "matches telemetry/alert_rules.py" in result.stdout
+    assert "alerts.yml, pipeline-alerts.yml match telemetry/alert_rules.py" in result.stdout
 
 
 def test_the_doctor_checks_the_sources_guide_alerts() -> None:
@@ -106,3 +116,18 @@ def test_the_local_stack_copy_keeps_the_rules_and_shortens_every_for() -> None:
     ]
     assert {r["for"] for r in rules if "alert" in r} == {"1s"}
     assert all("for" not in r for r in rules if "record" in r)
+
+
+def test_the_local_stack_copy_of_the_pipeline_rules_shortens_for_and_windows() -> None:
+    """Fast mode: every `for` 1 s and every rate window (and offset) 15 s, so that a broken
+    part fires and a fixed one resolves within seconds (tests/e2e/test_pipeline_alerts.py);
+    nothing else."""
+    assert pipeline_copy(fast=False).endswith(PIPELINE_ALERTS_FILE.read_text())
+    shipped_rules = yaml.safe_load(PIPELINE_ALERTS_FILE.read_text())["groups"][0]["rules"]
+    fast_rules = yaml.safe_load(pipeline_copy(fast=True))["groups"][0]["rules"]
+    assert [r["alert"] for r in fast_rules] == [r["alert"] for r in shipped_rules]
+    for shipped_rule, fast_rule in zip(shipped_rules, fast_rules, strict=True):
+        assert fast_rule["for"] == "1s"
+        shortened = shipped_rule["expr"].replace("[5m]", "[15s]").replace("offset 5m", "offset 15s")
+        assert fast_rule["expr"] == shortened
+        assert fast_rule["annotations"] == shipped_rule["annotations"]
