@@ -45,9 +45,13 @@ def trace_sql(engine: Engine, tracer_provider: TracerProvider) -> None:
     is traced (the same with empty listeners), and its pool listeners ~40 k more a request;
     together the whole cost of tracing at 10 % several times over (docs/benchmarks.md). The
     dialect's `do_execute` events are SQLAlchemy's hook for running the cursor call itself:
-    they cost nothing measurable when nothing is traced. Statements under a parent span that
-    was not sampled are not even started (their span could only be a non-recording one);
-    statements outside any span are left to the sampler, as root spans."""
+    they cost nothing measurable when nothing is traced.
+
+    Only statements under a sampled span are traced. Under a parent that was not sampled the
+    span could only be a non-recording one. Outside any span runs only the API's own upkeep
+    (start-up migrations, the workflow engine's lease renewals, sweeps and hand-backs): a lone
+    SQL span per statement there would be most of the traces and answer nobody's question, and
+    the pool gauges and the database's own statistics already show it."""
     tracer = tracer_provider.get_tracer(TRACER_NAME)
     dialect = engine.dialect
     # sqlite, postgresql: the API's two databases bear the same name in both.
@@ -76,8 +80,8 @@ def trace_sql(engine: Engine, tracer_provider: TracerProvider) -> None:
         return found
 
     def traced(statement: str) -> Any:
-        parent = trace.get_current_span().get_span_context()
-        if parent.is_valid and not parent.trace_flags.sampled:
+        # No span at all (an invalid context) has its sampled flag unset too.
+        if not trace.get_current_span().get_span_context().trace_flags.sampled:
             return None
         name, attributes = described(statement)
         return tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes)

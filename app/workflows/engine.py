@@ -6,11 +6,13 @@ whoever sets `finished_at`.
 
 Several processes may share the database (`--workers N`, rolling restarts, replicas): each
 engine runs only the sessions whose lease it holds (app/workflows/leases.py). It claims a
-session when it queues it, renews its leases every third of the lease's life, checks it still
-holds the lease before each step (so a session it lost costs no LLM call), and gives it back
-when the workflow stops here. A sweep — at start-up, every lease period, and whenever a slot
-frees — takes over the sessions nobody holds: never claimed, given back, or whose owner died
-and let its lease run out. A taken-over session resumes at its first unfinished step.
+session when a request creates or resumes it (in the same transaction, so that its workflow
+runs in that request's trace) and when it queues it, renews its leases every third of their
+life, checks it still holds the lease before each step (so a session it lost costs no LLM
+call), and gives it back when the workflow stops here. A sweep — at start-up, every lease
+period, and whenever a slot frees — takes over the sessions nobody holds: never claimed, given
+back, or whose owner died and let its lease run out. A taken-over session resumes at its first
+unfinished step.
 """
 
 from __future__ import annotations
@@ -152,6 +154,13 @@ class WorkflowEngine:
 
     # --- API operations --------------------------------------------------------------------
 
+    def hold(self, session: Session) -> None:
+        """Give a session about to be inserted this engine's lease, in its INSERT: a sweep
+        between the commit and `submit` would take it, and its workflow would run outside
+        the trace of the request that created it."""
+        session.claimed_by = self.owner_id
+        session.lease_expires_at = leases.db_clock(self._lease_ttl)
+
     def submit(self, session_id: str) -> bool:
         """Run the session's workflow here unless another live engine holds it: claim its
         lease, then queue it. True when this engine runs it."""
@@ -193,8 +202,10 @@ class WorkflowEngine:
         )
 
     def resume(self, session_id: str) -> None:
+        # Claimed with the status change (as `hold` does for a new session): a sweep between
+        # the two would run the workflow outside the trace of the request that resumed it.
         self._require_transition(
-            session_id, SessionStatus.PENDING, (SessionStatus.PAUSED,), "resume"
+            session_id, SessionStatus.PENDING, (SessionStatus.PAUSED,), "resume", claim=True
         )
         self.submit(session_id)
 
@@ -209,11 +220,19 @@ class WorkflowEngine:
         self._finish(session_id)
 
     def _require_transition(
-        self, session_id: str, to: SessionStatus, allowed: Iterable[SessionStatus], verb: str
+        self,
+        session_id: str,
+        to: SessionStatus,
+        allowed: Iterable[SessionStatus],
+        verb: str,
+        *,
+        claim: bool = False,
     ) -> None:
         allowed = tuple(allowed)
         with self._sessions.begin() as db:
             if _transition(db, session_id, to, allowed):
+                if claim:
+                    leases.claim(db, session_id, self.owner_id, self._lease_ttl)
                 return
             status = db.scalar(select(Session.status).where(Session.id == session_id))
         if status is None:

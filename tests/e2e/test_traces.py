@@ -4,13 +4,17 @@ it ran, and the workflow it started (in a background thread) with that workflow'
 calls, all descendants of the server span, whose parent is the caller's span. The number of
 LLM spans is the number of requests the fake provider received; the request's log lines carry
 its trace id. The sampling decision is the caller's, and a workflow resumed after a restart
-has no request to belong to: it is a trace of its own."""
+has no request to belong to: it is a trace of its own. And nothing else starts a trace: after
+the module's workload and several turns of the background loops (lease renewals, sweeps),
+every trace in Jaeger starts at a request's server span or at such a workflow, never at a
+lone SQL statement, a scrape of /metrics, a health probe or the docs pages."""
 
 from __future__ import annotations
 
 import json
 import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +35,10 @@ SERVICE = "testboost-api"
 SERVER_SPAN = f"POST {SESSIONS}"
 STEPS = 4  # impact_analysis: collect_changes, map_dependencies, select_tests, report
 LOG_CONTEXT = re.compile(r"\[trace=([0-9a-f]{32}|-) span=([0-9a-f]{16}|-)\]")
+UNTRACED = ("/metrics", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+# Short, so that the lease keeper renews (every third) and sweeps (every period) many times
+# during the module.
+LEASE_TTL_S = 2
 
 
 class Jaeger:
@@ -56,6 +64,19 @@ class Jaeger:
             "service": SERVICE,
             "tags": json.dumps({"testboost.session.id": session_id}),
             "limit": "100",
+        }
+        response = self.http.get("/api/traces", params=params)
+        response.raise_for_status()
+        return {trace["traceID"]: trace["spans"] for trace in response.json()["data"] or []}
+
+    def every_trace(self) -> dict[str, list[Span]]:
+        """Every trace of the service Jaeger holds: this module's, its storage is in memory."""
+        now = int(time.time() * 1_000_000)
+        params = {
+            "service": SERVICE,
+            "start": str(now - 3600 * 1_000_000),
+            "end": str(now + 60 * 1_000_000),
+            "limit": "100000",
         }
         response = self.http.get("/api/traces", params=params)
         response.raise_for_status()
@@ -87,6 +108,13 @@ def parent_of(span: Span) -> str | None:
         return None
     assert parents[0]["traceID"] == span["traceID"], span
     return str(parents[0]["spanID"])
+
+
+def roots(spans: list[Span]) -> list[Span]:
+    """The trace's spans that started in the API without a parent of its own: no parent, or
+    the caller's (not in the trace)."""
+    ids = {span["spanID"] for span in spans}
+    return [span for span in spans if parent_of(span) not in ids]
 
 
 def sql(spans: list[Span]) -> list[Span]:
@@ -122,7 +150,8 @@ def logged(stack: Stack, trace_id: str) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def stack(make_stack: StackFactory, fake: FakeLLM) -> Stack:
-    return make_stack(mode="push", traces=True, api_env=llm_env(fake))
+    env = {**llm_env(fake), "TESTBOOST_WORKFLOW_LEASE_TTL": str(LEASE_TTL_S)}
+    return make_stack(mode="push", traces=True, api_env=env)
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +293,41 @@ def test_a_workflow_resumed_after_a_restart_is_a_trace_of_its_own(
     assert {parent_of(span) for span in named(resumed, "llm.chat")} == {root["spanID"]}
     assert sql(resumed), "SQL spans under the resumed workflow"
     assert {span["traceID"] for span in resumed} == {resumed_id}
+
+
+def test_every_trace_starts_at_a_request_or_a_workflow(
+    stack: Stack, fake: FakeLLM, jaeger: Jaeger
+) -> None:
+    """After the module's workload (and this test's: a session, the untraced pages, the
+    loops left to tick): one root per trace, a request's server span or a workflow no request
+    started; no SQL, scrape, probe or docs page at the root or anywhere."""
+    header, trace_id, _ = traceparent()
+    with api_client(stack) as api:
+        session_id = create_session(api, f"/traces/{trace_id}", header)
+        for path in UNTRACED:
+            assert api.get(path).status_code == 200, path
+        wait_sessions(api, [session_id], ("completed",))
+        time.sleep(3 * LEASE_TTL_S)  # renewals and sweeps, idle
+        # Once this sampled request is in Jaeger, everything the API ended before it is too
+        # (one batch queue, in order).
+        marker, marker_id, _ = traceparent()
+        assert api.get(f"{SESSIONS}/{session_id}", headers={"traceparent": marker}).is_success
+    until(lambda: jaeger.trace(marker_id), timeout=30, interval=0.5, message="the marker trace")
+
+    traces = jaeger.every_trace()
+    assert trace_id in traces and marker_id in traces
+    kinds: Counter[str] = Counter()
+    for spans in traces.values():
+        (root,) = roots(spans)  # one root per trace
+        root_tags = tags(root)
+        if root["operationName"] == "workflow.run":
+            assert root["references"] == [], "a workflow without a request is a trace of its own"
+            kinds["workflow.run"] += 1
+        else:
+            assert root_tags["span.kind"] == "server", (root["operationName"], root_tags)
+            kinds["request"] += 1
+        for span in spans:
+            assert tags(span).get("url.path") not in UNTRACED, span["operationName"]
+    assert kinds["request"] >= 5, kinds
+    # The resumed-after-restart test's workflow (when it ran before this one) at most.
+    assert kinds["workflow.run"] <= 1, kinds

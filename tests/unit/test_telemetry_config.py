@@ -46,3 +46,37 @@ def test_sdk_disabled() -> None:
 def test_invalid_values(env: dict[str, str], variable: str) -> None:
     with pytest.raises(TelemetryConfigError, match=variable):
         TelemetryConfig.from_env(env)
+
+
+def test_scrapes_probes_and_docs_are_excluded_from_traces_by_default() -> None:
+    pattern = TelemetryConfig.from_env({}).excluded_urls_pattern
+    assert pattern is not None
+    for path in ("/metrics", "/health", "/docs", "/docs/oauth2-redirect", "/redoc"):
+        assert pattern.search(path), path
+    assert pattern.search("/openapi.json") and pattern.search("/static-offline-docs/x.css")
+    for path in ("/api/v2/sessions", "/api/v2/sessions/docs", "/metrics/x", "/openapi_json"):
+        assert not pattern.search(path), path
+
+
+@pytest.mark.parametrize(
+    "env,excluded",
+    [
+        ({"OTEL_PYTHON_EXCLUDED_URLS": "^/metrics$, health ,"}, ("^/metrics$", "health")),
+        (
+            {"OTEL_PYTHON_EXCLUDED_URLS": "health", "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS": "docs"},
+            ("docs",),  # the instrumentation-specific variable wins, as upstream
+        ),
+        ({"OTEL_PYTHON_EXCLUDED_URLS": ""}, ()),  # set but empty: every path is traced
+    ],
+)
+def test_excluded_urls_follow_the_instrumentations_variables(
+    env: dict[str, str], excluded: tuple[str, ...]
+) -> None:
+    config = TelemetryConfig.from_env(env)
+    assert config.excluded_urls == excluded
+    assert (config.excluded_urls_pattern is None) is (excluded == ())
+
+
+def test_an_excluded_url_that_is_no_regular_expression_stops_start_up() -> None:
+    with pytest.raises(TelemetryConfigError, match=r"OTEL_PYTHON_EXCLUDED_URLS: '\(' is not"):
+        TelemetryConfig.from_env({"OTEL_PYTHON_EXCLUDED_URLS": "/ok,("})

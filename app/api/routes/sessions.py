@@ -45,6 +45,7 @@ def create_session(body: SessionCreate, db: DbDep, workflows: WorkflowsDep) -> S
         status=SessionStatus.PENDING.value,
         steps=new_steps(body.session_type),
     )
+    workflows.hold(session)
     db.add(session)
     db.commit()
     workflows.submit(session.id)
