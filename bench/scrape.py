@@ -4,6 +4,7 @@ the same series and values, and against the exporter path we used before (Promet
 + generate_latest). In-process, no HTTP: this times the work a scrape does.
 
     python -m bench.scrape --series 1000 10000
+    python -m bench.scrape --openmetrics 1000   # the 0.0.4 text against OpenMetrics + exemplars
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from functools import partial
 from typing import Any
 
 import prometheus_client
+from opentelemetry import trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, TraceBasedExemplarFilter
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.workflows.definitions import SessionType
@@ -67,11 +71,13 @@ class ClientMirror:
     def touch(self, family: str, *labels: str) -> None:
         self.metrics[family].labels(*labels)
 
-    def add(self, family: str, amount: float, *labels: str) -> None:
-        self.metrics[family].labels(*labels).inc(amount)
+    def add(self, family: str, amount: float, *labels: Any) -> None:
+        *names, exemplar = labels if labels and isinstance(labels[-1], dict) else (*labels, None)
+        self.metrics[family].labels(*names).inc(amount, exemplar=exemplar)
 
-    def record(self, family: str, value: float, *labels: str) -> None:
-        self.metrics[family].labels(*labels).observe(value)
+    def record(self, family: str, value: float, *labels: Any) -> None:
+        *names, exemplar = labels if labels and isinstance(labels[-1], dict) else (*labels, None)
+        self.metrics[family].labels(*names).observe(value, exemplar=exemplar)
 
     def set(self, family: str, value: float) -> None:
         self.metrics[family].set(value)
@@ -114,10 +120,19 @@ class Setup:
     client: ClientMirror
 
 
-def build(series: int) -> Setup:
+def build(series: int, exemplars: bool = False) -> Setup:
+    """`exemplars`: every HTTP observation under a sampled span (the worst case: every bucket
+    observed and every counter series hold one), kept as the API keeps them; the
+    prometheus_client mirror gets the same trace context as its exemplars."""
     limit = series + 100  # above the default of 2000: the point is to render them all
     limits: dict[type, int] = {Counter: limit, Histogram: limit}
-    instruments = Instruments("testboost", Resource.get_empty(), cardinality_limit=limit)
+    instruments = Instruments(
+        "testboost",
+        Resource.get_empty(),
+        TraceBasedExemplarFilter() if exemplars else None,
+        cardinality_limit=limit,
+        keep_exemplars=exemplars,
+    )
     ours = PrometheusTextReader(produce=instruments.collect)
     before_registry = CollectorRegistry(auto_describe=False)
     before = PrometheusMetricReader(
@@ -170,11 +185,34 @@ def build(series: int) -> Setup:
         method, path = METHODS[i % len(METHODS)], f"/api/v2/route{i}/{{id}}"
         status = STATUSES[i % len(STATUSES)]
         for seconds in (0.003, 0.04, 0.7 + i % 7):
-            instruments.http_request(method, path, status, seconds)
+            span = _sampled_span(i) if exemplars else trace.INVALID_SPAN
+            with trace.use_span(span):
+                instruments.http_request(method, path, status, seconds)
             for mirror in mirrors:
+                if exemplars and mirror is client:
+                    context = span.get_span_context()
+                    link = {
+                        "trace_id": format(context.trace_id, "032x"),
+                        "span_id": format(context.span_id, "016x"),
+                    }
+                    client.add("testboost_http_requests_total", 1, method, path, status, link)
+                    client.record(
+                        "testboost_http_request_duration_seconds", seconds, method, path, link
+                    )
+                    continue
                 mirror.add("testboost_http_requests_total", 1, method, path, status)
                 mirror.record("testboost_http_request_duration_seconds", seconds, method, path)
     return Setup(ours, before_registry, client)
+
+
+def _sampled_span(index: int) -> trace.Span:
+    context = SpanContext(
+        trace_id=0x5B8EFFF798038103D269B633813FC60C + index,
+        span_id=0xEEE19B7EC3C1B174 + index,
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    return NonRecordingSpan(context)
 
 
 def _constant(value: float) -> Callable[[], float]:
@@ -261,11 +299,64 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def openmetrics(series: int = 1000, runs: int = 5) -> list[dict[str, Any]]:
+    """One scrape of `series` HTTP label sets, side by side in one run: the 0.0.4 text as
+    served before (no exemplars), the same text with exemplars held (pull mode with traces),
+    OpenMetrics with an exemplar on every observed bucket and counter, and prometheus_client's
+    OpenMetrics writer on its own instruments holding the same series and exemplars.
+    Interleaved rounds, CPU time of this process (a busy machine moves wall time), median."""
+    plain, linked = build(series), build(series, exemplars=True)
+    renders: dict[str, Callable[[], bytes]] = {
+        "0.0.4 text, no exemplars (before)": plain.ours.render,
+        "0.0.4 text, exemplars held": linked.ours.render,
+        "OpenMetrics, exemplars": partial(linked.ours.render, True),
+        "prometheus_client OpenMetrics writer, exemplars": partial(
+            openmetrics_latest, linked.client.registry
+        ),
+    }
+    bodies = {name: render() for name, render in renders.items()}  # caches filled
+    times: dict[str, list[float]] = {name: [] for name in renders}
+    for _ in range(runs):
+        for name, render in renders.items():
+            started = time.process_time()
+            render()
+            times[name].append(time.process_time() - started)
+    return [
+        {
+            "render": name,
+            "ms": statistics.median(times[name]) * 1000,
+            "bytes": len(bodies[name]),
+            "exemplars": bodies[name].count(b" # {"),
+        }
+        for name in renders
+    ]
+
+
+def openmetrics_table(rows: list[dict[str, Any]], series: int) -> str:
+    lines = [
+        f"| {series:,} HTTP label sets | median | vs before | text | exemplars |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    before = rows[0]["ms"]
+    for r in rows:
+        lines.append(
+            f"| {r['render']} | {r['ms']:.1f} ms | {r['ms'] / before:.2f}x "
+            f"| {r['bytes'] / 1e6:.2f} MB | {r['exemplars']:,} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.scrape")
     parser.add_argument("--series", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--openmetrics", type=int, metavar="SERIES", help="only the OpenMetrics comparison"
+    )
     args = parser.parse_args(argv)
+    if args.openmetrics:
+        print(openmetrics_table(openmetrics(args.openmetrics, args.runs), args.openmetrics))
+        return 0
     print(table(run(args.series, args.runs)))
     return 0
 

@@ -74,7 +74,10 @@ def register(commands: Any) -> None:
         help="with --push: the collector remote-writes into Prometheus instead",
     )
     up.add_argument(
-        "--traces", action="store_true", help="with --push: traces to the collector and Jaeger"
+        "--traces",
+        action="store_true",
+        help="traces to the collector and Jaeger (without --push the collector carries only "
+        "them), and exemplars linking latency buckets to them",
     )
     for name, port in DEFAULT_PORTS.items():
         up.add_argument(

@@ -41,7 +41,12 @@ READY = {
 }
 # Ports a component listens on besides its main one (chosen free, kept in the state file).
 EXTRA_PORTS = {
-    "otel-collector": ("otel-collector-grpc", "otel-collector-metrics", "otel-collector-health"),
+    "otel-collector": (
+        "otel-collector-grpc",
+        "otel-collector-metrics",
+        "otel-collector-health",
+        "otel-collector-telemetry",
+    ),
     "jaeger": ("jaeger-otlp", "jaeger-health"),
 }
 COLLECTOR = REPO / "otel-collector"
@@ -64,7 +69,8 @@ class StackConfig:
     # "remote-write": otel-collector/remote-write.yaml merged in.
     push_via: Literal["scrape", "remote-write"] = "scrape"
     # Traces: the API sends them (every request sampled) to the collector, which sends them to
-    # Jaeger. Push mode only (the collector is there).
+    # Jaeger. In pull mode the collector runs for the traces alone (Prometheus still scrapes
+    # the API, OpenMetrics with exemplars); in push mode it carries the metrics too.
     traces: bool = False
     # How the API is served: `testboost serve` (the default), or plain `uvicorn --workers N`
     # with TESTBOOST_METRICS_DIR, the documented way for servers other than ours.
@@ -79,6 +85,8 @@ class StackConfig:
     # The Prometheus binary in .tools/bin (or on PATH): `prometheus` (2.53) or `prometheus3`
     # (3.5), both installed by `make tools`.
     prometheus_binary: str = "prometheus"
+    # More Prometheus flags (tests), after the stack's own.
+    prometheus_args: tuple[str, ...] = ()
     # Alertmanager instances. 1: clustering off, as the stack always ran it. N > 1: an HA
     # cluster as operators run one, gossiping on loopback (components alertmanager,
     # alertmanager-2, …, each with its own data), every instance a target of Prometheus.
@@ -93,9 +101,8 @@ class StackConfig:
             raise StackError("alertmanagers must be at least 1")
         if self.push_via not in ("scrape", "remote-write"):
             raise StackError(f"push_via must be 'scrape' or 'remote-write', not {self.push_via!r}")
-        if self.traces and self.mode != "push":
-            raise StackError("traces go through the collector: they need push mode")
         self.workdir = Path(self.workdir).resolve()
+        self.prometheus_args = tuple(self.prometheus_args)  # a list when read from state
 
 
 class Stack:
@@ -107,7 +114,9 @@ class Stack:
             "api": config.api_port,
             "prometheus": config.prometheus_port,
             "alertmanager": config.alertmanager_port,
-            "otel-collector": config.otel_collector_port if config.mode == "push" else None,
+            "otel-collector": (
+                config.otel_collector_port if config.mode == "push" or config.traces else None
+            ),
             "jaeger": config.jaeger_port if config.traces else None,
         }
         self.alertmanagers = alertmanager_instances(config.alertmanagers)
@@ -225,6 +234,7 @@ class Stack:
                 "server": config.server,
                 "api_env": config.api_env,
                 "alertmanagers": config.alertmanagers,
+                "prometheus_args": list(config.prometheus_args),
             },
             "processes": {
                 name: {"pid": p.pid, "started": p.started, "log": str(p.log)}
@@ -243,9 +253,10 @@ class Stack:
             api=self.urls["api"],
             prometheus=self.urls["prometheus"],
             alertmanager=self.urls["alertmanager"],
-            otlp_agent=(
-                self.ready_url("otel-collector") if "otel-collector" in self.components else None
+            otlp_agent=(  # where the metrics go: push mode's collector
+                self.ready_url("otel-collector") if self.config.mode == "push" else None
             ),
+            jaeger=self.urls.get("jaeger"),
             metrics_token=environment.get("TESTBOOST_METRICS_TOKEN") or None,
             export_interval=float(environment["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000,
         )
@@ -293,7 +304,12 @@ class Stack:
                 OTEL_EXPORTER_OTLP_ENDPOINT=self.urls["otel-collector"],
             )
         if self.config.traces:
-            env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_TRACES_SAMPLER="parentbased_always_on")
+            env.update(
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_TRACES_SAMPLER="parentbased_always_on",
+                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                OTEL_EXPORTER_OTLP_ENDPOINT=self.urls["otel-collector"],
+            )
         if self.config.server == "uvicorn" and self.config.mode == "pull":
             env.update(TESTBOOST_METRICS_DIR=str(self.workdir / "metrics"))
         env.update(self.config.api_env)
@@ -329,10 +345,12 @@ class Stack:
                 f"--config.file={work / 'prometheus.yml'}",
                 f"--storage.tsdb.path={work / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                # As compose runs it: the OpenMetrics scrapes' exemplars are kept.
+                "--enable-feature=exemplar-storage",
             ]
             if self.config.mode == "push" and self.config.push_via == "remote-write":
                 argv.append("--web.enable-remote-write-receiver")  # the collector writes here
-            return argv
+            return [*argv, *self.config.prometheus_args]
         if name in self.alertmanagers:
             binary = find_tool("alertmanager", "prometheus-alertmanager")
             ensure_alertmanager_assets(binary)
@@ -381,8 +399,14 @@ class Stack:
                 # is sent (the API's OTEL_TRACES_EXPORTER is none).
                 OTELCOL_TRACES_ENDPOINT=local.get("jaeger-otlp", "127.0.0.1:9"),
                 OTELCOL_HEALTH_ENDPOINT=local["otel-collector-health"],
-                OTELCOL_TELEMETRY_LEVEL="none",
+                # Its own metrics, scraped as job otel-collector-telemetry (scrape.d/).
+                OTELCOL_TELEMETRY_HOST="127.0.0.1",
+                OTELCOL_TELEMETRY_PORT=str(self.ports["otel-collector-telemetry"]),
             )
+            if self.config.fast:
+                # A span batch Jaeger refuses counts as failed after 30 s instead of 5 min
+                # (the least the exporter's retry intervals allow).
+                env.update(OTELCOL_RETRY_MAX_ELAPSED="30s")
         elif name == "jaeger":
             env.update(
                 JAEGER_OTLP_GRPC_ENDPOINT=local["jaeger-otlp"],

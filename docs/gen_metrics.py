@@ -99,6 +99,55 @@ def render() -> str:
         + ". In push mode each worker pushes its own series (its `service.instance.id`) and",
         "the queries sum them.",
         "",
+        "## From a bucket to its trace",
+        "",
+        "With traces on (`OTEL_TRACES_EXPORTER=otlp`), the latency histograms",
+        "(`testboost_http_request_duration_seconds`, `testboost_llm_request_duration_seconds`,",
+        "`testboost_workflow_duration_seconds`) and the counters carry exemplars: each bucket",
+        "(each counter series) shows the newest sampled observation it counted, with that",
+        'request\'s `trace_id` and `span_id` (`# {trace_id="…",span_id="…"} 0.734 1733480000.123`',
+        "after the sample). The HTTP ones name the request's server span, the LLM one the",
+        "attempt's `llm.chat` span. Each link needs every piece on the way:",
+        "",
+        "| piece | setting | what it enables |",
+        "|---|---|---|",
+        "| the API | `OTEL_TRACES_EXPORTER=otlp` (`OTEL_METRICS_EXEMPLAR_FILTER` unset: "
+        "`trace_based`) | records the trace context of sampled requests beside their"
+        " observations |",
+        "| pull: the API's `/metrics` | nothing to set | OpenMetrics 1.0 with exemplars to a"
+        " scraper"
+        " whose `Accept` header asks for it first (Prometheus 2.x and 3.x do); the 0.0.4 text,"
+        " without them, to anyone else |",
+        "| push: the collector's page | `enable_open_metrics: true` (`otel-collector/config.yaml`)"
+        " | the same OpenMetrics with the exemplars pushed over OTLP |",
+        "| Prometheus | `--enable-feature=exemplar-storage` (compose, the local stack; the"
+        " Prometheus Operator: `enableFeatures: [exemplar-storage]`, [kubernetes](kubernetes.md))"
+        " | keeps them (in memory, 100,000 by default), answers `/api/v1/query_exemplars` |",
+        "| Grafana | `exemplarTraceIdDestinations` on the Prometheus datasource, the Jaeger"
+        ' datasource (`monitoring/grafana/provisioning/datasources/`), `"exemplar": true` on'
+        " the latency panels' targets | draws them on the latency panels; a click opens the trace"
+        " in Jaeger |",
+        "",
+        "By hand (`make stack-push`, or `testboost stack up --traces` for pull mode with traces):",
+        "ask Prometheus for a route's exemplars, one per bucket series (`le`), each with the",
+        "duration it recorded as its `value`; the largest are the slow requests. Then ask Jaeger",
+        "for the trace:",
+        "",
+        "```",
+        "curl -s http://127.0.0.1:9090/api/v1/query_exemplars \\",
+        "  --data-urlencode"
+        " 'query=testboost_http_request_duration_seconds_bucket{path=\"/api/v2/sessions\"}' \\",
+        '  --data-urlencode "start=$(date -d \'-1 hour\' +%s)" --data-urlencode "end=$(date +%s)"',
+        "curl -s http://127.0.0.1:16686/api/traces/<trace_id>",
+        "```",
+        "",
+        "A bucket keeps its newest exemplar until a newer observation in it replaces it, so",
+        "every scrape finds one and a request rarely slow is not lost to the next fast one",
+        "(Prometheus stores each once). Several pull-mode workers: the merged page keeps, per",
+        "bucket, the newest of every worker's. Only sampled requests leave exemplars",
+        "(compose samples a tenth of the traces that start in the API), and a new series'",
+        "exemplars wait out its [first-observations](#first-observations) hold.",
+        "",
         "## Label values",
         "",
         "| Label | Values |",

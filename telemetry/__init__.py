@@ -85,11 +85,13 @@ class Telemetry:
             runtime.observe(self.meter)
 
     def instrument_app(self, app: Starlette, metrics_token: str | None = None) -> None:
-        """HTTP families and server spans for every request, and GET /metrics."""
+        """HTTP families for every request, server spans for those not excluded (the scrapes,
+        probes and docs pages by default), and GET /metrics."""
         if self.instruments is not None or self.tracer_provider is not None:
             record = self.instruments.http_request if self.instruments else _ignore
             tracer = self.tracer if self.tracer_provider else None
-            app.add_middleware(HttpTelemetry, record=record, tracer=tracer)
+            excluded = self.config.excluded_urls_pattern
+            app.add_middleware(HttpTelemetry, record=record, tracer=tracer, excluded=excluded)
         # Always served, even with nothing to expose (push, none, SDK disabled): Prometheus
         # scrapes it for `up`, and HealthCheckFailed must keep meaning "the API is down".
         exporter = "disabled" if self.config.disabled else self.config.metrics_exporter
@@ -195,7 +197,8 @@ def setup(config: TelemetryConfig | None = None) -> Telemetry:
     pull_reader: PrometheusTextReader | None = None
     workers: WorkerMetrics | None = None
     series_start = SeriesStart(config.new_series_hold_s)
-    instruments = Instruments(METER_NAME, resource, _exemplars(config))
+    # Each bucket shows its newest exemplar until a newer one comes (telemetry/instruments.py).
+    instruments = Instruments(METER_NAME, resource, _exemplars(config), keep_exemplars=True)
     if not config.disabled:
         if config.metrics_exporter == "prometheus":
             if config.metrics_dir:

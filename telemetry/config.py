@@ -7,6 +7,7 @@ are read by the OpenTelemetry exporters and SDK themselves; this module only cho
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,10 @@ OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
 OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
 OTEL_METRICS_EXEMPLAR_FILTER = "OTEL_METRICS_EXEMPLAR_FILTER"
+# The OpenTelemetry Python instrumentations' convention: requests whose URL matches one of these
+# comma-separated regular expressions get no span; the FastAPI-specific variable wins.
+OTEL_PYTHON_FASTAPI_EXCLUDED_URLS = "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"
+OTEL_PYTHON_EXCLUDED_URLS = "OTEL_PYTHON_EXCLUDED_URLS"
 # Ours: the directory pull-mode workers share (telemetry/multiprocess.py).
 TESTBOOST_METRICS_DIR = "TESTBOOST_METRICS_DIR"
 
@@ -27,6 +32,18 @@ METRICS_EXPORTERS = ("prometheus", "otlp", "none")
 TRACES_EXPORTERS = ("otlp", "console", "none")
 PROTOCOLS = ("http/protobuf", "grpc")
 EXEMPLAR_FILTERS = ("always_on", "always_off", "trace_based")
+# Untraced unless the variables above say otherwise: Prometheus' scrapes, health probes and the
+# API's own docs pages (with their assets) are not work anyone asked the API for, and a scrape
+# every 15 s alone would be most of the traces.
+DEFAULT_EXCLUDED_URLS = (
+    "^/metrics$",
+    "^/health$",
+    "^/docs$",
+    "^/docs/oauth2-redirect$",
+    "^/redoc$",
+    r"^/openapi\.json$",
+    "^/static-offline-docs/",
+)
 
 
 class TelemetryConfigError(ValueError):
@@ -51,6 +68,8 @@ class TelemetryConfig:
     metrics_dir: str | None = None
     # One of EXEMPLAR_FILTERS; None: `exemplar_filter_name` chooses.
     exemplar_filter: str | None = None
+    # Regular expressions searched in a request's path (`re.search`): a match, no span.
+    excluded_urls: tuple[str, ...] = DEFAULT_EXCLUDED_URLS
 
     @property
     def push(self) -> bool:
@@ -68,12 +87,19 @@ class TelemetryConfig:
 
     @property
     def exemplar_filter_name(self) -> str:
-        """Exemplars only where they can leave the process: OTLP carries them, the Prometheus
-        text format does not, and without traces there is no sampled span to link; elsewhere
-        the trace-based filter would cost a context lookup per record for nothing."""
+        """Exemplars only where they link to something: with traces, a sampled span's
+        (OTLP carries them in push mode, the OpenMetrics scrape in pull mode); without traces
+        there is no span to link, and the trace-based filter would cost a context lookup per
+        record for nothing. With metrics off, no exemplar can leave either."""
         if self.exemplar_filter is not None:
             return self.exemplar_filter
-        return "trace_based" if self.push and self.traces_exporter != "none" else "always_off"
+        exported = not self.disabled and self.metrics_exporter in ("prometheus", "otlp")
+        return "trace_based" if exported and self.traces_exporter != "none" else "always_off"
+
+    @property
+    def excluded_urls_pattern(self) -> re.Pattern[str] | None:
+        """The excluded URLs as one expression, as the instrumentations join them."""
+        return re.compile("|".join(self.excluded_urls)) if self.excluded_urls else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TelemetryConfig:
@@ -107,4 +133,22 @@ class TelemetryConfig:
                 if env.get(OTEL_METRICS_EXEMPLAR_FILTER, "").strip()
                 else None
             ),
+            excluded_urls=_excluded_urls(env),
         )
+
+
+def _excluded_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The first of the two variables that is set, even empty (then every path is traced), as
+    the instrumentations read them; unset: our defaults."""
+    for name in (OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, OTEL_PYTHON_EXCLUDED_URLS):
+        if name in env:
+            patterns = tuple(p.strip() for p in env[name].split(",") if p.strip())
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise TelemetryConfigError(
+                        f"{name}: {pattern!r} is not a regular expression ({exc})"
+                    ) from None
+            return patterns
+    return DEFAULT_EXCLUDED_URLS

@@ -2,7 +2,8 @@
 
 pull (`prometheus`): an in-process PrometheusTextReader (telemetry/exposition.py: the SDK's
 collection, our own text formatting, ~0.1x the time of prometheus_client's), served by the API
-at /metrics (a plain route: mounting prometheus_client's app answers 307).
+at /metrics (a plain route: mounting prometheus_client's app answers 307): OpenMetrics, with
+exemplars, to a scraper that asks for it first (Prometheus does), the 0.0.4 text otherwise.
 push (`otlp`): a PeriodicExportingMetricReader, cumulative temporality so Prometheus' rate()
 works on what arrives; /metrics then serves an empty exposition so the scrape job keeps `up`
 meaning "the API answers" without counting anything twice.
@@ -36,7 +37,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from telemetry.config import TelemetryConfig
-from telemetry.exposition import CONTENT_TYPE, PrometheusTextReader
+from telemetry.exposition import (
+    CONTENT_TYPE,
+    OPENMETRICS_CONTENT_TYPE,
+    PrometheusTextReader,
+    wants_openmetrics,
+)
 
 CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
@@ -109,11 +115,12 @@ class TransformingExporter(MetricExporter):
 
 
 class MetricsEndpoint:
-    """GET /metrics: what `render` returns (None: nothing exposed here), gzip when asked,
-    behind a bearer token when one is configured."""
+    """GET /metrics: what `render` returns (None: nothing exposed here), in the format the
+    scraper's Accept header prefers (`render(True)`: OpenMetrics), gzip when asked, behind a
+    bearer token when one is configured."""
 
     def __init__(
-        self, render: Callable[[], bytes] | None, exporter: str, token: str | None
+        self, render: Callable[[bool], bytes] | None, exporter: str, token: str | None
     ) -> None:
         self._render = render
         self._exporter = exporter
@@ -126,12 +133,17 @@ class MetricsEndpoint:
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        content_type = CONTENT_TYPE
         if self._render is None:
+            # Comments only: the 0.0.4 text whatever was asked (OpenMetrics has no comments).
             body = NOT_HERE_NOTE
         else:
+            openmetrics = wants_openmetrics(request.headers.get("accept", ""))
+            if openmetrics:
+                content_type = OPENMETRICS_CONTENT_TYPE
             # Collection runs observable callbacks (a DB count): keep it off the event loop.
-            body = await run_in_threadpool(self._render)
-        headers = {"Content-Type": CONTENT_TYPE, EXPORTER_HEADER: self._exporter}
+            body = await run_in_threadpool(self._render, openmetrics)
+        headers = {"Content-Type": content_type, EXPORTER_HEADER: self._exporter}
         if "gzip" in request.headers.get("accept-encoding", ""):
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"

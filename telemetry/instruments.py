@@ -15,6 +15,15 @@ What the SDK would do is kept: a series starts at its first observation (or when
 with that time as its start; past `cardinality_limit` label sets a family records into one
 `otel.metric.overflow=true` series; exemplars go through the SDK's own filter and
 reservoirs (the aligned-bucket one for histograms), collected once and then reset.
+
+Except with `keep_exemplars` (what the API runs): each bucket (a counter: its series) then
+shows its newest exemplar until a newer one replaces it, as prometheus_client keeps them (the
+spec leaves replay across cumulative collections to the SDK). Reset after each collection, an
+exemplar would reach Prometheus only if nothing else collected in between: in pull mode a
+second scraper, `testboost doctor`, or a worker's once-a-second publication to the others
+(telemetry/multiprocess.py) takes it away; in push mode the collector's page shows it for one
+export interval, which a scrape may miss, and not at all while the series-start hold zeroes a
+new series (telemetry/series_start.py). Prometheus stores an exemplar it has seen once.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics import (
     AlignedHistogramBucketExemplarReservoir,
     AlwaysOffExemplarFilter,
+    Exemplar,
     ExemplarFilter,
     ExemplarReservoir,
     SimpleFixedSizeExemplarReservoir,
@@ -83,8 +93,10 @@ class _Series:
         "attributes",
         "buckets",
         "count",
+        "kept",
         "max",
         "min",
+        "offered",
         "reservoir",
         "start_ns",
         "sum",
@@ -101,16 +113,25 @@ class _Series:
         self.min = float("inf")
         self.max = float("-inf")
         self.reservoir: ExemplarReservoir | None = reservoir
+        self.offered = False  # the reservoir holds something since its last collection
+        self.kept: dict[int, Exemplar] = {}  # bucket index -> newest exemplar (keep_exemplars)
 
 
 class _Family:
     """One counter or histogram family: its series by label values."""
 
-    def __init__(self, family: MetricFamily, limit: int, exemplars: ExemplarFilter | None) -> None:
+    def __init__(
+        self,
+        family: MetricFamily,
+        limit: int,
+        exemplars: ExemplarFilter | None,
+        keep_exemplars: bool = False,
+    ) -> None:
         self.family = family
         self.bounds = family.buckets
         self.limit = limit
         self.exemplars = exemplars
+        self.keep_exemplars = keep_exemplars
         self.series: dict[tuple[str, ...], _Series] = {}
         self.lock = threading.Lock()
 
@@ -148,6 +169,7 @@ class _Family:
         now, ctx = time.time_ns(), context.get_current()
         if self.exemplars.should_sample(value, now, series.attributes, ctx):
             series.reservoir.offer(value, now, series.attributes, ctx)
+            series.offered = True
 
     def add(self, amount: int, values: tuple[str, ...]) -> None:
         series = self.get(values)
@@ -173,12 +195,25 @@ class _Family:
             if self.exemplars is not None:
                 self.offer(series, value)
 
+    def _keep(self, series: _Series, fresh: list[Exemplar]) -> list[Exemplar]:
+        """The series' newest exemplar per bucket, fresh ones (newer than any kept) in."""
+        histogram = self.family.kind is Kind.HISTOGRAM
+        for exemplar in fresh:
+            series.kept[bisect_left(self.bounds, exemplar.value) if histogram else 0] = exemplar
+        return list(series.kept.values())
+
     def collect(self, now_ns: int) -> Metric:
         family = self.family
         points: list[Any] = []
         with self.lock:
             for series in self.series.values():
-                exemplars = series.reservoir.collect(series.attributes) if series.reservoir else []
+                exemplars: list[Exemplar] = []
+                if series.offered and series.reservoir is not None:
+                    # Collecting an empty reservoir costs a lock and a sort: skipped.
+                    exemplars = series.reservoir.collect(series.attributes)
+                    series.offered = False
+                if self.keep_exemplars and (exemplars or series.kept):
+                    exemplars = self._keep(series, exemplars)
                 if family.kind is Kind.COUNTER:
                     points.append(
                         NumberDataPoint(
@@ -218,13 +253,14 @@ class Instruments:
         resource: Resource,
         exemplars: ExemplarFilter | None = None,
         cardinality_limit: int = CARDINALITY_LIMIT,
+        keep_exemplars: bool = False,
     ) -> None:
         self._scope_name = scope_name
         self._resource = resource
         if isinstance(exemplars, AlwaysOffExemplarFilter):
             exemplars = None
         self._families = {
-            family.name: _Family(family, cardinality_limit, exemplars)
+            family.name: _Family(family, cardinality_limit, exemplars, keep_exemplars)
             for family in CATALOG
             if family.kind in (Kind.COUNTER, Kind.HISTOGRAM) and not family.observed
         }

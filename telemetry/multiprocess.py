@@ -10,7 +10,10 @@ the other workers' files:
   its counts stay in the sum and every counter stays monotonic while workers come and go;
 - gauges are merged per the catalog's `across_workers` rule over live workers only: the pool
   gauges are summed (the pool utilisation of the whole server), `testboost_active_sessions`,
-  the database's count that every worker reads alike, takes the max.
+  the database's count that every worker reads alike, takes the max;
+- exemplars (pull mode with traces) travel with their points, and the merge keeps, per
+  histogram bucket (per counter series), the newest of every worker's, dead ones' included:
+  the OpenMetrics scrape links each bucket to the latest request it counted, in any worker.
 
 The files are data, never code: JSON of plain numbers and strings, each checked for its shape
 before use (a file that is not is skipped with a warning, and the scrape answers). Who may use
@@ -32,10 +35,12 @@ import math
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -66,9 +71,12 @@ COUNTER, UPDOWN, GAUGE, HISTOGRAM = "counter", "updown", "gauge", "histogram"
 KINDS = (COUNTER, UPDOWN, GAUGE, HISTOGRAM)
 
 # One published metric: (scope, name, description, unit, kind, points). A point is
-# (attributes, start_ns, value) or, for histograms,
-# (attributes, start_ns, count, sum, bounds, bucket_counts, min, max).
+# (attributes, start_ns, value, exemplars) or, for histograms,
+# (attributes, start_ns, count, sum, bounds, bucket_counts, min, max, exemplars); the
+# exemplars a list of (value, time_ns, trace_id hex or None, span_id hex or None,
+# filtered attributes). A file without them (the points' last field) is read as having none.
 Published = tuple[str, str, str, str, str, list[tuple[Any, ...]]]
+PlainExemplar = tuple[float, int, str | None, str | None, dict[str, Any]]
 
 
 def publishable(data: MetricsData | None) -> list[Published]:
@@ -91,6 +99,7 @@ def publishable(data: MetricsData | None) -> list[Published]:
                             tuple(p.bucket_counts),
                             p.min,
                             p.max,
+                            _plain_exemplars(p.exemplars),
                         )
                         for p in series.data_points
                     ]
@@ -100,7 +109,12 @@ def publishable(data: MetricsData | None) -> list[Published]:
                     else:
                         kind = COUNTER if series.is_monotonic else UPDOWN
                     points = [
-                        (dict(p.attributes or {}), p.start_time_unix_nano, p.value)
+                        (
+                            dict(p.attributes or {}),
+                            p.start_time_unix_nano,
+                            p.value,
+                            _plain_exemplars(p.exemplars),
+                        )
                         for p in series.data_points
                     ]
                 else:
@@ -118,10 +132,23 @@ def publishable(data: MetricsData | None) -> list[Published]:
     return out
 
 
+def _plain_exemplars(exemplars: Any) -> list[PlainExemplar]:
+    return [
+        (
+            e.value,
+            e.time_unix_nano,
+            format(e.trace_id, "032x") if e.trace_id else None,
+            format(e.span_id, "016x") if e.span_id else None,
+            dict(e.filtered_attributes or {}),
+        )
+        for e in exemplars or ()
+    ]
+
+
 def encode(published: list[Published], **extra: Any) -> bytes:
     """JSON; a histogram's min and max with no observation (infinite) as null."""
     metrics = [
-        (*head, [(*p[:6], _finite(p[6]), _finite(p[7])) for p in points])
+        (*head, [(*p[:6], _finite(p[6]), _finite(p[7]), *p[8:]) for p in points])
         if head[4] == HISTOGRAM
         else (*head, points)
         for *head, points in published
@@ -160,20 +187,19 @@ def _metric(entry: Any) -> Published:
 
 def _point(point: Any, kind: str, name: str) -> tuple[Any, ...]:
     size = 8 if kind == HISTOGRAM else 3
-    if not (isinstance(point, list) and len(point) == size):
-        raise ValueError(f"{name}: a {kind} point has {size} fields")
+    if not (isinstance(point, list) and len(point) in (size, size + 1)):
+        raise ValueError(f"{name}: a {kind} point has {size} fields, and its exemplars")
     attrs, start = point[0], point[1]
-    if not isinstance(attrs, dict) or not all(
-        isinstance(k, str) and isinstance(v, str | bool | int | float) for k, v in attrs.items()
-    ):
+    if not _attributes(attrs):
         raise ValueError(f"{name}: attributes are strings to scalars")
     if start is not None and not _count(start):
         raise ValueError(f"{name}: a start time is a whole number of nanoseconds")
+    exemplars = _exemplars(point[size], name) if len(point) > size else []
     if kind != HISTOGRAM:
         if not _number(point[2]) or (kind == COUNTER and point[2] < 0):
             raise ValueError(f"{name}: a {kind}'s value is a finite number")
-        return (attrs, start, point[2])
-    _a, _s, count, total, bounds, buckets, low, high = point
+        return (attrs, start, point[2], exemplars)
+    _a, _s, count, total, bounds, buckets, low, high = point[:size]
     if not (
         _count(count)
         and _number(total)
@@ -189,7 +215,42 @@ def _point(point: Any, kind: str, name: str) -> tuple[Any, ...]:
         raise ValueError(f"{name}: a histogram point's count, sum, bounds or buckets")
     low = math.inf if low is None else low
     high = -math.inf if high is None else high
-    return (attrs, start, count, total, tuple(bounds), tuple(buckets), low, high)
+    return (attrs, start, count, total, tuple(bounds), tuple(buckets), low, high, exemplars)
+
+
+def _attributes(attrs: Any) -> bool:
+    return isinstance(attrs, dict) and all(
+        isinstance(k, str) and isinstance(v, str | bool | int | float) for k, v in attrs.items()
+    )
+
+
+def _exemplars(entries: Any, name: str) -> list[PlainExemplar]:
+    """[value, time_ns, trace_id hex, span_id hex, attributes] each, or ValueError."""
+    if not isinstance(entries, list):
+        raise ValueError(f"{name}: exemplars are a list")
+    out: list[PlainExemplar] = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 5):
+            raise ValueError(f"{name}: an exemplar is [value, time, trace, span, attributes]")
+        value, time_ns, trace_id, span_id, attrs = entry
+        if not (
+            _number(value)
+            and _count(time_ns)
+            and _hex_id(trace_id, 32)
+            and _hex_id(span_id, 16)
+            and _attributes(attrs)
+        ):
+            raise ValueError(f"{name}: an exemplar's value, time, trace, span or attributes")
+        out.append((value, time_ns, trace_id, span_id, attrs))
+    return out
+
+
+def _hex_id(value: Any, digits: int) -> bool:
+    return value is None or (
+        isinstance(value, str)
+        and len(value) == digits
+        and all(c in "0123456789abcdef" for c in value)
+    )
 
 
 def _finite(value: float) -> float | None:
@@ -206,16 +267,31 @@ def _count(value: Any) -> bool:
 
 
 class _Series:
-    __slots__ = ("attrs", "bounds", "buckets", "count", "max", "min", "start", "sum", "value")
+    __slots__ = (
+        "attrs",
+        "bounds",
+        "buckets",
+        "count",
+        "exemplars",
+        "max",
+        "min",
+        "start",
+        "sum",
+        "value",
+    )
 
     def __init__(self, attrs: Any, point: tuple[Any, ...], kind: str) -> None:
         self.attrs = attrs
         self.start = point[1]
+        # Histograms: bucket index -> the newest exemplar; counters: 0 -> the newest.
+        self.exemplars: dict[int, PlainExemplar] = {}
         if kind == HISTOGRAM:
-            _a, _s, self.count, self.sum, self.bounds, buckets, self.min, self.max = point
+            _a, _s, self.count, self.sum, self.bounds, buckets, self.min, self.max = point[:8]
             self.buckets = list(buckets)
         else:
             self.value = point[2]
+        if len(point) in (4, 9) and kind in (HISTOGRAM, COUNTER):
+            self._newest(point[-1], kind == HISTOGRAM)
 
     def add(self, point: tuple[Any, ...], kind: str, rule: str) -> None:
         if point[1] is not None and (self.start is None or point[1] < self.start):
@@ -223,8 +299,10 @@ class _Series:
         if kind != HISTOGRAM:
             value = point[2]
             self.value = max(self.value, value) if rule == "max" else self.value + value
+            if kind == COUNTER and len(point) == 4:
+                self._newest(point[3], False)
             return
-        _a, _s, count, total, bounds, buckets, low, high = point
+        _a, _s, count, total, bounds, buckets, low, high = point[:8]
         if tuple(bounds) != tuple(self.bounds):
             log.warning("histogram bounds differ between workers; a worker's points are skipped")
             return
@@ -232,6 +310,15 @@ class _Series:
         self.sum += total
         self.buckets = [a + b for a, b in zip(self.buckets, buckets, strict=True)]
         self.min, self.max = min(self.min, low), max(self.max, high)
+        if len(point) == 9:
+            self._newest(point[8], True)
+
+    def _newest(self, exemplars: list[PlainExemplar], histogram: bool) -> None:
+        for exemplar in exemplars:
+            key = bisect_left(self.bounds, exemplar[0]) if histogram else 0
+            kept = self.exemplars.get(key)
+            if kept is None or exemplar[1] > kept[1]:
+                self.exemplars[key] = exemplar
 
 
 class WorkerMetrics:
@@ -442,11 +529,14 @@ def _published(merged: Accumulated) -> list[Published]:
                     s.buckets,
                     s.min,
                     s.max,
+                    list(s.exemplars.values()),
                 )
                 for s in series.values()
             ]
         else:
-            points = [(s.attrs, s.start, s.value) for s in series.values()]
+            points = [
+                (s.attrs, s.start, s.value, list(s.exemplars.values())) for s in series.values()
+            ]
         out.append((scope, name, description, unit, kind, points))
     return out
 
@@ -456,16 +546,40 @@ def _data(kind: str, series: Any, now: int) -> Any:
         return Histogram(
             [
                 HistogramDataPoint(
-                    s.attrs, s.start, now, s.count, s.sum, s.buckets, s.bounds, s.min, s.max
+                    s.attrs,
+                    s.start,
+                    now,
+                    s.count,
+                    s.sum,
+                    s.buckets,
+                    s.bounds,
+                    s.min,
+                    s.max,
+                    _sdk_exemplars(s.exemplars),
                 )
                 for s in series
             ],
             CUMULATIVE,
         )
-    points = [NumberDataPoint(s.attrs, s.start, now, s.value) for s in series]
+    points = [
+        NumberDataPoint(s.attrs, s.start, now, s.value, _sdk_exemplars(s.exemplars)) for s in series
+    ]
     if kind == GAUGE:
         return Gauge(points)
     return Sum(points, CUMULATIVE, is_monotonic=kind == COUNTER)
+
+
+def _sdk_exemplars(kept: dict[int, PlainExemplar]) -> list[Exemplar]:
+    return [
+        Exemplar(
+            attrs or None,
+            value,
+            time_ns,
+            int(span_id, 16) if span_id else None,
+            int(trace_id, 16) if trace_id else None,
+        )
+        for value, time_ns, trace_id, span_id, attrs in kept.values()
+    ]
 
 
 def prepare(directory: Path) -> None:

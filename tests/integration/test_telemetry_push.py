@@ -145,7 +145,7 @@ def test_pushed_histograms_carry_exemplars_of_sampled_requests(
         with receiver.lock:
             requests = list(receiver.metrics)
         found: dict[str, set[str]] = {}
-        for request in requests:  # exemplars leave once, in the export after the request
+        for request in requests:  # each bucket's newest, in every export until replaced
             for rm in request.resource_metrics:
                 for sm in rm.scope_metrics:
                     for metric in sm.metrics:

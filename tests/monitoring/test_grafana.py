@@ -14,6 +14,7 @@ from telemetry.catalog import CATALOG, Kind
 
 from .queries import (
     DASHBOARDS_DIR,
+    SLO_RULES_FILE,
     alert_rules,
     dashboard_files,
     dashboard_panels,
@@ -48,6 +49,47 @@ def test_datasource_provisioning() -> None:
     assert source["jsonData"]["timeInterval"] == prometheus["global"]["scrape_interval"]
 
 
+def test_exemplars_link_to_the_provisioned_jaeger() -> None:
+    """An exemplar's trace_id (the label the API's /metrics and the collector's page give it)
+    opens its trace in a Jaeger datasource provisioned beside Prometheus', at the compose
+    service's query port."""
+    datasources = GRAFANA / "provisioning" / "datasources"
+    (jaeger,) = yaml.safe_load((datasources / "jaeger.yml").read_text())["datasources"]
+    assert (jaeger["type"], jaeger["uid"]) == ("jaeger", "testboost-jaeger")
+    otel = yaml.safe_load((REPO / "compose/docker-compose.otel.yaml").read_text())["services"]
+    published = {entry.split(":")[-1] for entry in otel["jaeger"]["ports"]}
+    assert jaeger["url"] == "http://jaeger:16686" and "16686" in published
+    for path in (datasources / "prometheus.yml", REPO / "monitoring/thanos/grafana-datasource.yml"):
+        (source,) = yaml.safe_load(path.read_text())["datasources"]
+        assert source["jsonData"]["exemplarTraceIdDestinations"] == [
+            {
+                "name": "trace_id",
+                "datasourceUid": jaeger["uid"],
+                "urlDisplayLabel": "Trace in Jaeger",
+            }
+        ], path
+
+
+# Latency panels whose buckets carry exemplars: one target each asks for them (every target of
+# a panel reads the same buckets, and Grafana would draw each exemplar once per target).
+EXEMPLAR_PANELS = {
+    "testboost-overview.json": "API Response Time (p50, p95, p99)",
+    "http-errors.json": "Latency Percentiles by Route (p50, p95, p99)",
+    "llm-workflows.json": "LLM Latency by Provider (p50, p95)",
+}
+
+
+def test_latency_panels_show_exemplars_once() -> None:
+    for path in dashboard_files():
+        for panel in dashboard_panels(load_dashboard(path)):
+            asking = [t for t in panel.get("targets", []) if t.get("exemplar")]
+            if panel["title"] == EXEMPLAR_PANELS.get(path.name):
+                assert len(asking) == 1, (path.name, panel["title"])
+                assert "_duration_seconds_bucket" in asking[0]["expr"]
+            else:
+                assert not asking, (path.name, panel["title"])
+
+
 def test_dashboard_provider() -> None:
     doc = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "testboost.yml").read_text())
     (provider,) = doc["providers"]
@@ -76,13 +118,36 @@ def test_overview_ends_with_a_runtime_row_of_the_process_families() -> None:
     (Prometheus exposes process_* of its own: the job selector keeps them out)."""
     overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
     rows = [p for p in overview["panels"] if p.get("type") == "row"]
-    assert [r["title"] for r in rows] == ["Runtime"]
-    after = [p for p in overview["panels"] if p["gridPos"]["y"] > rows[0]["gridPos"]["y"]]
+    assert [r["title"] for r in rows] == ["Service Level Objectives", "Runtime"]
+    after = [p for p in overview["panels"] if p["gridPos"]["y"] > rows[-1]["gridPos"]["y"]]
     exprs = [t["expr"] for p in after for t in p["targets"]]
     runtime = [f.name for f in CATALOG if f.observed]
     for name in runtime:
         assert any(name in expr for expr in exprs), name
     assert all('job="$job"' in expr for expr in exprs), exprs  # the API's, never Prometheus'
+
+
+def test_overview_has_an_slo_row_with_the_error_budget_left() -> None:
+    """Between the guide's panels and Runtime: each SLO's error budget left over 30 days and
+    its burn rate, read from the rules Sloth generates (slo-rules.yml), every SLO at once
+    (sloth_service), and a number even before any traffic (the `or` on slo:objective:ratio,
+    which exists as soon as the rules are loaded)."""
+    overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
+    panels = overview["panels"]
+    (row,) = [p for p in panels if p.get("title") == "Service Level Objectives"]
+    below = [p for p in panels if p["gridPos"]["y"] == row["gridPos"]["y"] + 1]
+    assert [p["title"] for p in below] == [
+        "Error Budget Left (30 days)",
+        "Error Budget Burn Rate (5m)",
+    ]
+    budget, burn = ([t["expr"] for t in p["targets"]] for p in below)
+    assert budget[0].startswith(
+        'slo:period_error_budget_remaining:ratio{sloth_service="testboost"}'
+    )
+    assert burn[0].startswith('slo:current_burn_rate:ratio{sloth_service="testboost"}')
+    assert all("or" in expr and "slo:objective:ratio" in expr for expr in budget + burn)
+    assert below[0]["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert all(t["legendFormat"] == "{{sloth_slo}}" for p in below for t in p["targets"])
 
 
 SELECTOR = re.compile(r"\b((?:testboost|process|python)_\w+)(\{[^}]*\})?")
@@ -218,8 +283,12 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
     return {"series": f"{name}{{{body}}}", "values": values}
 
 
-def _promtool_returns_numbers(exprs: list[str], tmp_path: Path) -> tuple[bool, str]:
+def _promtool_returns_numbers(
+    exprs: list[str], tmp_path: Path, slo_rules: bool = True
+) -> tuple[bool, str]:
     tests = {
+        # The SLO panels read the recording rules Sloth generates.
+        "rule_files": [str(SLO_RULES_FILE)] if slo_rules else [],
         "evaluation_interval": "1m",
         "tests": [
             {
@@ -255,5 +324,18 @@ def test_every_panel_query_returns_a_number_on_a_realistic_workload(tmp_path: Pa
 def test_the_workload_check_catches_an_empty_panel(tmp_path: Path) -> None:
     empty = 'sum(rate(testboost_http_requests_total{status=~"5.."}[5m]))'
     ok, output = _promtool_returns_numbers([empty], tmp_path)
+    assert not ok
+    assert "exp" in output
+
+
+@pytest.mark.tools
+def test_the_slo_panels_are_empty_without_the_slo_rules(tmp_path: Path) -> None:
+    """Their fallback (`or` on slo:objective:ratio) stands for "no traffic yet", never for
+    "rules not loaded": without slo-rules.yml they show nothing, and the doctor says so."""
+    overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
+    (budget,) = [
+        p for p in dashboard_panels(overview) if p["title"].startswith("Error Budget Left")
+    ]
+    ok, output = _promtool_returns_numbers([budget["targets"][0]["expr"]], tmp_path, False)
     assert not ok
     assert "exp" in output

@@ -23,6 +23,9 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 
 from tests.support.api_process import free_port
 from tests.support.exposition import Exposition
@@ -206,6 +209,25 @@ def test_metric_and_span_through_the_collector() -> None:
                 "testboost_build_probe_duration_seconds_count", job="testboost-api"
             )
 
+            # Asked as Prometheus asks (OpenMetrics first): the same series, and the
+            # histogram recorded under the span links to its trace.
+            scraped = httpx.get(
+                f"http://{collector['PROMETHEUS']}/metrics",
+                headers={"Accept": OPENMETRICS_FIRST},
+                timeout=5,
+            )
+            assert scraped.headers["content-type"].startswith("application/openmetrics-text")
+            families = list(openmetrics_families(scraped.text))  # strict: # EOF, _total, 128
+            linked = {
+                s.exemplar.labels["trace_id"]
+                for family in families
+                for s in family.samples
+                if s.name == "testboost_build_probe_duration_seconds_bucket" and s.exemplar
+            }
+            assert linked == {trace_id}
+            samples = {s.name for family in families for s in family.samples}
+            assert {COUNTER, "testboost_build_probe_duration_seconds_count"} <= samples
+
             own = answers(f"http://{collector['TELEMETRY']}/metrics")
             assert own is not None and "otelcol_receiver_accepted_metric_points" in own.text
 
@@ -223,6 +245,11 @@ def test_metric_and_span_through_the_collector() -> None:
 
 
 COUNTER = "testboost_build_probe_total"
+# Prometheus 2.53's default Accept header (3.5's also lists OpenMetrics first).
+OPENMETRICS_FIRST = (
+    "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;"
+    "version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
 
 
 def push(endpoint: str) -> str:
@@ -238,12 +265,6 @@ def push(endpoint: str) -> str:
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     meters = MeterProvider(resource=resource, metric_readers=[reader])
     meter = meters.get_meter("testboost.build-probe")
-    meter.create_counter("testboost_build_probe").add(3, {"route": "/probe"})
-    meter.create_histogram("testboost_build_probe_duration", unit="s").record(
-        0.25, {"route": "/probe"}
-    )
-    meters.shutdown()  # exports once
-
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(
         SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"))
@@ -251,5 +272,11 @@ def push(endpoint: str) -> str:
     tracer = tracer_provider.get_tracer("testboost.build-probe")
     with tracer.start_as_current_span("probe-span") as span:
         trace_id = format(span.get_span_context().trace_id, "032x")
+        meter.create_counter("testboost_build_probe").add(3, {"route": "/probe"})
+        # Under the sampled span: the SDK's trace-based filter keeps it as an exemplar.
+        meter.create_histogram("testboost_build_probe_duration", unit="s").record(
+            0.25, {"route": "/probe"}
+        )
+    meters.shutdown()  # exports once
     tracer_provider.shutdown()
     return trace_id

@@ -1,6 +1,7 @@
-"""The request-path shortcuts in telemetry/ keep what they skip invisible: SQL spans only where
-a sampled parent would keep them (and named as the database conventions say), exemplars only
-where they can leave the process, propagation headers read from the raw ASGI list."""
+"""The request-path shortcuts in telemetry/ keep what they skip invisible: SQL spans only under
+a sampled parent (and named as the database conventions say), exemplars only where they can
+leave the process, propagation headers read from the raw ASGI list, excluded paths never
+traced."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sqlalchemy import create_engine, text
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from telemetry import TelemetryConfig, TelemetryConfigError, _exemplars, db
-from telemetry.http import SCOPE_HEADERS
+from telemetry.http import SCOPE_HEADERS, HttpTelemetry
 
 
 @pytest.fixture
@@ -98,25 +103,24 @@ def test_a_failing_statement_ends_its_span_with_the_error(traced_engine) -> None
     assert span.events[0].name == "exception"
 
 
-def test_sql_span_under_a_sampled_parent_and_at_the_root(traced_engine) -> None:
+def test_sql_span_under_a_sampled_parent_and_none_outside_any_span(traced_engine) -> None:
     engine, exporter, tracer = traced_engine
     with tracer.start_as_current_span("request") as parent:
         query_under(engine, parent)
-    query_under(engine, None)
-    spans = sql_spans(exporter)
-    assert len(spans) == 2
-    assert spans[0].parent is not None
-    assert spans[0].parent.span_id == parent.get_span_context().span_id
-    assert spans[1].parent is None  # no parent: traced as before, a root span
+    query_under(engine, None)  # the API's upkeep (leases, sweeps, migrations): not traced
+    (span,) = sql_spans(exporter)
+    assert span.parent is not None
+    assert span.parent.span_id == parent.get_span_context().span_id
 
 
 @pytest.mark.parametrize(
     "config,env,off",
     [
-        (TelemetryConfig(), None, True),  # pull: the text format carries no exemplars
-        (TelemetryConfig(traces_exporter="otlp"), None, True),
-        (TelemetryConfig(metrics_exporter="otlp"), None, True),  # no traces: nothing to link
+        (TelemetryConfig(), None, True),  # no traces: nothing to link
+        (TelemetryConfig(traces_exporter="otlp"), None, False),  # pull: OpenMetrics carries them
+        (TelemetryConfig(metrics_exporter="otlp"), None, True),
         (TelemetryConfig(metrics_exporter="otlp", traces_exporter="otlp"), None, False),
+        (TelemetryConfig(metrics_exporter="none", traces_exporter="otlp"), None, True),
         (TelemetryConfig(), "trace_based", False),  # the standard variable decides
     ],
 )
@@ -144,3 +148,72 @@ def test_scope_headers_getter() -> None:
     assert SCOPE_HEADERS.get(raw, "TraceParent") == ["00-ab-cd-01"]
     assert SCOPE_HEADERS.get(raw, "tracestate") is None
     assert SCOPE_HEADERS.keys(raw) == ["host", "traceparent", "baggage"]
+
+
+def test_postgres_spans_name_the_server_never_the_credentials() -> None:
+    """db.namespace and server.address from the URL, never its user or password; SQLite (the
+    tests above) has no server: its file path appears nowhere."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = create_engine("postgresql+psycopg://tb_user:s3cret@db.internal:5433/testboost")
+    db.trace_sql(engine, provider)
+
+    class Cursor:  # the dialect runs the statement on it; no server needed
+        def execute(self, *args: object) -> None:
+            pass
+
+    statement = "SELECT sessions.id FROM sessions WHERE sessions.id = %(id)s"
+    with provider.get_tracer("test").start_as_current_span("request"):
+        for listener in engine.dialect.dispatch.do_execute:
+            listener(Cursor(), statement, {"id": "the-value"}, None)
+    (span,) = sql_spans(exporter)
+    assert span.name == "SELECT sessions"
+    assert dict(span.attributes or {}) == {
+        "db.system.name": "postgresql",
+        "server.address": "db.internal",
+        "server.port": 5433,
+        "db.namespace": "testboost",
+        "db.query.text": statement,
+        "db.operation.name": "SELECT",
+        "db.collection.name": "sessions",
+    }
+
+
+def http_app(excluded: str | None, exporter: InMemorySpanExporter) -> Starlette:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    async def ok(_request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/metrics", ok), Route("/api/v2/health", ok)])
+    pattern = TelemetryConfig(excluded_urls=(excluded,) if excluded else ()).excluded_urls_pattern
+    recorded: list[str] = []
+    app.add_middleware(
+        HttpTelemetry,
+        record=lambda method, path, status, seconds: recorded.append(path),
+        tracer=provider.get_tracer("test"),
+        excluded=pattern,
+    )
+    app.state.recorded = recorded
+    return app
+
+
+@pytest.mark.parametrize(
+    "excluded,traced",
+    [
+        (None, ["GET /metrics", "GET /api/v2/health"]),
+        ("^/metrics$", ["GET /api/v2/health"]),
+        ("health", ["GET /metrics"]),  # searched anywhere in the path, as the convention does
+        ("^/api/v2/health$", ["GET /metrics"]),  # in the path, whatever the Host header
+    ],
+)
+def test_excluded_paths_are_counted_but_never_traced(excluded: str | None, traced: list) -> None:
+    exporter = InMemorySpanExporter()
+    app = http_app(excluded, exporter)
+    with TestClient(app, base_url="http://api.example:8000") as client:
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/api/v2/health").status_code == 200
+    assert [span.name for span in exporter.get_finished_spans()] == traced
+    assert app.state.recorded == ["/metrics", "/api/v2/health"]  # the metrics see both
