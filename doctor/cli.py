@@ -5,10 +5,12 @@ instead (its URLs, API key, mode, collector and export interval, from WORKDIR/st
 a flag given overrides what it read. API, Prometheus and Alertmanager are checked by default
 (pass an empty URL, e.g. `--alertmanager ''`, to skip one); Grafana only when `--grafana` is
 given, because its API needs credentials. When the API pushes its metrics (OTLP),
-`--otlp-agent` names the health URL of the agent it pushes to. A check is SKIP when the URL of
-its component was not given or it does not apply (the agent's in pull mode); WARN is not a
-failure. Exit code 0 when no check failed, 1 when one did, 2 when the doctor could not run
-(nothing recorded where --stack points).
+`--otlp-agent` names the health URL of the agent it pushes to; `--jaeger` the query API of the
+Jaeger its traces go to (the stack's, with --stack, when it runs one). A check is SKIP when the
+URL of its component was not given, it does not apply (the agent's in pull mode), or a
+component it needs is down: that component's first check failed, and names the fix once. WARN
+is not a failure. Exit code 0 when no check failed, 1 when one did, 2 when the doctor could
+not run (nothing recorded where --stack points).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from doctor.context import COMPONENTS, Context, Options
 from doctor.local_stack import DEFAULT_WORKDIR, NoStack, read, shown
 from doctor.model import Check, Result, Status
 from doctor.report import as_json, table, use_colour
+from doctor.runner import run_all
 from doctor.shipped import DEFAULT_MONITORING_DIR
+from telemetry.config import DEFAULT_SERVICE_NAME
 
 DEFAULT_URLS = {
     "api": "http://127.0.0.1:8000",
@@ -33,6 +37,7 @@ DEFAULT_URLS = {
     "alertmanager": "http://127.0.0.1:9093",
 }
 DEFAULT_GRAFANA = "http://127.0.0.1:3000"
+DEFAULT_JAEGER = "http://127.0.0.1:16686"  # compose/docker-compose.otel.yaml's query API
 DEFAULT_EXPORT_INTERVAL = 15.0
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 DESCRIPTION = __doc__.split("\n\n", 1)[1] if __doc__ else None
@@ -116,6 +121,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "then a warning)",
     )
     parser.add_argument(
+        "--jaeger",
+        nargs="?",
+        const=DEFAULT_JAEGER,
+        default=None,
+        metavar="URL",
+        help="the query API of the Jaeger the API's traces go to: it must answer, and a request "
+        "the doctor traces must reach it (default: the stack's Jaeger with --stack when it was "
+        f"started with --traces, else not checked; URL defaults to {DEFAULT_JAEGER})",
+    )
+    parser.add_argument(
+        "--trace-service",
+        default=DEFAULT_SERVICE_NAME,
+        metavar="NAME",
+        help="the API's service.name in Jaeger, its OTEL_SERVICE_NAME (default: "
+        f"{DEFAULT_SERVICE_NAME})",
+    )
+    parser.add_argument(
         "--export-interval",
         type=_seconds,
         default=None,
@@ -180,6 +202,8 @@ def options_from(args: argparse.Namespace) -> Options:
         monitoring_dir=args.monitoring_dir,
         timeout=args.timeout,
         otlp_agent=pick(args.otlp_agent, stack.otlp_agent if stack else None),
+        jaeger=pick(args.jaeger, stack.jaeger if stack else None),
+        trace_service=args.trace_service,
         export_interval=args.export_interval
         or (stack.export_interval if stack else DEFAULT_EXPORT_INTERVAL),
         api_key=pick(args.api_key, stack.api_key if stack else None, env("TESTBOOST_API_KEY")),
@@ -190,7 +214,7 @@ def options_from(args: argparse.Namespace) -> Options:
 def run_checks(options: Options, checks: Sequence[Check] = CHECKS) -> list[Result]:
     context = Context(options)
     try:
-        return [check.run(context) for check in checks]
+        return run_all(checks, context)
     finally:
         context.close()
 

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 
 from doctor.model import Failed, Unreachable
+from telemetry.config import DEFAULT_SERVICE_NAME
 
-COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent")
+COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent", "jaeger")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,13 @@ class Options:
     api_key: str | None = None
     # The local stack's workdir when the doctor read one (--stack): hints name its commands.
     stack: Path | None = None
+    # Jaeger's query API (compose: :16686), when the API's traces go there.
+    jaeger: str | None = None
+    # The API's service.name (OTEL_SERVICE_NAME), as Jaeger lists it.
+    trace_service: str = DEFAULT_SERVICE_NAME
+    # How long a request the doctor traced may take to show in Jaeger: the API's batch span
+    # processor exports every 5 s (its schedule delay, by default), the collector batches again.
+    trace_wait: float = 15.0
     # How long an Alertmanager still settling its cluster is polled before that is a warning.
     # Alone, it settles about 10 s after its start (0.28: five 2 s polls of its peer count).
     settle_wait: float = 12.0
@@ -61,24 +69,31 @@ class Context:
         path: str,
         params: dict[str, str] | None = None,
         fresh: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """GET `path` on `component`; any HTTP status is returned, a transport error raises.
-        `fresh`: ask again rather than answer from the memo (a state that changes, polled)."""
+        `fresh`: ask again rather than answer from the memo (a state that changes, polled).
+        `headers`: sent besides the credentials; such a request is never memoised."""
         base = self.url(component)
         if base is None:
             raise Failed(f"no {component} URL")
         if component in self._unreachable:
             raise Unreachable(self._unreachable[component], component)
         key = (component, path, tuple(sorted((params or {}).items())))
-        if fresh or key not in self._responses:
+        if fresh or headers or key not in self._responses:
             try:
-                self._responses[key] = self._client.get(
-                    base + path, params=params, headers=self._headers(component, path)
+                response = self._client.get(
+                    base + path,
+                    params=params,
+                    headers={**self._headers(component, path), **(headers or {})},
                 )
             except httpx.TransportError as exc:
                 reason = str(exc) or type(exc).__name__
                 self._unreachable[component] = f"{base} unreachable: {reason}"
                 raise Unreachable(self._unreachable[component], component) from None
+            if headers:
+                return response
+            self._responses[key] = response
         return self._responses[key]
 
     def json(

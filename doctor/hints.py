@@ -3,9 +3,10 @@ in it is one to paste as it is, whatever ports the stack was moved to.
 
 A hint is a template (`str.format` fields):
 
-- `{api}`, `{prometheus}`, `{alertmanager}`, `{grafana}`, `{otlp_agent}`: the URL given for
-  that component, or read from the local stack (`<api URL>` when there is none);
+- `{api}`, `{prometheus}`, `{alertmanager}`, `{grafana}`, `{otlp_agent}`, `{jaeger}`: the URL
+  given for that component, or read from the local stack (`<api URL>` when there is none);
 - `{api_port}`: the port the API answers on here;
+- `{trace_service}`: the API's service.name, as Jaeger lists it;
 - `{start_X}`, `{log_X}` (X one of the above): how to start that component and where its log
   is: compose's way, or the local stack's when the doctor read one (`--stack`).
 """
@@ -20,7 +21,7 @@ from doctor.local_stack import log_file, up_command
 if TYPE_CHECKING:
     from doctor.context import Options
 
-COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent")
+COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent", "jaeger")
 # compose/*.yaml: how each component is started, and its container.
 COMPOSE_START = {
     "api": "`make run`, or compose `up -d testboost-api`",
@@ -28,6 +29,7 @@ COMPOSE_START = {
     "alertmanager": "compose `up -d alertmanager`",
     "grafana": "compose `up -d grafana`",
     "otlp-agent": "compose `up -d otel-collector`",
+    "jaeger": "compose `up -d jaeger`, with docker-compose.otel.yaml",
 }
 CONTAINERS = {
     "api": "testboost-api",
@@ -35,6 +37,7 @@ CONTAINERS = {
     "alertmanager": "testboost-alertmanager",
     "grafana": "testboost-grafana",
     "otlp-agent": "testboost-otel-collector",
+    "jaeger": "testboost-jaeger",
 }
 # The local stack's process of each component (devstack.stack.COMPONENTS); no Grafana there.
 STACK_PROCESSES = {
@@ -42,6 +45,7 @@ STACK_PROCESSES = {
     "prometheus": "prometheus",
     "alertmanager": "alertmanager",
     "otlp-agent": "otel-collector",
+    "jaeger": "jaeger",
 }
 
 # When a component does not answer at all, the fix is the guide's first step for it.
@@ -57,6 +61,8 @@ UNREACHABLE = {
     "otlp-agent": "Start the agent the API pushes OTLP to (OTEL_EXPORTER_OTLP_ENDPOINT; "
     "{start_otlp_agent}) and check `curl -i {otlp_agent}`; {log_otlp_agent} says why it "
     "stopped.",
+    "jaeger": "Start Jaeger ({start_jaeger}) and check `curl -i {jaeger}/api/services`; "
+    "{log_jaeger} says why it stopped.",
 }
 
 
@@ -78,6 +84,7 @@ def fields(options: Options) -> dict[str, str]:
             values[f"start_{field}"] = COMPOSE_START[component]
             values[f"log_{field}"] = f"`docker logs {CONTAINERS[component]}`"
     values["api_port"] = _port(options.api) or "<api port>"
+    values["trace_service"] = options.trace_service
     return values
 
 

@@ -4,8 +4,9 @@
 `testboost stack up` (devstack/, a source checkout's tool) records the stack in
 <workdir>/state.json and keeps the API key in <workdir>/secrets/. The doctor reads that record as
 data: the stack writes a section for it (`Recorded.to_state()`, under "doctor") with the URLs,
-the API's metrics token and export interval, and in push mode the collector's health URL. This
-module owns that format, so an installed doctor (wheel, image) needs nothing of devstack.
+the API's metrics token and export interval, in push mode the collector's health URL, and with
+traces Jaeger's query API. This module owns that format, so an installed doctor (wheel, image)
+needs nothing of devstack.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Recorded:
     prometheus: str
     alertmanager: str
     otlp_agent: str | None  # push mode: the collector's health URL
+    jaeger: str | None  # with traces: Jaeger's query API
     metrics_token: str | None
     export_interval: float  # seconds, the API's OTEL_METRIC_EXPORT_INTERVAL
 
@@ -72,6 +74,7 @@ def read(workdir: Path) -> Recorded:
     api_key = key_file.read_text().strip() if key_file.is_file() else None
     try:
         section = json.loads(path.read_text())[SECTION]
+        section.setdefault("jaeger", None)  # recorded before the doctor checked Jaeger
         expected = {f.name for f in fields(Recorded)} - {"workdir", "api_key"}
         if set(section) != expected:
             raise ValueError(f"fields {sorted(section)}, expected {sorted(expected)}")

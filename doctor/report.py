@@ -1,5 +1,6 @@
 """Rendering results: an aligned table for people (colours only on a terminal), JSON for
-machines."""
+machines. Both end with the causes: each component down (its gate failed, doctor/runner.py),
+how many checks it skipped, and its fix."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from doctor.model import Result, Status
+from doctor.runner import causes
 
 COLOURS = {
     Status.PASS: "\033[32m",
@@ -58,6 +60,11 @@ def table(results: Sequence[Result], colour: bool = False) -> str:
         f"{counts['pass']} passed, {counts['warn']} warned, {counts['fail']} failed, "
         f"{counts['skip']} skipped — {verdict}"
     )
+    for gate, skipped in causes(results):
+        lines.append(
+            f"cause: {gate.check.component} is down ({gate.detail}), {skipped} check(s) "
+            f"skipped; fix: {gate.hint}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -66,6 +73,16 @@ def as_json(results: Sequence[Result], urls: dict[str, str | None]) -> str:
         "ok": not any(r.status is Status.FAIL for r in results),
         "summary": summary(results),
         "urls": urls,
+        "causes": [
+            {
+                "component": gate.check.component,
+                "check": gate.check.name,
+                "detail": gate.detail,
+                "hint": gate.hint,
+                "skipped": skipped,
+            }
+            for gate, skipped in causes(results)
+        ],
         "checks": [r.as_dict() for r in results],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -139,6 +139,7 @@ CHECKS = (
         "Start Alertmanager ({start_alertmanager}) and check `curl -i "
         "{alertmanager}/-/ready`; {log_alertmanager} says why it is not ready.",
         ready,
+        gate=True,
     ),
     Check(
         "alertmanager",

@@ -94,6 +94,7 @@ CHECKS = (
         "Start the API ({start_api}); a 503 names the failing dependency (database: "
         "TESTBOOST_DATABASE_URL): `curl -i {api}/health`, and {log_api}.",
         health,
+        gate=True,
     ),
     Check(
         "api",

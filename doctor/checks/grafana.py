@@ -67,6 +67,7 @@ CHECKS = (
         "Start Grafana ({start_grafana}) and check `curl -i {grafana}/api/health`; "
         "{log_grafana} says why it is unhealthy.",
         health,
+        gate=True,
     ),
     Check(
         "grafana",
@@ -75,6 +76,7 @@ CHECKS = (
         "(monitoring/grafana/provisioning/datasources/prometheus.yml) must reach the "
         "Prometheus this doctor reads at {prometheus}, from where Grafana runs.",
         datasource,
+        requires=("prometheus",),
     ),
     Check(
         "grafana",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from doctor.checks.push import metrics_path
 from doctor.context import Context
 from doctor.contract import Findings, check_present, stored_label_findings
 from doctor.model import Check, Failed, Outcome
@@ -146,6 +147,7 @@ CHECKS = (
         "Start Prometheus ({start_prometheus}) and check `curl -i {prometheus}/-/ready`; "
         "{log_prometheus} says why it is not ready.",
         ready,
+        gate=True,
     ),
     Check(
         "prometheus",
@@ -155,6 +157,7 @@ CHECKS = (
         "testboost-network; an API outside Docker: listening beyond 127.0.0.1, on port "
         "{api_port}), or give Prometheus the metrics token (credentials_file).",
         target,
+        requires=("api",),
     ),
     Check(
         "prometheus",
@@ -162,6 +165,7 @@ CHECKS = (
         "Query testboost_active_sessions at {prometheus}/graph. Pull: the target must be UP. "
         "Push: check OTEL_EXPORTER_OTLP_ENDPOINT and the collector's delivery to Prometheus.",
         families,
+        requires=metrics_path,
     ),
     Check(
         "prometheus",
@@ -192,5 +196,6 @@ CHECKS = (
         "the target and families checks; observations but NaN: the histogram's _bucket series "
         'must reach Prometheus, le="+Inf" included (docs/troubleshooting.md).',
         dashboards,
+        requires=metrics_path,
     ),
 )

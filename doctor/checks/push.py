@@ -4,7 +4,8 @@ otlp`): the agent it pushes to answers its health endpoint, and Prometheus holds
 The agent is known only by its health URL (`--otlp-agent`): the OpenTelemetry Collector's
 healthcheckv2 extension answers `:13133/status` (otel-collector/config.yaml) with 200 and
 JSON, vmagent `/health` with 200 "OK"; anything else than a 200 is a failure. Without the
-URL, push mode is a warning: nothing checked the agent.
+URL, push mode is a warning: nothing checked the agent. The checks of what the agent carries
+depend on it (doctor/runner.py): Prometheus' series in push mode (`metrics_path`), and traces.
 
 Freshness: Prometheus shows a remote-written series for 5 minutes (its lookback) after its
 last sample, so a series being there proves nothing; its newest timestamp does. The API
@@ -31,6 +32,12 @@ def _push_mode(context: Context) -> bool | None:
     did not answer)."""
     found = exporter(context)
     return None if found is None else found == PUSH
+
+
+def metrics_path(context: Context) -> tuple[str, ...]:
+    """What the API's series reach Prometheus through: the agent too when the API pushes (or
+    when that is unknown and an agent was given, as `agent` takes it)."""
+    return ("api",) if _push_mode(context) is False else ("api", AGENT)
 
 
 def agent(context: Context) -> Outcome:
@@ -89,6 +96,7 @@ CHECKS = (
         "{otlp_agent}`; {log_otlp_agent} says why it fails.",
         agent,
         needs=(),
+        gate=True,
     ),
     Check(
         AGENT,
@@ -99,5 +107,6 @@ CHECKS = (
         "must be the API's OTEL_METRIC_EXPORT_INTERVAL.",
         freshness,
         needs=("prometheus",),
+        requires=("prometheus", "api"),
     ),
 )

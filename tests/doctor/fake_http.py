@@ -18,7 +18,9 @@ Handler = Callable[[dict[str, list[str]]], Reply]
 @dataclass
 class FakeServer:
     """`routes` maps a path to a reply (status, JSON-able body or str[, headers]) or to a
-    function of the query parameters returning one. Unknown paths answer 404."""
+    function of the query parameters returning one. A path ending in `*` answers every path
+    it starts (the rest of the path is the function's parameter `*`, e.g. a trace id).
+    Unknown paths answer 404."""
 
     routes: dict[str, Reply | Handler] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
@@ -30,8 +32,13 @@ class FakeServer:
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 fake.requests.append((url.path, dict(self.headers)))
-                route = fake.routes.get(url.path, (404, {"message": "not found"}))
-                reply = route(parse_qs(url.query)) if callable(route) else route
+                params = parse_qs(url.query)
+                route = fake.routes.get(url.path)
+                for prefix, under in fake.routes.items():
+                    if route is None and prefix.endswith("*") and url.path.startswith(prefix[:-1]):
+                        route, params["*"] = under, [url.path[len(prefix) - 1 :]]
+                route = route or (404, {"message": "not found"})
+                reply = route(params) if callable(route) else route
                 status, body, *rest = reply
                 headers = rest[0] if rest else {}
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()

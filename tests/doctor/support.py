@@ -11,14 +11,14 @@ from doctor.cli import run_checks
 from doctor.context import Context, Options
 from doctor.hints import UNREACHABLE, fill
 from doctor.model import Result, Status
+from doctor.runner import run_all
 
 
 def results_for(component: str, client: httpx.Client | None = None, **options: Any) -> list[Result]:
     checks = [c for c in CHECKS if c.component == component]
     if client is None:
         return run_checks(Options(**options), checks)
-    context = Context(Options(**options), client=client)
-    return [check.run(context) for check in checks]
+    return run_all(checks, Context(Options(**options), client=client))
 
 
 def by_name(results: list[Result]) -> dict[str, Result]:

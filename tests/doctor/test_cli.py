@@ -61,6 +61,8 @@ def test_console_script_is_installed_with_the_subcommand() -> None:
         "--metrics-token",
         "--otlp-agent",
         "--export-interval",
+        "--jaeger",
+        "--trace-service",
         "--json",
         "--stack",
         "--api-key",
@@ -76,7 +78,7 @@ def test_every_option_says_what_it_is_and_its_default() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     options = [a for a in parser._actions if a.dest != "help"]
-    assert len(options) == 15
+    assert len(options) == 17
     for action in options:
         assert action.help and "(default: " in action.help, action.option_strings
 
@@ -146,8 +148,12 @@ def test_table_is_plain_off_a_terminal_and_coloured_on_one(monkeypatch: pytest.M
     _, plain = run_main(*args)
     assert "\033[" not in plain
     assert plain.splitlines()[0].split() == ["STATUS", "COMPONENT", "CHECK", "DETAIL"]
-    assert plain.count("fix: Start Alertmanager") == 1  # one fix for one stopped component
-    assert "0 passed, 0 warned, 5 failed, 16 skipped — FAILED: alertmanager ready;" in plain
+    assert plain.count("fix: Start Alertmanager") == 2  # under the failure, and its cause
+    skipped = len(CHECKS) - 1  # Alertmanager's other checks: it is down
+    assert (
+        f"0 passed, 0 warned, 1 failed, {skipped} skipped — FAILED: alertmanager ready\n" in plain
+    )
+    assert "cause: alertmanager is down (" in plain and "4 check(s) skipped; fix: Start" in plain
     _, coloured = run_main(*args, out=Terminal())
     assert "\033[1;31mFAIL" + RESET in coloured
     monkeypatch.setenv("NO_COLOR", "1")
@@ -191,7 +197,10 @@ def test_table_columns_line_up() -> None:
 
 def test_grafana_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBOOST_GRAFANA_TOKEN", "from-env")
-    routes = {f"/api/datasources/uid/{DATASOURCE_UID}/health": (401, {"message": "Unauthorized"})}
+    routes = {
+        "/api/health": (200, {"database": "ok", "version": "11.2.0"}),
+        f"/api/datasources/uid/{DATASOURCE_UID}/health": (401, {"message": "Unauthorized"}),
+    }
     with FakeServer(routes) as grafana:
         run_main("--api", "", "--prometheus", "", "--alertmanager", "", "--grafana", grafana.url)
     assert {h.get("Authorization") for p, h in grafana.requests if p != "/api/health"} == {
@@ -208,7 +217,7 @@ def test_module_entry_point_runs() -> None:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
-    assert "0 passed, 0 warned, 0 failed, 21 skipped — OK" in done.stdout
+    assert f"0 passed, 0 warned, 0 failed, {len(CHECKS)} skipped — OK" in done.stdout
 
 
 def test_options_default_to_nothing_checked() -> None:

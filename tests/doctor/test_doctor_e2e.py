@@ -1,7 +1,8 @@
 """`testboost doctor` against the local stack of real processes (devstack): healthy, then the
-API killed, then Alertmanager stopped; and a push-mode stack, healthy, then its agent stopped.
-Grafana does not run here: its checks are SKIP (test_grafana_checks.py covers them on
-recorded responses)."""
+API killed, then Alertmanager stopped; a push-mode stack, healthy, then its agent stopped; and a
+push-mode stack with traces, healthy, then its Jaeger stopped. Each stopped piece is one
+failure, the checks that need it SKIP naming it. Grafana does not run here: its checks are SKIP
+(test_grafana_checks.py covers them on recorded responses)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ HEADERS = {"X-API-Key": API_KEY}
 TARGET = "target testboost-api UP"
 FAMILIES = f"{len(CATALOG)}/{len(CATALOG)} families"
 AGENT = "otel-collector"
+TRACES = ("jaeger", "the API's traces arrive")
 
 
 def doctor(stack: Stack, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -67,6 +69,20 @@ def failed(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, str]]:
 
 def warned(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, str]]:
     return {(c["component"], c["check"]): c for c in document["checks"] if c["status"] == "WARN"}
+
+
+def skipped_for(document: dict[str, Any], component: str) -> set[tuple[str, str]]:
+    """The checks SKIP because `component` is down."""
+    return {
+        (c["component"], c["check"])
+        for c in document["checks"]
+        if c["status"] == "SKIP" and c["cause"] == component
+    }
+
+
+def the_cause(document: dict[str, Any]) -> dict[str, Any]:
+    (cause,) = document["causes"]
+    return dict(cause)
 
 
 def run_workflows(stack: Stack, count: int = 3) -> None:
@@ -127,7 +143,8 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
         run_workflows(stack)
         document = healthy(stack)
         every = statuses(document)
-        skipped = ("grafana", "otlp-agent")  # no --grafana; pull mode pushes nothing
+        # No --grafana, nor --jaeger; pull mode pushes nothing.
+        skipped = ("grafana", "otlp-agent", "jaeger")
         assert {s for (component, _), s in every.items() if component not in skipped} == {"PASS"}
         assert {s for (component, _), s in every.items() if component in skipped} == {"SKIP"}
 
@@ -136,14 +153,20 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
         code, document = doctor(stack)
         broken = failed(document)
         assert code == 1
-        api_checks = {key for key in every if key[0] == "api"}
-        assert api_checks <= set(broken)
+        # One failure, the API's own gate; what reads the API (Prometheus' target and the
+        # series scraped from it included) is skipped naming it.
+        assert set(broken) == {("api", "/health")}, broken
         down = unreachable_hint("api", api=stack.urls["api"])
-        assert all(broken[key]["hint"] == down for key in api_checks)
-        assert ("prometheus", TARGET) in broken
-        assert "connection refused" in broken[("prometheus", TARGET)]["detail"]
-        assert f"Open {stack.urls['prometheus']}/targets" in broken[("prometheus", TARGET)]["hint"]
-        assert not any(component == "alertmanager" for component, _ in broken)
+        assert broken[("api", "/health")]["hint"] == down
+        assert "connection refused" in broken[("api", "/health")]["detail"].lower()
+        api_checks = {key for key in every if key[0] == "api"} - {("api", "/health")}
+        assert skipped_for(document, "api") == api_checks | {
+            ("prometheus", TARGET),
+            ("prometheus", "catalog families stored"),
+            ("prometheus", "dashboard queries return data"),
+            ("otlp-agent", "pushed samples fresh"),
+        }
+        assert the_cause(document)["hint"] == down
 
         stack.start("api")
         until(lambda: target_health(stack) == "up", timeout=15, interval=0.5, message="up")
@@ -152,13 +175,19 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
         stack.stop("alertmanager")
         code, document = doctor(stack)
         assert code == 1
-        assert {component for component, _ in failed(document)} == {"alertmanager"}
+        assert set(failed(document)) == {("alertmanager", "ready")}
         stopped = unreachable_hint("alertmanager", alertmanager=stack.urls["alertmanager"])
-        assert all(
-            c["status"] == "FAIL" and c["hint"] == stopped
-            for c in document["checks"]
-            if c["component"] == "alertmanager"
-        )
+        assert failed(document)[("alertmanager", "ready")]["hint"] == stopped
+        assert skipped_for(document, "alertmanager") == {
+            key for key in every if key[0] == "alertmanager" and key[1] != "ready"
+        }
+        assert the_cause(document) | {"detail": ""} == {
+            "component": "alertmanager",
+            "check": "ready",
+            "detail": "",
+            "hint": stopped,
+            "skipped": 4,
+        }
     assert time.monotonic() - started < 90
 
 
@@ -183,7 +212,10 @@ def test_doctor_checks_the_push_path(
         push = ("--otlp-agent", health, "--export-interval", "1")  # fast: 1 s exports
         run_workflows(stack)
         document = healthy(stack, *push)
-        assert {c["status"] for c in document["checks"] if c["component"] != "grafana"} == {"PASS"}
+        unchecked = ("grafana", "jaeger")  # no Grafana here; this stack sends no traces
+        assert {c["status"] for c in document["checks"] if c["component"] not in unchecked} == {
+            "PASS"
+        }
         details = {(c["component"], c["check"]): c["detail"] for c in document["checks"]}
         assert details[("api", "/metrics reachable")].startswith("push mode (OTLP)")
         assert details[("api", "catalog families and labels")].startswith("push mode")
@@ -197,20 +229,33 @@ def test_doctor_checks_the_push_path(
         assert statuses(document)[("otlp-agent", "agent answers")] == "WARN"
 
         stack.stop(AGENT)
+        # Told where the agent is: it is the one cause, what reads through it is skipped.
+        code, document = doctor(stack, *push)
+        broken = failed(document)
+        assert code == 1
+        assert set(broken) == {("otlp-agent", "agent answers")}, broken
+        unreachable = broken[("otlp-agent", "agent answers")]
+        assert unreachable["detail"].startswith(f"OTLP agent {health} unreachable")
+        assert unreachable["hint"] == unreachable_hint("otlp-agent", otlp_agent=health)
+        assert skipped_for(document, "otlp-agent") == {
+            ("prometheus", "catalog families stored"),
+            ("prometheus", "dashboard queries return data"),
+            ("otlp-agent", "pushed samples fresh"),
+        }
+        assert the_cause(document)["hint"] == unreachable["hint"]
+
+        # Not told: nothing marks the agent down, and the samples' age is what notices.
         latest: dict[str, Any] = {}
 
         def stale() -> bool:
-            latest["code"], latest["doc"] = doctor(stack, *push)
+            latest["code"], latest["doc"] = doctor(stack, "--export-interval", "1")
             return ("otlp-agent", "pushed samples fresh") in failed(latest["doc"])
 
         # Scraped: stale at the first failed scrape. Remote-written: the check fails 2 export
         # intervals + 5 s after the last push, while Prometheus still shows the series.
         until(stale, timeout=30, interval=1, message="doctor failing on stale pushed samples")
         broken = failed(latest["doc"])
-        assert latest["code"] == 1
-        unreachable = broken[("otlp-agent", "agent answers")]
-        assert unreachable["detail"].startswith(f"OTLP agent {health} unreachable")
-        assert unreachable["hint"] == unreachable_hint("otlp-agent", otlp_agent=health)
+        assert latest["code"] == 1 and latest["doc"]["causes"] == []
         stale_detail = broken[("otlp-agent", "pushed samples fresh")]["detail"]
         assert stale_detail.endswith(
             "export interval 1 s): the agent or the API's exporter is not delivering"
@@ -219,6 +264,64 @@ def test_doctor_checks_the_push_path(
             assert re.fullmatch(
                 r"pushed samples are \d+ s old \(export interval 1 s\).*", stale_detail
             )
-            assert {component for component, _ in broken} == {"otlp-agent"}
+            assert set(broken) == {("otlp-agent", "pushed samples fresh")}
         else:
             assert stale_detail.startswith("no pushed testboost_llm_calls_total in Prometheus now")
+
+
+@pytest.mark.e2e
+def test_doctor_checks_the_trace_path_and_names_a_stopped_jaeger(tmp_path: Path) -> None:
+    """Push mode with traces (what `make stack-push` runs): the doctor's own traced request
+    reaches Jaeger; Jaeger stopped is one failure, the trace check skipped naming it; started
+    again (its memory store empty), the next traced request makes it whole."""
+    config = StackConfig(
+        workdir=tmp_path / "stack", mode="push", fast=True, api_key=API_KEY, traces=True
+    )
+    with Stack(config) as stack:
+        jaeger = stack.urls["jaeger"]
+        given = ("--otlp-agent", agent_health(stack), "--export-interval", "1")
+        given += ("--jaeger", jaeger)
+        run_workflows(stack)
+        document = healthy(stack, *given)
+        assert {c["status"] for c in document["checks"] if c["component"] != "grafana"} == {"PASS"}
+        details = {(c["component"], c["check"]): c["detail"] for c in document["checks"]}
+        # The services Jaeger knew when asked first (the workflows' traces may still be in the
+        # API's 5 s batch then).
+        assert details[("jaeger", "query API answers")].startswith("/api/services: ")
+        assert re.fullmatch(
+            r"a request the doctor traced \(GET /api/v1/alerts\) reached Jaeger as "
+            r"testboost-api in \d+\.\d s",
+            details[TRACES],
+        ), details[TRACES]
+
+        stack.stop("jaeger")
+        code, document = doctor(stack, *given)
+        broken = failed(document)
+        assert code == 1
+        assert set(broken) == {("jaeger", "query API answers")}, broken
+        stopped = unreachable_hint("jaeger", jaeger=jaeger)
+        assert broken[("jaeger", "query API answers")]["hint"] == stopped
+        assert f"`curl -i {jaeger}/api/services`" in stopped
+        assert skipped_for(document, "jaeger") == {TRACES}
+        assert the_cause(document) | {"detail": ""} == {
+            "component": "jaeger",
+            "check": "query API answers",
+            "detail": "",
+            "hint": stopped,
+            "skipped": 1,
+        }
+
+        stack.start("jaeger")
+        latest: dict[str, Any] = {}
+
+        def whole() -> bool:
+            latest["code"], latest["doc"] = doctor(stack, *given)
+            return latest["code"] == 0
+
+        # The collector reconnects to Jaeger with gRPC's back-off (seconds, here).
+        try:
+            until(whole, timeout=60, interval=1, message="doctor passing after Jaeger restarted")
+        except AssertionError:
+            found = list(failed(latest["doc"]).values())
+            raise AssertionError(json.dumps(found, indent=2)) from None
+        assert statuses(latest["doc"])[TRACES] == "PASS"

@@ -4,7 +4,6 @@ one; after --stack, the local stack's commands and logs instead of compose's."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,24 +11,35 @@ from typing import Any
 import pytest
 
 from doctor.checks import CHECKS
+from doctor.cli import run_checks
 from doctor.context import Options
 from doctor.hints import UNREACHABLE, fill
+from doctor.model import Result, Status
 from doctor.shipped import DATASOURCE_UID, load_dashboards
 from tests.doctor.fake_prometheus import ACTIVE_SESSIONS_PANEL, Prometheus
 from tests.doctor.test_cli import closed_port_url, run_main
 from tests.doctor.test_prometheus_alertmanager_checks import Alertmanager
 from tests.doctor.test_push_checks import AGE, servers
 
-# Every port a hint used to hard-code: the compose ports, Grafana's and the Collector's health.
-DEFAULT_PORT = re.compile(r":(8000|9090|9093|3000|13133)\b")
+# Every port a hint used to hard-code: the compose ports, Grafana's, the Collector's health and
+# Jaeger's query API.
+DEFAULT_PORT = re.compile(r":(8000|9090|9093|3000|13133|16686)\b")
 MOVED = Options(
     api="http://127.0.0.1:28000",
     prometheus="http://127.0.0.1:29090",
     alertmanager="http://127.0.0.1:29093",
     grafana="http://127.0.0.1:23000",
     otlp_agent="http://127.0.0.1:23133/status",
+    jaeger="http://127.0.0.1:26686",
 )
-MOVED_URLS = (MOVED.api, MOVED.prometheus, MOVED.alertmanager, MOVED.grafana, MOVED.otlp_agent)
+MOVED_URLS = (
+    MOVED.api,
+    MOVED.prometheus,
+    MOVED.alertmanager,
+    MOVED.grafana,
+    MOVED.otlp_agent,
+    MOVED.jaeger,
+)
 TEMPLATES = {
     **{f"{c.component} {c.name}": c.hint for c in CHECKS},
     **{f"{component} unreachable": hint for component, hint in UNREACHABLE.items()},
@@ -89,9 +99,10 @@ def test_after_stack_the_hints_name_the_stack_commands_and_logs(
     assert "compose `up -d grafana`" in fill(UNREACHABLE["grafana"], default)
 
 
-def broken_everywhere() -> dict[str, dict[str, Any]]:
-    """Routes of an API (pushing, unhealthy, refusing the key), a push agent, Prometheus,
-    Alertmanager and Grafana, each answering so that its checks fail."""
+def broken_everywhere(gates: bool) -> dict[str, dict[str, Any]]:
+    """Routes of an API (pushing, refusing the key), a push agent, Prometheus, Alertmanager,
+    Grafana and Jaeger. `gates`: each component's gate fails (it is down: the checks needing
+    it are skipped); else the gates pass and every other check fails."""
     prometheus = Prometheus()
     prometheus.target.update(health="down", lastError="connection refused")
     prometheus.stored.discard("testboost_active_sessions")
@@ -104,41 +115,77 @@ def broken_everywhere() -> dict[str, dict[str, Any]]:
     alertmanager = Alertmanager()
     alertmanager.status["config"]["original"] = ""
     alertmanager.status["cluster"]["status"] = "unknown"
-    return {
+    routes: dict[str, dict[str, Any]] = {
         "api": {
-            "/health": (503, {"status": "unhealthy", "checks": {"database": {"status": "x"}}}),
+            "/health": (200, {"status": "healthy"}),
             "/metrics": (200, "", {"x-testboost-metrics-exporter": "otlp"}),
             "/api/v1/alerts": (401, {"detail": "missing or invalid API key"}),
         },
-        "otlp-agent": {"/status": (503, {"healthy": False})},
-        "prometheus": {**prometheus.routes(), "/-/ready": (503, "not ready")},
-        "alertmanager": {**alertmanager.routes(), "/-/ready": (503, "not ready")},
+        "otlp-agent": {"/status": (200, {"healthy": True})},
+        "prometheus": prometheus.routes(),
+        "alertmanager": alertmanager.routes(),
         "grafana": {
-            "/api/health": (503, {"database": "failing"}),
+            "/api/health": (200, {"database": "ok"}),
             f"/api/datasources/uid/{DATASOURCE_UID}/health": (404, {"message": "not found"}),
             **{f"/api/dashboards/uid/{d.uid}": (404, {}) for d in load_dashboards()},
         },
+        # Knows no service, holds no trace: the doctor's traced request never arrives.
+        "jaeger": {"/api/services": (200, {"data": None})},
     }
+    if gates:
+        down = {
+            "api": ("/health", (503, {"status": "unhealthy", "checks": {"database": {}}})),
+            "otlp-agent": ("/status", (503, {"healthy": False})),
+            "prometheus": ("/-/ready", (503, "not ready")),
+            "alertmanager": ("/-/ready", (503, "not ready")),
+            "grafana": ("/api/health", (503, {"database": "failing"})),
+            "jaeger": ("/api/services", (503, "not ready")),
+        }
+        for component, (path, reply) in down.items():
+            routes[component][path] = reply
+    return routes
+
+
+def run_broken(gates: bool) -> tuple[list[Result], dict[str, str]]:
+    routes = broken_everywhere(gates)
+    with servers(*routes.values()) as found:
+        url = dict(zip(routes, found, strict=True))
+        given = {name.replace("-", "_"): value for name, value in url.items()}
+        given["otlp_agent"] += "/status"
+        results = run_checks(Options(**given, api_key="k", trace_wait=0.5))
+    return results, url
+
+
+def assert_fixes_name_the_urls(results: list[Result], url: dict[str, str]) -> None:
+    for result in results:
+        if result.status is Status.FAIL:
+            assert any(u in result.hint for u in url.values()), result
+            assert not DEFAULT_PORT.search(result.hint), result
 
 
 def test_every_fix_printed_names_the_fake_servers_urls() -> None:
-    routes = broken_everywhere()
-    with servers(*routes.values()) as found:
-        url = dict(zip(routes, found, strict=True))
-        code, out = run_main(
-            *("--api", url["api"], "--prometheus", url["prometheus"]),
-            *("--alertmanager", url["alertmanager"], "--grafana", url["grafana"]),
-            *("--otlp-agent", url["otlp-agent"] + "/status", "--api-key", "k", "--json"),
-        )
-    document = json.loads(out)
-    assert code == 1
-    failed = [c for c in document["checks"] if c["status"] == "FAIL"]
+    """The gates up, every other check failing: each fix names where the doctor looked."""
+    results, url = run_broken(gates=False)
+    failed = {r.check.name for r in results if r.status is Status.FAIL}
     # Push mode: the API's /metrics is fine, its families are Prometheus' to check.
     passed = {"/metrics reachable", "catalog families and labels"}
-    assert {c["check"] for c in failed} == {c.name for c in CHECKS} - passed
-    for check in failed:
-        assert any(u in check["hint"] for u in url.values()), check
-        assert not DEFAULT_PORT.search(check["hint"]), check
+    assert failed == {c.name for c in CHECKS if not c.gate} - passed
+    assert_fixes_name_the_urls(results, url)
+    (traces,) = [r for r in results if r.check.component == "jaeger" and not r.check.gate]
+    assert traces.detail.startswith("a request the doctor traced (GET /api/v1/alerts) not in ")
+    assert traces.detail.endswith("Jaeger knows no service 'testboost-api' (it knows: none)")
+
+
+def test_every_gate_down_is_one_failure_and_skips_what_needs_it() -> None:
+    results, url = run_broken(gates=True)
+    assert {r.check.name for r in results if r.status is Status.FAIL} == {
+        c.name for c in CHECKS if c.gate
+    }
+    assert_fixes_name_the_urls(results, url)
+    others = [r for r in results if not r.check.gate]
+    assert {r.status for r in others} == {Status.SKIP}
+    # Each skipped for the first component it depends on that is down: its own.
+    assert all(r.cause == r.check.component for r in others), others
 
 
 def test_every_component_down_names_its_url_in_the_fix() -> None:
@@ -146,7 +193,7 @@ def test_every_component_down_names_its_url_in_the_fix() -> None:
     code, out = run_main(
         *("--api", url["api"], "--prometheus", url["prometheus"]),
         *("--alertmanager", url["alertmanager"], "--grafana", url["grafana"]),
-        *("--otlp-agent", url["otlp-agent"], "--timeout", "2"),
+        *("--otlp-agent", url["otlp-agent"], "--jaeger", url["jaeger"], "--timeout", "2"),
     )
     assert code == 1
     fixes = [line.strip() for line in out.splitlines() if line.strip().startswith("fix:")]

@@ -1,5 +1,6 @@
 """`testboost doctor --stack` on stacks started by `testboost stack up` on free ports (pull,
-and push with its collector): it passes with no URL typed."""
+and push with its collector and traces to Jaeger, as `make stack-push`): it passes with no URL
+typed."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def cli(*argv: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProc
 def started(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     """`testboost stack up --fast` on free ports in tmp_path/var/stack (the default workdir
     there), pull or push as the test's parameter says; `stack down` afterwards."""
-    push = ("--push", "--otel-collector-port", "0") if request.param == "push" else ()
+    push = ("--push", "--traces", "--otel-collector-port", "0", "--jaeger-port", "0")
+    push = push if request.param == "push" else ()
     done = cli("stack", "up", "--fast", *FREE, *push, cwd=tmp_path)
     try:
         assert done.returncode == 0, done.stdout + done.stderr
@@ -98,7 +100,12 @@ def test_bare_stack_checks_the_stack_started_here(started: Path) -> None:
     assert {c["component"] for c in document["checks"] if c["status"] == "SKIP"} == {
         "otlp-agent",  # pull mode
         "grafana",  # not part of the local stack
+        "jaeger",  # no traces in a pull stack
     }
+    assert found["query API answers"] == (
+        "SKIP",
+        "no Jaeger in the local stack (started without --traces)",
+    )
 
 
 @pytest.mark.e2e
@@ -106,15 +113,19 @@ def test_bare_stack_checks_the_stack_started_here(started: Path) -> None:
 def test_stack_in_push_mode_checks_its_collector(started: Path, tmp_path_factory: Any) -> None:
     state = json.loads((started / "state.json").read_text())
     assert state["mode"] == "push" and state["config"]["fast"] is True
+    assert state["config"]["traces"] is True
     health = f"http://127.0.0.1:{state['ports']['otel-collector-health']}/status"
     run_workflows(started)
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     document = doctor_passes("--stack", str(started), cwd=elsewhere)
     assert document["urls"]["otlp-agent"] == health
+    assert document["urls"]["jaeger"] == state["urls"]["jaeger"]
     found = details(document)
     assert found["agent answers"][0] == "PASS"
     assert found["agent answers"][1].startswith(f"{health} answers 200")
     assert found["pushed samples fresh"][0] == "PASS"
     assert found["pushed samples fresh"][1].endswith("(export interval 1 s)")
     assert found["/metrics reachable"][1].startswith("push mode (OTLP)")
+    assert found["the API's traces arrive"][0] == "PASS"
+    assert found["the API's traces arrive"][1].startswith("a request the doctor traced")
     assert {c["component"] for c in document["checks"] if c["status"] != "PASS"} == {"grafana"}

@@ -154,11 +154,16 @@ def test_the_recorded_stack_is_checked_with_no_url_typed(tmp_path: Path) -> None
         "alertmanager": alertmanager,
         "grafana": None,
         "otlp-agent": f"{collector}/status",
+        "jaeger": None,  # started without traces
     }
     details = {c["check"]: (c["status"], c["detail"]) for c in document["checks"]}
     assert details["API key accepted"] == ("PASS", "GET /api/v1/alerts with the key: 200")
     assert details["agent answers"][1].startswith(f"{collector}/status answers 200")
     assert details["pushed samples fresh"][1].endswith("(export interval 1 s)")
+    assert details["query API answers"] == (
+        "SKIP",
+        "no Jaeger in the local stack (started without --traces)",
+    )
     assert table.startswith(f"Local stack in {workdir}: api {stack.urls['api']}, prometheus ")
     sent = {h.get("Authorization") for path, h in fake_api.requests if path == "/api/v1/alerts"}
     assert sent == {f"Bearer {KEY}"}
