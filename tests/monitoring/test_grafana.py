@@ -4,6 +4,7 @@ Prometheus' own engine (promtool) over a workload shaped like telemetry/catalog.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -326,6 +327,41 @@ def test_the_workload_check_catches_an_empty_panel(tmp_path: Path) -> None:
     ok, output = _promtool_returns_numbers([empty], tmp_path)
     assert not ok
     assert "exp" in output
+
+
+@pytest.mark.tools
+def test_the_slo_panels_show_one_series_per_slo(tmp_path: Path) -> None:
+    """The fallback replaces a missing figure and never adds a second tile beside a real one:
+    its `or` must match the recorded series whatever labels (sloth_window) they add."""
+    overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
+    panels = [p for p in dashboard_panels(overview) if "slo:" in json.dumps(p.get("targets"))]
+    assert len(panels) >= 2
+    tests = {
+        "rule_files": [str(SLO_RULES_FILE)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": _workload_series(),
+                "promql_expr_test": [
+                    {
+                        "expr": f"count by (sloth_slo) ({target['expr']})",
+                        "eval_time": "120m",
+                        "exp_samples": [
+                            {"labels": f'{{sloth_slo="{slo}"}}', "value": 1}
+                            for slo in ("api-availability", "api-latency", "workflow-success")
+                        ],
+                    }
+                    for panel in panels
+                    for target in panel["targets"]
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "slo_panels_test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = run_tool("promtool", "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.tools

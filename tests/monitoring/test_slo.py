@@ -20,7 +20,7 @@ import yaml
 
 from devstack.configs import slo_rules as stack_copy
 from devstack.configs import write_configs
-from telemetry.alert_rules import GUIDE_ALERTS, MIN_TRAFFIC, NOT_SCRAPES, RUNBOOK_BASE_URL
+from telemetry.alert_rules import GUIDE_ALERTS, NOT_SCRAPES, RUNBOOK_BASE_URL
 from telemetry.catalog import HTTP_DURATION
 from tests.support.api_process import free_port
 
@@ -99,9 +99,9 @@ def test_sloth_validates_the_spec() -> None:
 
 @pytest.mark.tools
 def test_sloth_validate_rejects_a_broken_spec(tmp_path: Path) -> None:
-    """Not vacuous: SLIs without Sloth's {{.window}} placeholder are refused."""
+    """Not vacuous: an SLI without Sloth's {{.window}} placeholder is refused."""
     broken = tmp_path / "testboost.yml"
-    broken.write_text(SPEC.read_text().replace("[{{.window}}]", "[5m]"))
+    broken.write_text(SPEC.read_text().replace("[{{.window}}]", "[5m]", 1))
     assert sloth_validate(broken).returncode != 0
 
 
@@ -149,20 +149,6 @@ def test_http_slis_leave_the_scrapes_out(slo: dict[str, Any]) -> None:
     for query in (events["error_query"], events["total_query"]):
         selectors = re.findall(r"\btestboost_\w+(\{[^}]*\})", query)
         assert selectors and all(NOT_SCRAPES in selector for selector in selectors), query
-
-
-@pytest.mark.parametrize(
-    "slo", [s for s in slos() if s["name"].startswith("api-")], ids=lambda s: s["name"]
-)
-def test_http_slis_count_no_error_in_a_window_without_traffic(slo: dict[str, Any]) -> None:
-    """As the ratio alerts need MIN_TRAFFIC requests in their window, an HTTP SLI counts its
-    errors only in a window of at least that many requests (slo.yml replays a quiet night)."""
-    error_query = slo["sli"]["events"]["error_query"]
-    guard = re.search(
-        r"and on \(\) sum\(increase\(\w+\{[^}]*\}\[\{\{\.window\}\}\]\)\) >= (\d+)", error_query
-    )
-    assert guard and int(guard.group(1)) == MIN_TRAFFIC, error_query
-    assert error_query.rstrip().endswith("or vector(0)")
 
 
 def test_latency_threshold_is_a_bucket_boundary() -> None:
