@@ -33,6 +33,9 @@ RUNBOOK_BASE_URL = "https://github.com/testboost/testboost/blob/main/docs/runboo
 
 MIN_TRAFFIC = 20  # requests or LLM calls in a ratio's 5m window before it may alert
 MIN_WORKFLOWS = 5  # finished workflows of a type in 1h before its p95 may alert
+# Failed (or slow) requests in the last hour before an SLO burn-rate alert may page: on a quiet
+# night one 500 among 5 requests is a 20 % error ratio, far above any page's burn rate.
+MIN_SLO_ERRORS = 5
 
 # The setup guide's thresholds.
 LLM_ERROR_RATIO = 0.05  # HighLLMErrorRate: failed LLM attempts / all attempts
@@ -52,6 +55,7 @@ API_JOB = "testboost-api"  # the scrape job whose `up` says whether the API answ
 COLLECTOR_JOB = "otel-collector"  # the collector's prometheus exporter: the pushed series
 WATCHDOG = "Watchdog"  # always fires; Alertmanager routes it to a dead man's switch
 API_UNAVAILABLE = "APIUnavailable"  # no replica answers: the inhibit rule's source
+SLO_ERRORS_TOO_FEW = "SLOErrorsTooFewToPage"  # holds back the SLO pages of a quiet hour
 NOT_SCRAPES = 'path!~"/metrics/?"'  # the HTTP ratios leave Prometheus' own scrapes out
 # The non-/metrics request rate by status, shared by the HTTP ratio alerts
 # (Prometheus' level:metric:operations naming).
@@ -363,15 +367,17 @@ PIPELINE = Group(
         ),
         Alert(
             "OTelCollectorDown",
-            comment="Push topology: Prometheus cannot scrape the collector's prometheus "
-            "exporter, which holds every pushed TestBoost series. No such job in the pull "
-            "topology, so nothing fires there.",
-            expr=f'up{{job="{COLLECTOR_JOB}"}} == 0',
+            comment="Prometheus cannot scrape the collector: its prometheus exporter, which "
+            "holds every pushed TestBoost series (push topology), or its own metrics, scraped "
+            "wherever a collector runs (remote write, traces only). No collector, no such "
+            "jobs: nothing fires.",
+            expr=f'up{{job=~"{COLLECTOR_JOB}|{COLLECTOR_JOB}-telemetry"}} == 0',
             for_="1m",
             severity="critical",
             summary="OpenTelemetry Collector is down",
-            description=f"Prometheus cannot scrape the collector at {label('instance')}: no "
-            "pushed TestBoost metric arrives, and the TestBoost alerts see frozen values.",
+            description=f"Prometheus cannot scrape the collector at {label('instance')} (job "
+            f"{label('job')}): what goes through it, pushed metrics or traces, is lost, and "
+            "the TestBoost alerts see frozen values.",
         ),
         Alert(
             "APIMetricsStale",
@@ -389,8 +395,8 @@ PIPELINE = Group(
             for_="5m",
             severity="critical",
             summary="TestBoost's metrics stopped arriving",
-            description="The API answers, but its metrics have not advanced for 5 minutes: "
-            "every TestBoost alert reads stale values.",
+            description="The API answers, but its metrics have not advanced for 10 minutes "
+            "(a 5 min rate, then 5 min more): every TestBoost alert reads stale values.",
         ),
         Alert(
             "OTelCollectorExportFailing",
@@ -443,7 +449,47 @@ PIPELINE = Group(
     ),
 )
 
-GROUPS: tuple[Group, ...] = (LLM, WORKFLOWS, DATABASE, API)
+def _too_few(slo: str, bad_requests: str) -> str:
+    """`slo` (the Sloth SLO's name) when fewer than MIN_SLO_ERRORS requests went bad in 1h."""
+    return (
+        f"label_replace(\n  ({bad_requests} or vector(0)) < {MIN_SLO_ERRORS},\n"
+        f'  "sloth_slo", "{slo}", "", ""\n)'
+    )
+
+
+_SLO_REQUESTS = "testboost_http_request_duration_seconds"
+
+SLO = Group(
+    "testboost-slo",
+    (
+        Alert(
+            SLO_ERRORS_TOO_FEW,
+            comment="Pages nobody (severity none). While an HTTP SLO had fewer than "
+            f"{MIN_SLO_ERRORS} failed (or slow) requests in the last hour, Alertmanager holds "
+            "back that SLO's burn-rate page (alertmanager.yml, inhibit_rules; slo-rules.yml "
+            "from monitoring/slo/testboost.yml): a quiet night's single 500 is a huge ratio "
+            "and no emergency. The budget and the tickets still count every error.",
+            expr=_too_few(
+                "api-availability",
+                f'sum(increase(testboost_http_requests_total{{{NOT_SCRAPES}, status=~"5.."}}[1h]))',
+            )
+            + "\nor\n"
+            + _too_few(
+                "api-latency",
+                f"sum(increase({_SLO_REQUESTS}_count{{{NOT_SCRAPES}}}[1h]))\n"
+                f'  - sum(increase({_SLO_REQUESTS}_bucket{{{NOT_SCRAPES}, le="0.5"}}[1h]))',
+            ),
+            for_="0s",
+            severity="none",
+            summary=f"Fewer than {MIN_SLO_ERRORS} bad requests in 1h for "
+            f"{label('sloth_slo')} (holds back its page)",
+            description=f"{VALUE} bad requests in the last hour for {label('sloth_slo')}: "
+            "too few to page for, whatever their ratio.",
+        ),
+    ),
+)
+
+GROUPS: tuple[Group, ...] = (LLM, WORKFLOWS, DATABASE, API, SLO)
 # The pipeline's own alerts, in their own file (pipeline-alerts.yml): they watch Prometheus,
 # Alertmanager and the collector rather than TestBoost.
 PIPELINE_GROUPS: tuple[Group, ...] = (PIPELINE,)

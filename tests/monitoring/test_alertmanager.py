@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from devstack.processes import ensure_alertmanager_assets
-from telemetry.alert_rules import ALERTS, PIPELINE_ALERTS, WATCHDOG
+from telemetry.alert_rules import ALERTS, PIPELINE_ALERTS, SLO_ERRORS_TOO_FEW, WATCHDOG
 from tests.support.api_process import free_port
 from tests.support.waiting import until
 
-from .queries import alert_rules
+from .queries import alert_rules, slo_alert_rules
 from .tools import REPO, run_tool, tool_path
 
 CONFIG = REPO / "monitoring" / "alertmanager" / "alertmanager.yml"
@@ -44,7 +44,7 @@ def test_amtool_check_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     assert " - 5 receivers" in result.stdout
-    assert " - 2 inhibit rules" in result.stdout
+    assert " - 4 inhibit rules" in result.stdout
 
 
 @pytest.mark.tools
@@ -104,15 +104,45 @@ def test_route_timings_and_inhibition() -> None:
 
 
 def test_api_unavailable_holds_back_every_other_testboost_alert_but_the_page() -> None:
-    """One inhibit rule: APIUnavailable over every other alert of the rules' source but
-    HealthCheckFailed, named (never a whole severity: other systems' alerts may come here)."""
-    rule, _collector = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
-    others = [alert.name for alert in ALERTS if alert.name not in (API_DOWN, UNAVAILABLE)]
+    """APIUnavailable over every other alert of alerts.yml but HealthCheckFailed and the SLO
+    pages' inhibitor, then the SLO burn-rate alerts, named (never a whole severity: other
+    systems' alerts may come here); and over the webhook failures its outage causes."""
+    rule, webhook = inhibit_rules_from(UNAVAILABLE)
+    others = [a.name for a in ALERTS if a.name not in (API_DOWN, UNAVAILABLE, SLO_ERRORS_TOO_FEW)]
+    slos = list(dict.fromkeys(r["alert"] for r in slo_alert_rules()))
     assert rule == {
         "source_matchers": [f'alertname="{UNAVAILABLE}"'],
-        "target_matchers": [f'alertname=~"{"|".join(others)}"'],
+        "target_matchers": [f'alertname=~"{"|".join(others + slos)}"'],
     }
-    assert {r["alert"] for r in alert_rules()} == {API_DOWN, UNAVAILABLE, *others}
+    assert {r["alert"] for r in alert_rules()} == {
+        API_DOWN,
+        UNAVAILABLE,
+        SLO_ERRORS_TOO_FEW,
+        *others,
+    }
+    assert webhook == {
+        "source_matchers": [f'alertname="{UNAVAILABLE}"'],
+        "target_matchers": [
+            'alertname="AlertmanagerNotificationsFailing"',
+            'integration="webhook"',
+        ],
+    }
+
+
+def inhibit_rules_from(source: str) -> list[dict[str, Any]]:
+    rules = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
+    return [r for r in rules if r["source_matchers"] == [f'alertname="{source}"']]
+
+
+def test_an_slo_page_waits_for_enough_bad_requests() -> None:
+    """SLOErrorsTooFewToPage (alerts.yml) holds back the page of its own SLO only, never the
+    ticket."""
+    (rule,) = inhibit_rules_from(SLO_ERRORS_TOO_FEW)
+    assert rule == {
+        "source_matchers": [f'alertname="{SLO_ERRORS_TOO_FEW}"'],
+        "target_matchers": ['sloth_severity="page"'],
+        "equal": ["sloth_slo"],
+    }
 
 
 def alert_as_rule(alert: Any) -> dict[str, Any]:
@@ -122,7 +152,7 @@ def alert_as_rule(alert: Any) -> dict[str, Any]:
 def test_a_down_collector_holds_back_the_stale_metrics_it_causes() -> None:
     """The second inhibit rule: OTelCollectorDown over APIMetricsStale (pipeline-alerts.yml),
     both the pipeline's own; the end-to-end test sees it hold on a real stack."""
-    _api, rule = yaml.safe_load(CONFIG.read_text())["inhibit_rules"]
+    (rule,) = inhibit_rules_from("OTelCollectorDown")
     assert rule == {
         "source_matchers": ['alertname="OTelCollectorDown"'],
         "target_matchers": ['alertname="APIMetricsStale"'],
@@ -190,7 +220,7 @@ def _others() -> list[dict[str, Any]]:
     return [
         {"labels": {"alertname": a.name, "severity": a.severity, **extra.get(a.name, {})}}
         for a in ALERTS
-        if a.name not in (API_DOWN, UNAVAILABLE)
+        if a.name not in (API_DOWN, UNAVAILABLE, SLO_ERRORS_TOO_FEW)
     ]
 
 
@@ -217,6 +247,39 @@ def test_no_replica_up_holds_back_the_apis_other_alerts_but_pages(alertmanager: 
         **{a["labels"]["alertname"]: ("active", False) for a in others},
         API_DOWN: ("active", False),
         "NodeDown": ("active", False),
+    }
+
+
+@pytest.mark.tools
+def test_a_quiet_hour_holds_back_its_slos_page_only(alertmanager: str) -> None:
+    """Too few bad requests for api-availability: its page is held back, its ticket and the
+    other SLO's page are not (equal: sloth_slo)."""
+
+    def burn(slo: str, severity: str) -> dict[str, Any]:
+        name = {
+            "api-availability": "APIAvailabilityBudgetBurn",
+            "api-latency": "APILatencyBudgetBurn",
+        }
+        level = {"page": "critical", "ticket": "warning"}[severity]
+        labels = {"alertname": name[slo], "sloth_slo": slo, "sloth_severity": severity}
+        return {"labels": {**labels, "severity": level}}
+
+    few = {"labels": {"alertname": SLO_ERRORS_TOO_FEW, "severity": "none"}}
+    few["labels"]["sloth_slo"] = "api-availability"
+    _post(alertmanager, few, burn("api-availability", "page"))
+    _post(alertmanager, burn("api-availability", "ticket"), burn("api-latency", "page"))
+    answer = httpx.get(f"{alertmanager}/api/v2/alerts", timeout=5).json()
+    held = {
+        (a["labels"]["alertname"], a["labels"].get("sloth_severity")): bool(
+            a["status"]["inhibitedBy"]
+        )
+        for a in answer
+    }
+    assert held == {
+        (SLO_ERRORS_TOO_FEW, None): False,
+        ("APIAvailabilityBudgetBurn", "page"): True,
+        ("APIAvailabilityBudgetBurn", "ticket"): False,
+        ("APILatencyBudgetBurn", "page"): False,
     }
 
 

@@ -125,7 +125,7 @@ def test_firing_cases_check_every_annotation() -> None:
             for check in case.get("alert_rule_test", []):
                 for alert in check.get("exp_alerts", []):
                     # Sloth adds a `title` to the SLO alerts (slo-rules.yml).
-                    sloth = {"title"} if "sloth_slo" in alert["exp_labels"] else set()
+                    sloth = {"title"} if "sloth_severity" in alert["exp_labels"] else set()
                     assert set(alert["exp_annotations"]) == {
                         "summary",
                         "description",
