@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 MONITORING = REPO / "monitoring"
 PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
 COLLECTOR_SCRAPE = MONITORING / "prometheus" / "scrape.d" / "otel-collector.yml"
+COLLECTOR_TELEMETRY_SCRAPE = MONITORING / "prometheus" / "scrape.d" / "otel-collector-telemetry.yml"
 ALERTS = MONITORING / "prometheus" / "alerts.yml"
 PIPELINE_ALERTS = MONITORING / "prometheus" / "pipeline-alerts.yml"
 SLO_RULES = MONITORING / "prometheus" / "slo-rules.yml"
@@ -191,9 +192,9 @@ def alertmanager_config(ports: Mapping[str, int], secrets_dir: Path, fast: bool)
     return header(ALERTMANAGER_CONFIG, fast) + text
 
 
-def collector_scrape_config(ports: Mapping[str, int]) -> str:
-    text = rewrite_addresses(COLLECTOR_SCRAPE.read_text(), ports, COLLECTOR_SCRAPE.name)
-    return header(COLLECTOR_SCRAPE, False) + text
+def collector_scrape_config(ports: Mapping[str, int], source: Path = COLLECTOR_SCRAPE) -> str:
+    text = rewrite_addresses(source.read_text(), ports, source.name)
+    return header(source, False) + text
 
 
 def write_configs(
@@ -203,12 +204,13 @@ def write_configs(
     fast: bool,
     scrape_collector: bool,
     alertmanagers: Sequence[str] = ("alertmanager",),
+    collector: bool | None = None,
 ) -> None:
     """prometheus.yml, alerts.yml, pipeline-alerts.yml and slo-rules.yml (beside it: rule_files
-    is relative),
-    scrape.d/ with the
-    collector's job when Prometheus scrapes one, alertmanager.yml (every Alertmanager instance
-    reads the same one) and the API key file into `workdir`."""
+    is relative), scrape.d/ with the collector's pushed-series job when Prometheus scrapes
+    them (`scrape_collector`) and its own metrics' job whenever one runs (`collector`, by
+    default the same), alertmanager.yml (every Alertmanager instance reads the same one) and
+    the API key file into `workdir`."""
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_file = secrets_dir / API_KEY_SECRET
@@ -220,9 +222,14 @@ def write_configs(
     (workdir / "slo-rules.yml").write_text(slo_rules())
     scrape_dir = workdir / "scrape.d"
     scrape_dir.mkdir(exist_ok=True)
-    collector_job = scrape_dir / COLLECTOR_SCRAPE.name
-    if scrape_collector:
-        collector_job.write_text(collector_scrape_config(ports))
-    else:
-        collector_job.unlink(missing_ok=True)
+    wanted = {
+        COLLECTOR_SCRAPE: scrape_collector,
+        COLLECTOR_TELEMETRY_SCRAPE: scrape_collector if collector is None else collector,
+    }
+    for source, write in wanted.items():
+        job = scrape_dir / source.name
+        if write:
+            job.write_text(collector_scrape_config(ports, source))
+        else:
+            job.unlink(missing_ok=True)
     (workdir / "alertmanager.yml").write_text(alertmanager_config(ports, secrets_dir, fast))

@@ -164,6 +164,7 @@ class Stack:
             self.config.fast,
             scrape_collector,
             self.alertmanagers,
+            collector="otel-collector" in self.components,
         )
         deadline, since = time.monotonic() + timeout, time.time()
         try:

@@ -449,6 +449,7 @@ PIPELINE = Group(
     ),
 )
 
+
 def _too_few(slo: str, bad_requests: str) -> str:
     """`slo` (the Sloth SLO's name) when fewer than MIN_SLO_ERRORS requests went bad in 1h."""
     return (

@@ -20,6 +20,7 @@ from devstack.configs import (
     ALERTMANAGER_CONFIG,
     ALERTS,
     COLLECTOR_SCRAPE,
+    COLLECTOR_TELEMETRY_SCRAPE,
     PIPELINE_ALERTS,
     PROMETHEUS_CONFIG,
     SLO_RULES,
@@ -59,6 +60,7 @@ def test_copies_change_only_addresses_secrets_and_fast_timings(tmp_path: Path, f
         ALERTS: tmp_path / "alerts.yml",
         ALERTMANAGER_CONFIG: tmp_path / "alertmanager.yml",
         COLLECTOR_SCRAPE: tmp_path / "scrape.d" / "otel-collector.yml",
+        COLLECTOR_TELEMETRY_SCRAPE: tmp_path / "scrape.d" / "otel-collector-telemetry.yml",
         PIPELINE_ALERTS: tmp_path / "pipeline-alerts.yml",
         SLO_RULES: tmp_path / "slo-rules.yml",  # unchanged, fast mode included
     }
@@ -78,7 +80,7 @@ def test_copies_change_only_addresses_secrets_and_fast_timings(tmp_path: Path, f
     assert (tmp_path / "secrets" / "testboost-api-key").read_text() == "k3y"
     assert (tmp_path / "secrets" / "testboost-api-key").stat().st_mode & 0o077 == 0
     assert '["127.0.0.1:18889"]' in copies[COLLECTOR_SCRAPE].read_text()
-    assert '["127.0.0.1:18888"]' in copies[COLLECTOR_SCRAPE].read_text()
+    assert '["127.0.0.1:18888"]' in copies[COLLECTOR_TELEMETRY_SCRAPE].read_text()
     if not fast:
         assert changed_lines(ALERTS, copies[ALERTS]) == []
         assert changed_lines(PIPELINE_ALERTS, copies[PIPELINE_ALERTS]) == []
@@ -92,6 +94,11 @@ def test_the_tools_accept_the_copies(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
     write_configs(tmp_path, PORTS, "k3y", fast=True, scrape_collector=False)
     assert not (tmp_path / "scrape.d" / "otel-collector.yml").exists()
+    assert not (tmp_path / "scrape.d" / "otel-collector-telemetry.yml").exists()
+    # A collector for traces only (or remote write): its own metrics are still scraped.
+    write_configs(tmp_path, PORTS, "k3y", fast=True, scrape_collector=False, collector=True)
+    assert not (tmp_path / "scrape.d" / "otel-collector.yml").exists()
+    assert (tmp_path / "scrape.d" / "otel-collector-telemetry.yml").exists()
     result = run_tool("amtool", "check-config", str(tmp_path / "alertmanager.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -148,8 +148,9 @@ def test_otel_overlay_pushes_to_the_collector_and_keeps_the_scrape() -> None:
     # prometheus.yml's scrape_config_files looks.
     assert "--web.enable-remote-write-receiver" not in prometheus["command"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
-    job = mounts(prometheus)["/etc/prometheus/scrape.d/otel-collector.yml"]
-    assert job == str(REPO / "monitoring/prometheus/scrape.d/otel-collector.yml")
+    for name in ("otel-collector.yml", "otel-collector-telemetry.yml"):  # its own metrics too
+        job = mounts(prometheus)[f"/etc/prometheus/scrape.d/{name}"]
+        assert job == str(REPO / "monitoring/prometheus/scrape.d" / name)
     collector = services["otel-collector"]
     assert sorted(published(collector)) == [4317, 4318, 8889, 13133]
     assert published(services["jaeger"]) == {16686: "127.0.0.1"}

@@ -96,3 +96,18 @@ def test_ports_agree_with_compose() -> None:
     assert endpoint == "http://otel-collector:4318"  # OTLP/HTTP, the protocol the API uses
     config_mount = collector["volumes"][0].split(":")[1]
     assert collector["command"] == [f"--config={config_mount}"]
+
+
+def test_its_own_metrics_are_scraped_where_the_config_serves_them() -> None:
+    """service.telemetry's reader (port 8888, counters with _total) is the target of the
+    otel-collector-telemetry job, in a scrape file of its own (mounted wherever a collector
+    runs, remote write and traces only included)."""
+    (reader,) = CONFIG["service"]["telemetry"]["metrics"]["readers"]
+    exporter = reader["pull"]["exporter"]["prometheus"]
+    assert exporter["without_type_suffix"] is False
+    (job,) = yaml.safe_load(
+        (REPO / "monitoring/prometheus/scrape.d/otel-collector-telemetry.yml").read_text()
+    )["scrape_configs"]
+    assert job["job_name"] == "otel-collector-telemetry"
+    assert job["static_configs"] == [{"targets": [f"otel-collector:{default(exporter['port'])}"]}]
+    assert "honor_labels" not in job
