@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.processes import free_port
 from telemetry.runtime import resident_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,12 +79,6 @@ VARIANTS: dict[str, Variant] = {
         ),
     )
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def taskset_works() -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -68,11 +69,35 @@ def ensure_alertmanager_assets(binary: str) -> None:
         ) from None
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out to `:0` listeners (ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback port nothing listens on, chosen below the kernel's ephemeral range: a port
+    taken with bind(0) and released could be handed to a component's own `:0` listener (Jaeger
+    opens some) before the component binds it, which failed runs now and then. Never the same
+    port twice in a process."""
+    floor = _ephemeral_floor()
+    for _ in range(200):
+        port = random.randrange(10000, floor)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise StackError(f"no free port found between 10000 and {floor}")
 
 
 def require_free(port: int, what: str) -> None:
