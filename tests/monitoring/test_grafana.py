@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -287,9 +288,10 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
     return {"series": f"{name}{{{body}}}", "values": values}
 
 
-def _promtool_returns_numbers(
-    exprs: list[str], tmp_path: Path, slo_rules: bool = True
+def _promtool_on_workload(
+    checks: list[dict[str, Any]], tmp_path: Path, slo_rules: bool = True
 ) -> tuple[bool, str]:
+    """promtool's promql_expr_test `checks` (expr, exp_samples) at the end of the 2h workload."""
     tests = {
         # The SLO panels read the recording rules Sloth generates.
         "rule_files": [str(SLO_RULES_FILE)] if slo_rules else [],
@@ -298,14 +300,7 @@ def _promtool_returns_numbers(
             {
                 "interval": "1m",
                 "input_series": _workload_series(),
-                "promql_expr_test": [
-                    {
-                        "expr": f"count(({expr}) >= 0) > bool 0",
-                        "eval_time": "120m",
-                        "exp_samples": [{"labels": "{}", "value": 1}],
-                    }
-                    for expr in exprs
-                ],
+                "promql_expr_test": [{**check, "eval_time": "120m"} for check in checks],
             }
         ],
     }
@@ -313,6 +308,16 @@ def _promtool_returns_numbers(
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     result = run_tool("promtool", "test", "rules", str(path))
     return result.returncode == 0, result.stdout + result.stderr
+
+
+def _promtool_returns_numbers(
+    exprs: list[str], tmp_path: Path, slo_rules: bool = True
+) -> tuple[bool, str]:
+    checks = [
+        {"expr": f"count(({expr}) >= 0) > bool 0", "exp_samples": [{"labels": "{}", "value": 1}]}
+        for expr in exprs
+    ]
+    return _promtool_on_workload(checks, tmp_path, slo_rules)
 
 
 @pytest.mark.tools
@@ -339,32 +344,17 @@ def test_the_slo_panels_show_one_series_per_slo(tmp_path: Path) -> None:
     overview = load_dashboard(DASHBOARDS_DIR / "testboost-overview.json")
     panels = [p for p in dashboard_panels(overview) if "slo:" in json.dumps(p.get("targets"))]
     assert len(panels) >= 2
-    tests = {
-        "rule_files": [str(SLO_RULES_FILE)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": _workload_series(),
-                "promql_expr_test": [
-                    {
-                        "expr": f"count by (sloth_slo) ({target['expr']})",
-                        "eval_time": "120m",
-                        "exp_samples": [
-                            {"labels": f'{{sloth_slo="{slo}"}}', "value": 1}
-                            for slo in ("api-availability", "api-latency", "workflow-success")
-                        ],
-                    }
-                    for panel in panels
-                    for target in panel["targets"]
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "slo_panels_test.yml"
-    path.write_text(yaml.safe_dump(tests, sort_keys=False))
-    result = run_tool("promtool", "test", "rules", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
+    slos = ("api-availability", "api-latency", "workflow-success")
+    checks = [
+        {
+            "expr": f"count by (sloth_slo) ({target['expr']})",
+            "exp_samples": [{"labels": f'{{sloth_slo="{slo}"}}', "value": 1} for slo in slos],
+        }
+        for panel in panels
+        for target in panel["targets"]
+    ]
+    ok, output = _promtool_on_workload(checks, tmp_path)
+    assert ok, output
 
 
 @pytest.mark.tools
