@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devstack import Stack, StackConfig
-from tests.e2e.helpers import Prometheus, fake_llm
+from tests.e2e.helpers import Jaeger, Prometheus, fake_llm
 from tests.support.fake_llm import FakeLLM
 
 StackFactory = Callable[..., Stack]
@@ -51,3 +51,11 @@ def prometheus_of() -> Iterator[Callable[[Stack], Prometheus]]:
     yield client
     for prometheus in clients:
         prometheus.close()
+
+
+@pytest.fixture(scope="module")
+def jaeger(stack: Stack) -> Iterator[Jaeger]:
+    """The Jaeger of the module's `stack` (a fixture each module that uses this one defines)."""
+    client = Jaeger(stack.urls["jaeger"])
+    yield client
+    client.close()

@@ -3,6 +3,7 @@ client, and the workload that gives every dashboard query something to show."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -233,3 +234,58 @@ def finite(series: Series) -> list[float]:
 def without_fallback(expr: str) -> str:
     """The query without its `or on() vector(0)`: what is left must return real data."""
     return expr.replace(" or on() vector(0)", "")
+
+
+# --- Jaeger -----------------------------------------------------------------------------------
+
+Span = dict[str, Any]
+SERVICE = "testboost-api"  # the API's service.name, as Jaeger knows it
+
+
+class Jaeger:
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def trace(self, trace_id: str) -> list[Span]:
+        """The spans Jaeger holds for `trace_id` (none yet: [])."""
+        response = self.http.get(f"/api/traces/{trace_id}")
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        (trace,) = response.json()["data"]
+        assert trace["traceID"] == trace_id
+        services = {process["serviceName"] for process in trace["processes"].values()}
+        assert services == {SERVICE}, services
+        spans: list[Span] = trace["spans"]
+        return spans
+
+    def traces_of_session(self, session_id: str) -> dict[str, list[Span]]:
+        """Every trace with a span tagged with this session id, by trace id."""
+        params = {
+            "service": SERVICE,
+            "tags": json.dumps({"testboost.session.id": session_id}),
+            "limit": "100",
+        }
+        response = self.http.get("/api/traces", params=params)
+        response.raise_for_status()
+        return {trace["traceID"]: trace["spans"] for trace in response.json()["data"] or []}
+
+    def every_trace(self) -> dict[str, list[Span]]:
+        """Every trace of the service Jaeger holds: this module's, its storage is in memory."""
+        now = int(time.time() * 1_000_000)
+        params = {
+            "service": SERVICE,
+            "start": str(now - 3600 * 1_000_000),
+            "end": str(now + 60 * 1_000_000),
+            "limit": "100000",
+        }
+        response = self.http.get("/api/traces", params=params)
+        response.raise_for_status()
+        return {trace["traceID"]: trace["spans"] for trace in response.json()["data"] or []}
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def tags(span: Span) -> dict[str, Any]:
+    return {tag["key"]: tag["value"] for tag in span["tags"]}

@@ -19,8 +19,16 @@ import httpx
 import pytest
 
 from devstack import Stack, StackConfig
-from tests.e2e.helpers import SESSIONS, api_client, create_sessions, llm_env, wait_sessions
-from tests.e2e.test_traces import Jaeger, Span, tags
+from tests.e2e.helpers import (
+    SESSIONS,
+    Jaeger,
+    Span,
+    api_client,
+    create_sessions,
+    llm_env,
+    tags,
+    wait_sessions,
+)
 from tests.support.fake_llm import FakeLLM
 from tests.support.waiting import until
 
@@ -128,13 +136,6 @@ def span_of(jaeger: Jaeger, exemplar: dict[str, Any]) -> Span:
 
     span: Span = until(found, timeout=30, interval=0.5, message=f"span {span_id} of {trace_id}")
     return span
-
-
-@pytest.fixture(scope="module")
-def jaeger(stack: Stack) -> Iterator[Jaeger]:
-    client = Jaeger(stack.urls["jaeger"])
-    yield client
-    client.close()
 
 
 def test_http_latency_exemplars_are_the_requests_server_spans(

@@ -11,27 +11,30 @@ lone SQL statement, a scrape of /metrics, a health probe or the docs pages."""
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from devstack import Stack
 from tests.e2e.conftest import StackFactory
-from tests.e2e.helpers import SESSIONS, api_client, llm_env, wait_sessions
+from tests.e2e.helpers import (
+    SESSIONS,
+    Jaeger,
+    Span,
+    api_client,
+    llm_env,
+    tags,
+    wait_sessions,
+)
 from tests.support.fake_llm import FakeLLM, Reply
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.e2e
 
-Span = dict[str, Any]
-SERVICE = "testboost-api"
 SERVER_SPAN = f"POST {SESSIONS}"
 STEPS = 4  # impact_analysis: collect_changes, map_dependencies, select_tests, report
 LOG_CONTEXT = re.compile(r"\[trace=([0-9a-f]{32}|-) span=([0-9a-f]{16}|-)\]")
@@ -39,51 +42,6 @@ UNTRACED = ("/metrics", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "
 # Short, so that the lease keeper renews (every third) and sweeps (every period) many times
 # during the module.
 LEASE_TTL_S = 2
-
-
-class Jaeger:
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def trace(self, trace_id: str) -> list[Span]:
-        """The spans Jaeger holds for `trace_id` (none yet: [])."""
-        response = self.http.get(f"/api/traces/{trace_id}")
-        if response.status_code == 404:
-            return []
-        response.raise_for_status()
-        (trace,) = response.json()["data"]
-        assert trace["traceID"] == trace_id
-        services = {process["serviceName"] for process in trace["processes"].values()}
-        assert services == {SERVICE}, services
-        spans: list[Span] = trace["spans"]
-        return spans
-
-    def traces_of_session(self, session_id: str) -> dict[str, list[Span]]:
-        """Every trace with a span tagged with this session id, by trace id."""
-        params = {
-            "service": SERVICE,
-            "tags": json.dumps({"testboost.session.id": session_id}),
-            "limit": "100",
-        }
-        response = self.http.get("/api/traces", params=params)
-        response.raise_for_status()
-        return {trace["traceID"]: trace["spans"] for trace in response.json()["data"] or []}
-
-    def every_trace(self) -> dict[str, list[Span]]:
-        """Every trace of the service Jaeger holds: this module's, its storage is in memory."""
-        now = int(time.time() * 1_000_000)
-        params = {
-            "service": SERVICE,
-            "start": str(now - 3600 * 1_000_000),
-            "end": str(now + 60 * 1_000_000),
-            "limit": "100000",
-        }
-        response = self.http.get("/api/traces", params=params)
-        response.raise_for_status()
-        return {trace["traceID"]: trace["spans"] for trace in response.json()["data"] or []}
-
-    def close(self) -> None:
-        self.http.close()
 
 
 def traceparent(sampled: bool = True) -> tuple[str, str, str]:
@@ -94,10 +52,6 @@ def traceparent(sampled: bool = True) -> tuple[str, str, str]:
 
 def named(spans: list[Span], name: str) -> list[Span]:
     return [span for span in spans if span["operationName"] == name]
-
-
-def tags(span: Span) -> dict[str, Any]:
-    return {tag["key"]: tag["value"] for tag in span["tags"]}
 
 
 def parent_of(span: Span) -> str | None:
@@ -152,13 +106,6 @@ def logged(stack: Stack, trace_id: str) -> list[tuple[str, str]]:
 def stack(make_stack: StackFactory, fake: FakeLLM) -> Stack:
     env = {**llm_env(fake), "TESTBOOST_WORKFLOW_LEASE_TTL": str(LEASE_TTL_S)}
     return make_stack(mode="push", traces=True, api_env=env)
-
-
-@pytest.fixture(scope="module")
-def jaeger(stack: Stack) -> Iterator[Jaeger]:
-    client = Jaeger(stack.urls["jaeger"])
-    yield client
-    client.close()
 
 
 def test_a_request_with_a_traceparent_is_one_trace_down_to_its_llm_calls(
