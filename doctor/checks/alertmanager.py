@@ -21,8 +21,11 @@ from doctor.model import Check, Failed, Outcome
 from doctor.routing import integrations, receivers_for
 
 SEVERITIES = ("critical", "warning")
-# Prometheus sends an alert as it starts firing; one firing for less than this may be on its way.
-SEND_GRACE_S = 30.0
+# Prometheus sends an alert as it starts firing and re-sends it every minute (its default
+# --rules.alert.resend-delay); a send it dropped (Alertmanager not yet discovered at start-up,
+# or restarting) arrives with the next, so one firing for less than this may be on its way.
+# The always-firing Watchdog meets this race at every start.
+SEND_GRACE_S = 90.0
 CLUSTER_OK = ("ready", "disabled")
 SETTLING = "settling"
 SETTLE_POLL_S = 0.5
