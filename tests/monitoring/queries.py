@@ -50,10 +50,15 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
     return out
 
 
+def rules_of(path: Path) -> list[dict[str, Any]]:
+    """Every rule of a rule file, recording and alerting, in file order."""
+    doc = yaml.safe_load(path.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
 def all_rules() -> list[dict[str, Any]]:
     """Every rule of alerts.yml, recording and alerting, in file order."""
-    doc = yaml.safe_load(ALERTS_FILE.read_text())
-    return [rule for group in doc["groups"] for rule in group["rules"]]
+    return rules_of(ALERTS_FILE)
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -68,8 +73,7 @@ def recording_rules() -> list[dict[str, Any]]:
 
 def slo_rules() -> list[dict[str, Any]]:
     """Every rule of slo-rules.yml (Sloth's), recording and alerting, in file order."""
-    doc = yaml.safe_load(SLO_RULES_FILE.read_text())
-    return [rule for group in doc["groups"] for rule in group["rules"]]
+    return rules_of(SLO_RULES_FILE)
 
 
 def slo_alert_rules() -> list[dict[str, Any]]:
@@ -86,5 +90,4 @@ def slo_recording_rules() -> list[dict[str, Any]]:
 def pipeline_alert_rules() -> list[dict[str, Any]]:
     """Every alerting rule of pipeline-alerts.yml (the collector, Prometheus, Alertmanager and
     the Watchdog)."""
-    doc = yaml.safe_load(PIPELINE_ALERTS_FILE.read_text())
-    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
+    return [rule for rule in rules_of(PIPELINE_ALERTS_FILE) if "alert" in rule]
