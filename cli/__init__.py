@@ -1,6 +1,7 @@
 """The `testboost` command: `serve` runs the API (what `make run` calls); `doctor` checks it and
 its monitoring stack (doctor/); `stack` runs that stack as local processes (devstack/, what
-`make stack` calls; a source checkout's tool, imported only when `stack` runs)."""
+`make stack` calls; a source checkout's tool). A command imports only what it runs: doctor and
+devstack are loaded when their command is given."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["stack"]:
         return _stack(argv[1:])
+    if argv[:1] == ["doctor"]:
+        return _doctor(argv[1:])
     parser = argparse.ArgumentParser(prog="testboost", description="TestBoost API tools")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser(
@@ -29,25 +32,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_arguments(serve_cmd)
     serve_cmd.set_defaults(func=serve.run)
-    _register_stack(commands)
-    from doctor import DESCRIPTION, add_arguments, run
-
-    doctor_cmd = commands.add_parser(
-        "doctor", help="check the API and its monitoring stack", description=DESCRIPTION
-    )
-    add_arguments(doctor_cmd)
-    doctor_cmd.set_defaults(func=run)
+    # Listed for `testboost --help`; `main` hands their arguments to their own parsers.
+    commands.add_parser("doctor", help=DOCTOR_HELP, add_help=False)
+    commands.add_parser("stack", help=STACK_HELP, add_help=False)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
 
 
+DOCTOR_HELP = "check the API and its monitoring stack"
 STACK_HELP = "run the API, Prometheus and Alertmanager locally (no Docker; a source checkout's)"
 
 
-def _register_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`stack` in the command list; `main` hands `testboost stack ...` to devstack itself."""
-    commands.add_parser("stack", help=STACK_HELP, add_help=False)
+def _doctor(argv: list[str]) -> int:
+    from doctor import main as doctor_main
+
+    return doctor_main(argv)
 
 
 def _stack(argv: list[str]) -> int:
