@@ -1,31 +1,64 @@
-"""Serve one benchmark variant of the API, exactly as `testboost serve` would (same uvicorn
-options, same logging), with the telemetry that the variant names.
+"""The API variants the harness compares, and the child process that serves one of them.
+
+Every variant is the same app served as `testboost serve` serves it (same uvicorn options,
+same logging). Ours differ only in standard OTEL_* variables; the three references turn our
+telemetry off and add what their users add.
 
     python -m bench.serve VARIANT --port 8101
-
-Variants that use our telemetry take it from the standard OTEL_* variables the harness sets
-(off, pull, pull-traces, push). The others compare against what users know:
-
-  otel-stock OpenTelemetry's FastAPIInstrumentor with its defaults (metrics only, old HTTP
-             semconv) on an in-process PrometheusMetricReader, our telemetry off.
-  pfi        prometheus-fastapi-instrumentator with its defaults, our telemetry off.
-  floor      the least a Prometheus middleware can do: `FloorMetrics` below, our telemetry off.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-VARIANTS = ("off", "pull", "pull-traces", "push", "otel-stock", "pfi", "floor")
+
+class Variant(NamedTuple):
+    description: str
+    env: dict[str, str]
+
+
+PULL = {"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_TRACES_EXPORTER": "none"}
+# Our telemetry does nothing, the SDK stays enabled: the references build their own providers,
+# which OTEL_SDK_DISABLED would turn off.
+OURS_NONE = {"OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none"}
+VARIANTS = {
+    "off": Variant("telemetry off: the baseline", {"OTEL_SDK_DISABLED": "true"}),
+    "floor": Variant("hand-written ASGI middleware on prometheus_client (reference)", OURS_NONE),
+    "pull": Variant("full telemetry, pull: every request measured, /metrics", PULL),
+    "pull-traces": Variant(
+        "pull + traces, parentbased_traceidratio 0.1, OTLP/HTTP export",
+        {
+            **PULL,
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        },
+    ),
+    "push": Variant(
+        "full telemetry, push: OTLP/HTTP every 1 s (15 s in production)",
+        {
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        },
+    ),
+    "pfi": Variant("prometheus-fastapi-instrumentator, defaults (reference)", OURS_NONE),
+    "otel-stock": Variant(
+        "OpenTelemetry FastAPIInstrumentor, defaults, metrics only (reference)", OURS_NONE
+    ),
+}
+
+
+def exports(variant: str) -> bool:
+    """Whether the variant sends OTLP (and so needs a receiver)."""
+    return "otlp" in VARIANTS[variant].env.values()
 
 
 class FloorMetrics:
-    """The floor: a hand-written pure ASGI middleware on prometheus_client with each label
-    set's children cached, so a request costs one `inc` and one `observe` (the contract's two
-    HTTP families, labelled by route template as ours are)."""
+    """The least a Prometheus middleware can do: pure ASGI on prometheus_client, each label
+    set's children cached, so a request costs one `inc` and one `observe`."""
 
     def __init__(self, app: Any, registry: Any) -> None:
         from prometheus_client import Counter, Histogram
@@ -33,13 +66,12 @@ class FloorMetrics:
         from telemetry.catalog import HTTP_BUCKETS
 
         self.app = app
-        self.requests = Counter(
-            "floor_http_requests", "Requests.", ["method", "path", "status"], registry=registry
-        )
+        labels = ["method", "path", "status"]
+        self.requests = Counter("floor_http_requests", "Requests.", labels, registry=registry)
         self.duration = Histogram(
             "floor_http_request_duration_seconds",
             "Latency.",
-            ["method", "path"],
+            labels[:2],
             registry=registry,
             buckets=HTTP_BUCKETS,
         )
@@ -74,6 +106,8 @@ class FloorMetrics:
 
 
 def build(variant: str) -> Any:
+    from prometheus_client import CollectorRegistry, make_asgi_app
+
     from app.main import create_app
 
     app = create_app()
@@ -81,7 +115,6 @@ def build(variant: str) -> Any:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         from opentelemetry.sdk.metrics import MeterProvider
-        from prometheus_client import CollectorRegistry, make_asgi_app
 
         registry = CollectorRegistry(auto_describe=False)
         provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
@@ -92,8 +125,6 @@ def build(variant: str) -> Any:
 
         Instrumentator().instrument(app).expose(app, endpoint="/pfi-metrics")
     elif variant == "floor":
-        from prometheus_client import CollectorRegistry, make_asgi_app
-
         registry = CollectorRegistry(auto_describe=False)
         app.add_middleware(FloorMetrics, registry=registry)
         app.mount("/floor-metrics", make_asgi_app(registry))
@@ -119,4 +150,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
