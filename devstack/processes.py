@@ -1,4 +1,4 @@
-"""Starting, watching and stopping the stack's processes.
+"""Starting, watching and stopping processes: the stack's, the benchmarks' and the tests'.
 
 Each component runs in a session of its own (its pid is its process group id), so stopping it
 stops its children too (uvicorn workers). A process is identified by its pid *and* its start
@@ -154,8 +154,9 @@ class Process:
 
     @classmethod
     def spawn(
-        cls, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path
+        cls, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path = REPO
     ) -> Process:
+        """Start `argv` with exactly `env`, its output appended to `log`."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             popen = subprocess.Popen(
@@ -180,8 +181,10 @@ class Process:
             return []
         return group_members(self.pid, self.started)
 
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_GRACE_S) -> None:
-        """Signal the process group; SIGKILL what outlives `timeout`. Bounded."""
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = STOP_GRACE_S) -> float:
+        """Signal the process group; SIGKILL what outlives `timeout`. Bounded. Returns the
+        seconds it took."""
+        began = time.monotonic()
         for this_signal, wait_s in ((sig, timeout), (signal.SIGKILL, 5.0)):
             if not self.running():
                 break
@@ -194,6 +197,7 @@ class Process:
                 self._poll()
                 time.sleep(0.05)
         self._reap()
+        return time.monotonic() - began
 
     def _poll(self) -> None:
         # Our own child stays a zombie (still in the group) until it is waited for.
@@ -205,11 +209,15 @@ class Process:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=5)
 
-    def log_tail(self, lines: int = 30) -> str:
+    def output(self) -> str:
+        """Everything the process wrote so far."""
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            return self.log.read_text(errors="replace")
         except OSError:
-            return "(no log)"
+            return ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output().splitlines()[-lines:]) or "(no log)"
 
 
 def wait_ready(process: Process, url: str, deadline: float) -> None:
@@ -232,3 +240,22 @@ def wait_ready(process: Process, url: str, deadline: float) -> None:
                     f"{process.log_tail()}"
                 )
             time.sleep(0.1)
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log: Path,
+    ready_url: str,
+    timeout: float = 30.0,
+    cwd: Path = REPO,
+) -> Process:
+    """Spawn a process and wait until `ready_url` answers 200; stopped again if it does not."""
+    process = Process.spawn(name, argv, env, log, cwd)
+    try:
+        wait_ready(process, ready_url, time.monotonic() + timeout)
+    except BaseException:
+        process.stop(signal.SIGKILL)
+        raise
+    return process

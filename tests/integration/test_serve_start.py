@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.api_process import ROOT, ApiProcess, free_port
+from devstack.configs import REPO
+from tests.support.api_process import ApiProcess, free_port
 
 
 def serve(database_url: str) -> subprocess.CompletedProcess[str]:
@@ -17,7 +18,7 @@ def serve(database_url: str) -> subprocess.CompletedProcess[str]:
     env["TESTBOOST_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
-        cwd=ROOT,
+        cwd=REPO,
         env=env,
         capture_output=True,
         text=True,

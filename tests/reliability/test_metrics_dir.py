@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.api_process import ROOT, ApiProcess, free_port
+from devstack.configs import REPO
+from tests.support.api_process import ApiProcess, free_port
 from tests.support.exposition import Exposition
 from tests.support.waiting import until
 
@@ -31,7 +32,7 @@ def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}
     return subprocess.run(
         [sys.executable, "-m", "cli", "serve", "--port", str(free_port()), "--workers", "2"],
-        cwd=ROOT,
+        cwd=REPO,
         env=clean | env,
         capture_output=True,
         text=True,

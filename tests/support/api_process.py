@@ -1,4 +1,4 @@
-"""The API as a real `testboost serve` process on a free loopback port."""
+"""The API as a real `testboost serve` process on a free loopback port (devstack.processes)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-
-from devstack.processes import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.processes import Process, free_port, start
 
 
 class ApiProcess:
@@ -24,65 +19,38 @@ class ApiProcess:
         # (telemetry/series_start.py), not the production 30 s.
         self.env = {**os.environ, "OTEL_METRIC_EXPORT_INTERVAL": "1000", **env}
         self.workers = workers
-        self.process: subprocess.Popen[bytes] | None = None
-        # A file, not a pipe: nobody reads while the server runs, and a full pipe blocks it.
+        self.server: Process | None = None
+        # Removed when this object goes; the server appends to it by name.
         self.log = tempfile.NamedTemporaryFile(prefix="testboost-api-", suffix=".log")  # noqa: SIM115
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> ApiProcess:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"API exited at start-up:\n{self.output}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"API not healthy after {timeout}s:\n{self.output}")
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.server.popen if self.server else None
 
     @property
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> float:
-        """Signal the server and wait for it to exit; returns how long that took."""
-        assert self.process is not None
-        started = time.monotonic()
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise
-        return time.monotonic() - started
+    def start(self, timeout: float = 30) -> ApiProcess:
+        argv = [sys.executable, "-m", "cli", "serve", "--port", str(self.port)]
+        argv += ["--workers", str(self.workers)]
+        self.server = start(
+            "api", argv, self.env, Path(self.log.name), f"{self.url}/health", timeout
+        )
+        return self
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> float:
+        """Signal the server (SIGKILL after `timeout`); returns how long it took to exit."""
+        assert self.server is not None
+        return self.server.stop(sig, timeout)
 
     def __enter__(self) -> ApiProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.stop(signal.SIGKILL)
+        if self.server is not None:
+            self.server.stop(signal.SIGKILL)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from werkzeug import Request, Response
+
+from tests.support.fake_http import FakeHTTPServer
 
 
 @dataclass
@@ -40,67 +44,47 @@ class FakeLLM:
         API to reach it)."""
         self.default = default or Reply()
         self.script: deque[Reply] = deque()
+        # As they arrive, not as they are answered (the server's own log): calls in flight count.
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         # Cleared: every answer waits (after its delay) until it is set again; requests are
         # still recorded as they arrive. For calls kept in flight as long as a test needs.
         self.answering = threading.Event()
         self.answering.set()
-        fake = self
+        self.server = FakeHTTPServer(host)
+        self.server.expect_request(re.compile(".*"), method="POST").respond_with_handler(
+            self._answer
+        )
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                request = {
-                    "path": self.path,
-                    "body": body,
-                    "authorization": self.headers.get("authorization"),
-                }
-                with fake.lock:
-                    fake.requests.append(request)
-                    reply = fake.script.popleft() if fake.script else fake.default
-                if reply.delay:
-                    time.sleep(reply.delay)
-                fake.answering.wait()
-                answer = reply.body(request) if callable(reply.body) else reply.body
-                if answer is None:
-                    content = json.dumps(completion(f"answer {len(fake.requests)}")).encode()
-                elif isinstance(answer, str):
-                    content = answer.encode()
-                else:
-                    content = json.dumps(answer).encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(content)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(content)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout tests)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _answer(self, http: Request) -> Response:
+        request = {
+            "path": http.path,
+            "body": json.loads(http.get_data() or b"{}"),
+            "authorization": http.headers.get("authorization"),
+        }
+        with self.lock:
+            self.requests.append(request)
+            reply = self.script.popleft() if self.script else self.default
+        if reply.delay:
+            time.sleep(reply.delay)
+        self.answering.wait()
+        answer = reply.body(request) if callable(reply.body) else reply.body
+        if answer is None:
+            answer = completion(f"answer {self.count}")
+        content = answer if isinstance(answer, str) else json.dumps(answer)
+        return Response(content, reply.status, reply.headers, content_type="application/json")
 
     @property
     def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return self.server.url_for("/v1")
 
     def __enter__(self) -> FakeLLM:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.answering.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def then(self, *replies: Reply) -> FakeLLM:
         with self.lock:

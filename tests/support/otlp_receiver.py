@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from werkzeug import Request, Response
+
+from tests.support.fake_http import FakeHTTPServer
 
 
 class OtlpReceiver:
@@ -17,48 +19,31 @@ class OtlpReceiver:
         self.metrics: list[ExportMetricsServiceRequest] = []
         self.traces: list[ExportTraceServiceRequest] = []
         self.lock = threading.Lock()
-        receiver = self
+        self.server = FakeHTTPServer(port=port)
+        self.server.no_handler_status_code = 404
+        self.server.expect_request("/v1/metrics", method="POST").respond_with_handler(
+            lambda request: self._keep(request, ExportMetricsServiceRequest, self.metrics)
+        )
+        self.server.expect_request("/v1/traces", method="POST").respond_with_handler(
+            lambda request: self._keep(request, ExportTraceServiceRequest, self.traces)
+        )
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                if self.path == "/v1/metrics":
-                    message: Any = ExportMetricsServiceRequest()
-                    message.ParseFromString(body)
-                    with receiver.lock:
-                        receiver.metrics.append(message)
-                elif self.path == "/v1/traces":
-                    message = ExportTraceServiceRequest()
-                    message.ParseFromString(body)
-                    with receiver.lock:
-                        receiver.traces.append(message)
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _keep(self, request: Request, kind: Any, into: list[Any]) -> Response:
+        message = kind.FromString(request.get_data())
+        with self.lock:
+            into.append(message)
+        return Response(b"", content_type="application/x-protobuf")
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.root
 
     def __enter__(self) -> OtlpReceiver:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def latest_points(self) -> dict[str, list[tuple[dict[str, str], Any]]]:
         """Metric name → (attributes, data point) of the most recent export (cumulative)."""
