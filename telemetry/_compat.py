@@ -1,7 +1,9 @@
-"""The one place that reaches into dependencies' private internals.
+"""Where telemetry reaches into dependencies' private internals: one of the project's two fenced
+places, the other being app/core/server.py, which subclasses uvicorn's httptools protocol (the
+app's HTTP server, which telemetry must not import).
 
 Each use says why it is worth it and the version it was read against; pyproject.toml pins
-those packages to a compatible range (`~=`), and tests/unit/test_compat.py fails, naming the
+those packages to a compatible range, and tests/unit/test_compat.py fails, naming the
 internal, the moment one moves. Nothing else in the project imports a `_private` name.
 """
 

@@ -8,6 +8,15 @@ stays open for ever. `LimitedHttpToolsProtocol` adds the three (TESTBOOST_MAX_HE
 TESTBOOST_HEADER_TIMEOUT, TESTBOOST_BODY_TIMEOUT) to the httptools protocol, through the
 parser callbacks it already has: on_message_begin, on_headers_complete, on_message_complete;
 and a send timeout (TESTBOOST_SEND_TIMEOUT), through asyncio's pause_writing/resume_writing.
+
+Private internals, fenced here as telemetry/_compat.py fences the others (telemetry has no
+business knowing the app's HTTP server): uvicorn 0.54's `HttpToolsProtocol`
+(uvicorn.protocols.http.httptools_impl, not a documented API), its constructor, its `loop`,
+`transport` and `client`, `flow.read_paused` (uvicorn paused reading for the app),
+`cycle.response_started` and `cycle.response_complete`, and the parser callbacks
+`on_message_begin`, `on_headers_complete` and `on_message_complete`. pyproject.toml pins
+uvicorn to the 0.54 series; tests/unit/test_compat.py fails, naming the internal, the moment
+one moves.
 """
 
 from __future__ import annotations
