@@ -33,14 +33,13 @@ ADDRESSES: dict[str, str] = {
     "otel-collector:8889": "otel-collector-metrics",  # the collector's prometheus exporter
     "otel-collector:8888": "otel-collector-telemetry",  # the collector's own metrics
 }
-# Where compose mounts secrets; the stack keeps them in <workdir>/secrets/ instead.
-SECRET_DIRS = ("/etc/alertmanager/secrets/", "/etc/prometheus/secrets/")
 FAST = "1s"
 # Fast mode's range (and offset) for the pipeline alerts' rates (5m as shipped): at 1 s scrapes
 # it holds enough samples, and an alert resolves seconds after its cause is fixed.
 FAST_WINDOW = "15s"
 
 _HOST = re.compile(r"(?:https?://)?([A-Za-z0-9_.-]+:\d+)")
+# Where compose mounts secrets; the stack keeps them in <workdir>/secrets/ instead.
 _SECRET = re.compile(r"(/etc/(?:alertmanager|prometheus)/secrets/)([A-Za-z0-9_.-]+)")
 
 

@@ -82,8 +82,8 @@ class StackConfig:
     # Extra environment for the API (TESTBOOST_*, OTEL_*), applied last.
     api_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
-    # The Prometheus binary in .tools/bin (or on PATH): `prometheus` (2.53) or `prometheus3`
-    # (3.5), both installed by `make tools`.
+    # The Prometheus binary in .tools/bin (or on PATH): `prometheus` (the 2.x series) or
+    # `prometheus3`, both installed by `make tools`.
     prometheus_binary: str = "prometheus"
     # More Prometheus flags (tests), after the stack's own.
     prometheus_args: tuple[str, ...] = ()

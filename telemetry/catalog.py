@@ -34,6 +34,10 @@ LLM_BUCKETS: tuple[float, ...] = (
 )
 # fmt: on
 
+# The `job` label of every series the API exposes: Prometheus' scrape job in pull mode, and
+# the default service.name, which the collector turns into `job`, in push mode.
+API_JOB = "testboost-api"
+
 # The exposed suffix of each unit the catalog uses (telemetry.mapping.prometheus_name adds it).
 UNIT_SUFFIXES = {"s": "_seconds", "By": "_bytes"}
 GC_GENERATIONS = ("0", "1", "2")
@@ -277,3 +281,16 @@ def family_for_series(series_name: str) -> MetricFamily | None:
         if series_name in family.series_names:
             return family
     return None
+
+
+# The setup guide's seven preconfigured alerts (its table: name, threshold, severity): defined
+# in monitoring/prometheus/alert_rules.py, checked present by the doctor.
+GUIDE_ALERTS: tuple[str, ...] = (
+    "HighLLMErrorRate",
+    "LLMRateLimitHit",
+    "SlowWorkflowExecution",
+    "TooManyActiveSessions",
+    "DBConnectionPoolExhausted",
+    "HealthCheckFailed",
+    "SlowAPIResponse",
+)

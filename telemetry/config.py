@@ -1,4 +1,6 @@
-"""The standard OpenTelemetry variables we honour, parsed once. Invalid values stop start-up.
+"""The standard OpenTelemetry variables we honour, read once by pydantic-settings (as
+app/core/config.py reads `TESTBOOST_*`) into `TelemetryEnvironment`; `TelemetryConfig` is what
+`telemetry.setup()` builds from them. Invalid values stop start-up.
 
 Endpoints, headers, timeouts and sampler settings (`OTEL_EXPORTER_OTLP_*`, `OTEL_TRACES_SAMPLER*`)
 are read by the OpenTelemetry exporters and SDK themselves; this module only chooses.
@@ -6,35 +8,23 @@ are read by the OpenTelemetry exporters and SDK themselves; this module only cho
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
-OTEL_SDK_DISABLED = "OTEL_SDK_DISABLED"
-OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
-OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
-OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
-OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
-OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
-OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
-OTEL_METRIC_EXPORT_INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
-OTEL_METRICS_EXEMPLAR_FILTER = "OTEL_METRICS_EXEMPLAR_FILTER"
-# The OpenTelemetry Python instrumentations' convention: requests whose URL matches one of these
-# comma-separated regular expressions get no span; the FastAPI-specific variable wins.
-OTEL_PYTHON_FASTAPI_EXCLUDED_URLS = "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS"
-OTEL_PYTHON_EXCLUDED_URLS = "OTEL_PYTHON_EXCLUDED_URLS"
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from telemetry.catalog import API_JOB
+
+DEFAULT_SERVICE_NAME = API_JOB  # the collector turns service.name into the job label
 # Ours: the directory pull-mode workers share (telemetry/multiprocess.py).
 TESTBOOST_METRICS_DIR = "TESTBOOST_METRICS_DIR"
-
-DEFAULT_SERVICE_NAME = "testboost-api"
-METRICS_EXPORTERS = ("prometheus", "otlp", "none")
-TRACES_EXPORTERS = ("otlp", "console", "none")
-PROTOCOLS = ("http/protobuf", "grpc")
-EXEMPLAR_FILTERS = ("always_on", "always_off", "trace_based")
-# Untraced unless the variables above say otherwise: Prometheus' scrapes, health probes and the
-# API's own docs pages (with their assets) are not work anyone asked the API for, and a scrape
-# every 15 s alone would be most of the traces.
+# Untraced unless the variables say otherwise: Prometheus' scrapes, health probes and the API's
+# own docs pages (with their assets) are not work anyone asked the API for, and the scrapes
+# alone would be most of the traces.
 DEFAULT_EXCLUDED_URLS = (
     "^/metrics$",
     "^/health$",
@@ -50,15 +40,67 @@ class TelemetryConfigError(ValueError):
     pass
 
 
+def _stripped(value: object) -> object:
+    """Surrounding spaces never matter, and a variable set empty counts as unset."""
+    if isinstance(value, str) and not (value := value.strip()):
+        raise PydanticUseDefault
+    return value
+
+
+def _patterns(value: object) -> object:
+    """Comma-separated regular expressions, as the instrumentations split them; set empty:
+    none (every path is traced)."""
+    if not isinstance(value, str):
+        return value
+    patterns = tuple(p.strip() for p in value.split(",") if p.strip())
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
+    return patterns
+
+
+Protocol = Literal["http/protobuf", "grpc"]
+ExemplarFilterName = Literal["always_on", "always_off", "trace_based"]
+Stripped = BeforeValidator(_stripped)
+Choice = BeforeValidator(lambda v: _stripped(v.lower() if isinstance(v, str) else v))
+Patterns = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_patterns)]
+
+
+class TelemetryEnvironment(BaseSettings):
+    """The variables as set: each field is named after its variable."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    OTEL_SDK_DISABLED: Annotated[Literal["true", "false"], Choice] = "false"
+    OTEL_SERVICE_NAME: Annotated[str, Stripped] = DEFAULT_SERVICE_NAME
+    OTEL_METRICS_EXPORTER: Annotated[Literal["prometheus", "otlp", "none"], Choice] = "prometheus"
+    OTEL_TRACES_EXPORTER: Annotated[Literal["otlp", "console", "none"], Choice] = "none"
+    OTEL_EXPORTER_OTLP_PROTOCOL: Annotated[Protocol, Choice] = "http/protobuf"
+    # Per signal; unset: the one above.
+    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: Annotated[Protocol | None, Choice] = None
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Annotated[Protocol | None, Choice] = None
+    OTEL_METRIC_EXPORT_INTERVAL: Annotated[int, Stripped, Field(ge=100)] = 15_000
+    OTEL_METRICS_EXEMPLAR_FILTER: Annotated[ExemplarFilterName | None, Choice] = None
+    # The OpenTelemetry Python instrumentations' convention: requests whose URL matches one of
+    # these get no span. The first one set wins, even set empty.
+    OTEL_PYTHON_FASTAPI_EXCLUDED_URLS: Annotated[Patterns | None, NoDecode] = None
+    OTEL_PYTHON_EXCLUDED_URLS: Patterns = DEFAULT_EXCLUDED_URLS
+    TESTBOOST_METRICS_DIR: Annotated[str | None, Stripped] = None
+
+
 @dataclass(frozen=True)
 class TelemetryConfig:
+    """The choices made: `from_env()` in a process, keywords in tests."""
+
     disabled: bool = False
     service_name: str = DEFAULT_SERVICE_NAME
     metrics_exporter: str = "prometheus"
     traces_exporter: str = "none"
     metrics_protocol: str = "http/protobuf"
     traces_protocol: str = "http/protobuf"
-    # Push interval. Keep it equal to the scrape interval (15 s) so rates match both paths.
+    # Push interval. Keep it equal to the scrape interval so rates match both paths.
     export_interval_ms: int = 15_000
     # How long a new series shows zero before its observations (telemetry/series_start.py);
     # None: derived from the interval, see `new_series_hold_s`. Tests reading /metrics at once
@@ -66,7 +108,7 @@ class TelemetryConfig:
     new_series_hold_ms: int | None = None
     # Pull mode with several workers: where they publish their collections; None: one process.
     metrics_dir: str | None = None
-    # One of EXEMPLAR_FILTERS; None: `exemplar_filter_name` chooses.
+    # always_on, always_off or trace_based; None: `exemplar_filter_name` chooses.
     exemplar_filter: str | None = None
     # Regular expressions searched in a request's path (`re.search`): a match, no span.
     excluded_urls: tuple[str, ...] = DEFAULT_EXCLUDED_URLS
@@ -103,52 +145,25 @@ class TelemetryConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TelemetryConfig:
-        env = os.environ if env is None else env
-
-        def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
-            value = env.get(name, "").strip().lower() or default
-            if value not in allowed:
-                expected = ", ".join(allowed)
-                raise TelemetryConfigError(f"{name}={value!r}: expected one of {expected}")
-            return value
-
-        disabled = choice(OTEL_SDK_DISABLED, ("true", "false"), "false") == "true"
-        protocol = choice(OTEL_EXPORTER_OTLP_PROTOCOL, PROTOCOLS, "http/protobuf")
-        interval = env.get(OTEL_METRIC_EXPORT_INTERVAL, "").strip() or "15000"
-        if not interval.isdigit() or int(interval) < 100:
-            raise TelemetryConfigError(
-                f"{OTEL_METRIC_EXPORT_INTERVAL}={interval!r}: expected milliseconds >= 100"
+        """From the process' environment, or from `env` alone when given."""
+        try:
+            v = TelemetryEnvironment() if env is None else TelemetryEnvironment.model_validate(env)
+        except ValidationError as exc:
+            problems = (
+                f"{e['loc'][0]}={e['input']!r}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
             )
+            raise TelemetryConfigError("; ".join(problems)) from None
+        excluded = v.OTEL_PYTHON_FASTAPI_EXCLUDED_URLS
         return cls(
-            disabled=disabled,
-            service_name=env.get(OTEL_SERVICE_NAME, "").strip() or DEFAULT_SERVICE_NAME,
-            metrics_exporter=choice(OTEL_METRICS_EXPORTER, METRICS_EXPORTERS, "prometheus"),
-            traces_exporter=choice(OTEL_TRACES_EXPORTER, TRACES_EXPORTERS, "none"),
-            metrics_protocol=choice(OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, PROTOCOLS, protocol),
-            traces_protocol=choice(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, PROTOCOLS, protocol),
-            export_interval_ms=int(interval),
-            metrics_dir=env.get(TESTBOOST_METRICS_DIR, "").strip() or None,
-            exemplar_filter=(
-                choice(OTEL_METRICS_EXEMPLAR_FILTER, EXEMPLAR_FILTERS, "trace_based")
-                if env.get(OTEL_METRICS_EXEMPLAR_FILTER, "").strip()
-                else None
-            ),
-            excluded_urls=_excluded_urls(env),
+            disabled=v.OTEL_SDK_DISABLED == "true",
+            service_name=v.OTEL_SERVICE_NAME,
+            metrics_exporter=v.OTEL_METRICS_EXPORTER,
+            traces_exporter=v.OTEL_TRACES_EXPORTER,
+            metrics_protocol=v.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL or v.OTEL_EXPORTER_OTLP_PROTOCOL,
+            traces_protocol=v.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or v.OTEL_EXPORTER_OTLP_PROTOCOL,
+            export_interval_ms=v.OTEL_METRIC_EXPORT_INTERVAL,
+            metrics_dir=v.TESTBOOST_METRICS_DIR,
+            exemplar_filter=v.OTEL_METRICS_EXEMPLAR_FILTER,
+            excluded_urls=v.OTEL_PYTHON_EXCLUDED_URLS if excluded is None else excluded,
         )
-
-
-def _excluded_urls(env: Mapping[str, str]) -> tuple[str, ...]:
-    """The first of the two variables that is set, even empty (then every path is traced), as
-    the instrumentations read them; unset: our defaults."""
-    for name in (OTEL_PYTHON_FASTAPI_EXCLUDED_URLS, OTEL_PYTHON_EXCLUDED_URLS):
-        if name in env:
-            patterns = tuple(p.strip() for p in env[name].split(",") if p.strip())
-            for pattern in patterns:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise TelemetryConfigError(
-                        f"{name}: {pattern!r} is not a regular expression ({exc})"
-                    ) from None
-            return patterns
-    return DEFAULT_EXCLUDED_URLS

@@ -41,11 +41,11 @@ def trace_sql(engine: Engine, tracer_provider: TracerProvider) -> None:
     address for a networked database, never a file path or credentials).
 
     Why not opentelemetry-instrumentation-sqlalchemy: its engine-level cursor listeners put
-    every statement on SQLAlchemy's event path, ~150 k instructions a query whether or not it
-    is traced (the same with empty listeners), and its pool listeners ~40 k more a request;
-    together the whole cost of tracing at 10 % several times over (docs/benchmarks.md). The
-    dialect's `do_execute` events are SQLAlchemy's hook for running the cursor call itself:
-    they cost nothing measurable when nothing is traced.
+    every statement on SQLAlchemy's event path, a cost paid by every query whether or not it
+    is traced (the same with empty listeners), and its pool listeners add more to each request;
+    together several times the whole cost of tracing a sample of requests (docs/benchmarks.md).
+    The dialect's `do_execute` events are SQLAlchemy's hook for running the cursor call
+    itself: they cost nothing measurable when nothing is traced.
 
     Only statements under a sampled span are traced. Under a parent that was not sampled the
     span could only be a non-recording one. Outside any span runs only the API's own upkeep

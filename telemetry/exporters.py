@@ -1,7 +1,7 @@
 """Metric readers for each `OTEL_METRICS_EXPORTER`, and the /metrics endpoint.
 
 pull (`prometheus`): an in-process PrometheusTextReader (telemetry/exposition.py: the SDK's
-collection, our own text formatting, ~0.1x the time of prometheus_client's), served by the API
+collection, our own text formatting, a fraction of prometheus_client's time), served by the API
 at /metrics (a plain route: mounting prometheus_client's app answers 307): OpenMetrics, with
 exemplars, to a scraper that asks for it first (Prometheus does), the 0.0.4 text otherwise.
 push (`otlp`): a PeriodicExportingMetricReader, cumulative temporality so Prometheus' rate()
@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from telemetry.catalog import API_JOB
 from telemetry.config import TelemetryConfig
 from telemetry.exposition import (
     CONTENT_TYPE,
@@ -56,11 +57,12 @@ CUMULATIVE: dict[type, AggregationTemporality] = {
     )
 }
 NOT_HERE_NOTE = (
-    b"# TestBoost metrics are not exposed here (OTEL_METRICS_EXPORTER=otlp pushes them; none\n"
-    b"# or OTEL_SDK_DISABLED=true turns them off). This endpoint stays up so that\n"
-    b'# up{job="testboost-api"} still says whether the API answers.\n'
-)
+    "# TestBoost metrics are not exposed here (OTEL_METRICS_EXPORTER=otlp pushes them; none\n"
+    "# or OTEL_SDK_DISABLED=true turns them off). This endpoint stays up so that\n"
+    f'# up{{job="{API_JOB}"}} still says whether the API answers.\n'
+).encode()
 EXPORTER_HEADER = "x-testboost-metrics-exporter"
+HTTP_WHITESPACE = " \t"
 Transform = Callable[[MetricsData | None], MetricsData | None]
 
 
@@ -151,10 +153,14 @@ class MetricsEndpoint:
 
     def _authorized(self, request: Request) -> bool:
         assert self._token is not None
-        # The API key's rules (app/core/security.py): HTTP's spaces and tabs trimmed; the bytes
-        # sent (header values arrive decoded as Latin-1) against the token's UTF-8 bytes.
-        header = request.headers.get("authorization", "").strip(" \t")
-        scheme, _, presented = header.partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(
-            presented.strip(" \t").encode("latin-1"), self._token
-        )
+        presented = bearer_token(request.headers.get("authorization", ""))
+        return secrets.compare_digest(presented or b"", self._token)
+
+
+def bearer_token(authorization: str) -> bytes | None:
+    """The token of an `Authorization: Bearer <token>` header value, as the bytes sent (header
+    values arrive decoded as Latin-1), without HTTP's optional whitespace (spaces, tabs) around
+    it; None for another scheme. The API key's rule too (app/core/security.py)."""
+    scheme, _, token = authorization.strip(HTTP_WHITESPACE).partition(" ")
+    token = token.strip(HTTP_WHITESPACE)
+    return token.encode("latin-1") if scheme.lower() == "bearer" and token else None

@@ -1,12 +1,11 @@
 """HTTP server metrics (and spans, when tracing is on) from one pure ASGI middleware.
 
 Why not FastAPIInstrumentor: measured side by side by `make bench` (docs/benchmarks.md) it
-keeps 0.78 of telemetry-off throughput where this middleware keeps 0.96, and by default it
-labels series with the client's Host header (1,000 random Host headers → 1,000 series, a
-14 MB exposition). This one
-records the contract's families directly and starts the same server span the instrumentation
-would (name "METHOD route", http.* semantic-convention attributes, W3C context extracted),
-except for the paths `excluded` matches (the scrapes, probes and docs pages by default,
+costs several times the throughput this middleware does, and by default it labels series with
+the client's Host header (every Host a client makes up is one more series). This one records
+the contract's families directly and starts the same server span the instrumentation would
+(name "METHOD route", http.* semantic-convention attributes, W3C context extracted), except
+for the paths `excluded` matches (the scrapes, probes and docs pages by default,
 telemetry/config.py): those are counted, never traced.
 """
 

@@ -1,9 +1,9 @@
 """The API's counters and histograms, and the record calls it makes.
 
 Why not the SDK's synchronous instruments: `Counter.add` and `Histogram.record` clean, copy
-and hash their attributes and build a `Measurement` on every call, ~140 k instructions for the
-two a request makes (docs/benchmarks.md); a hand-written prometheus_client middleware pays
-~28 k for everything. Here each series is a small accumulator found by its label values, and
+and hash their attributes and build a `Measurement` on every call: the two a request makes cost
+several times what a hand-written prometheus_client middleware pays for everything
+(docs/benchmarks.md). Here each series is a small accumulator found by its label values, and
 recording is a dict lookup and a few additions under a lock. At collection the series become
 the SDK's own data points (`Sum`, `Histogram`, cumulative, as its aggregations would make
 them) and join the collection before anything reads it: the /metrics renderer, the worker

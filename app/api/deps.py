@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session as DbSession
 
-from app.core.config import Settings
 from app.workflows.engine import WorkflowEngine
 
 
@@ -17,16 +16,10 @@ def get_db(request: Request) -> Iterator[DbSession]:
         yield db
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def get_workflows(request: Request) -> WorkflowEngine:
     engine: WorkflowEngine = request.app.state.workflows
     return engine
 
 
 DbDep = Annotated[DbSession, Depends(get_db)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 WorkflowsDep = Annotated[WorkflowEngine, Depends(get_workflows)]

@@ -17,8 +17,8 @@ from starlette.exceptions import HTTPException
 
 log = logging.getLogger("app")
 
-# A 422 lists at most this many errors, and echoes at most ECHO_CHARS of each input: an 800 kB
-# body once came back as a 3.2 MB answer.
+# A 422 lists at most this many errors, and echoes at most ECHO_CHARS of each input: otherwise
+# the answer quotes every bad value, and a large invalid body comes back several times larger.
 MAX_ERRORS = 20
 ECHO_CHARS = 200
 LOC_CHARS = 100

@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="gpt-4o-mini", min_length=1)
     llm_api_key: SecretStr | None = None
     llm_timeout: float = Field(default=60.0, gt=0, le=600)
-    # 40 MiB answers were stored whole; four of them made one 167 MB `/steps` response.
+    # Answers were stored whole, and `/steps` returns every step's: a few large ones made one
+    # response too large for any client.
     llm_max_answer_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     llm_max_attempts: int = Field(default=4, ge=1, le=10)
     # Longest Retry-After we honour; a longer one is capped to this.
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     body_timeout: float = Field(default=30.0, gt=0, le=3600)
     keep_alive_timeout: int = Field(default=5, ge=1, le=600)
     send_timeout: float = Field(default=30.0, gt=0, le=3600)
-    # uvicorn's 5 s killed workers still importing the app on a loaded machine.
+    # uvicorn's default killed workers still importing the app on a loaded machine.
     worker_healthcheck_timeout: int = Field(default=30, ge=1, le=600)
     # Comma-separated (`https://a.example,https://b.example`) or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

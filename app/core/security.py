@@ -12,19 +12,18 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.limits import send_json
-
-WHITESPACE = " \t"
+from telemetry.exporters import HTTP_WHITESPACE, bearer_token
 
 
 def presented_key(request: Request) -> bytes | None:
-    """The key from `X-API-Key`, or from `Authorization: Bearer`, as the bytes sent. The same
-    whitespace rule for both: HTTP's optional whitespace (spaces, tabs) around it is dropped."""
-    key = request.headers.get("x-api-key", "").strip(WHITESPACE)
+    """The key from `X-API-Key`, or from `Authorization: Bearer` (the rule /metrics applies to
+    its token), as the bytes sent. The same whitespace rule for both: HTTP's optional
+    whitespace (spaces, tabs) around it is dropped."""
+    key = request.headers.get("x-api-key", "").strip(HTTP_WHITESPACE)
     if not key:
-        scheme, _, token = request.headers.get("authorization", "").strip(WHITESPACE).partition(" ")
-        key = token.strip(WHITESPACE) if scheme.lower() == "bearer" else ""
+        return bearer_token(request.headers.get("authorization", ""))
     # Header values reach us decoded as Latin-1: encoding back gives the bytes on the wire.
-    return key.encode("latin-1") if key else None
+    return key.encode("latin-1")
 
 
 def key_matches(presented: bytes | None, expected: SecretStr) -> bool:

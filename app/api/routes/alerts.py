@@ -27,8 +27,8 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
-# Alerts per transaction. A delivery of thousands held SQLite's write lock for its whole length
-# (10,000 alerts: 102 s, other writers answered 503 after 30 s); in batches the lock is held a
+# Alerts per transaction. A delivery of thousands held SQLite's write lock for its whole length,
+# longer than other writers wait for it (they answered 503); in batches the lock is held a
 # fraction of a second at a time. Alertmanager resends a delivery that failed whole, and the
 # upsert makes that harmless (the batches already stored count one more notification).
 BATCH = 100
