@@ -28,8 +28,8 @@ from app.core.redaction import redact_access_log
 from app.core.redirects import RelativeRedirects
 from app.core.security import LoopbackOnly, require_api_key
 from app.llm.client import LLMClient, make_provider
-from app.models import Session
-from app.workflows.definitions import ACTIVE_STATUSES, SessionType
+from app.models import ACTIVE_STATUSES, Session
+from app.workflows.definitions import SessionType
 from app.workflows.engine import WorkflowEngine
 
 log = logging.getLogger("app")

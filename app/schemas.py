@@ -9,15 +9,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.inputs import NO_NUL, SafeStr, ScalarMap, TextMap, check_text, string_length, to_utc
-from app.models import Alert, Session
-from app.workflows.definitions import Mode, SessionStatus, SessionType, StepStatus
+from app.models import Alert, Session, SessionStatus, StepStatus
+from app.workflows.definitions import Mode, SessionType
 
 # Every string a client sends is a SafeStr, every number finite (app/core/inputs.py), and
 # strings stored in a sized column are no longer than the column.
 Config = ScalarMap
 MAX_CONFIG_KEYS = 50
-# A session's config as JSON, at most: what keeps a page of 100 sessions near 1.6 MB (configs
-# up to the body limit made one list page ~100 MB).
+# A session's config as JSON, at most: a list page carries every session's config, and configs
+# bounded only by the body limit made one page as large as a page's worth of request bodies.
 MAX_CONFIG_BYTES = 16 * 1024
 # The map's own schema drops maxProperties; JSON Schema has no byte size: it is said.
 KEYS: dict[str, Any] = {

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from app.models import SessionStatus
 from telemetry.catalog import WorkflowStatus
 
 
@@ -20,25 +21,6 @@ class Mode(StrEnum):
     AUTONOMOUS = "autonomous"  # runs every step in a row
     INTERACTIVE = "interactive"  # pauses after each step until resumed
     ANALYSIS_ONLY = "analysis_only"  # asks the LLM for findings, never for changes
-
-
-class SessionStatus(StrEnum):
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_STATUSES = (SessionStatus.PENDING, SessionStatus.IN_PROGRESS, SessionStatus.PAUSED)
-
-
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 # A session's final statuses are the workflow statuses the metrics contract counts.

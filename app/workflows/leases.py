@@ -21,8 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.models import Session, UTCDateTime
-from app.workflows.definitions import SessionStatus
+from app.models import Session, SessionStatus, UTCDateTime
 
 # A session a runner may hold: not paused, not finished.
 RUNNABLE = (SessionStatus.PENDING.value, SessionStatus.IN_PROGRESS.value)

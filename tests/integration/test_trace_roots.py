@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.testclient import TestClient
 
 import telemetry.tracing
-from app.models import Session
-from app.workflows.definitions import Mode, SessionStatus, SessionType
+from app.models import Session, SessionStatus
+from app.workflows.definitions import Mode, SessionType
 from app.workflows.engine import new_steps
 from telemetry import TelemetryConfig
 from tests.conftest import AppFactory

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.api.deps import DbDep, WorkflowsDep
 from app.core.inputs import SafeStr
-from app.models import Session, Step
+from app.models import Session, SessionStatus, Step
 from app.schemas import (
     MAX_OFFSET,
     Problem,
@@ -19,7 +19,7 @@ from app.schemas import (
     SessionUpdate,
     StepOut,
 )
-from app.workflows.definitions import SessionStatus, SessionType
+from app.workflows.definitions import SessionType
 from app.workflows.engine import Conflict, NotFound, new_steps
 
 router = APIRouter(prefix="/api/v2/sessions", tags=["sessions"])
