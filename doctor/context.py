@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from doctor.model import Failed, Unreachable
+from doctor.errors import Failed, Unreachable
 from telemetry.config import DEFAULT_SERVICE_NAME
 
 COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent", "jaeger")
@@ -45,7 +45,7 @@ class Options:
     # processor exports every 5 s (its schedule delay, by default), the collector batches again.
     trace_wait: float = 15.0
     # How long an Alertmanager still settling its cluster is polled before that is a warning.
-    # Alone, it settles about 10 s after its start (0.28: five 2 s polls of its peer count).
+    # Alone, it settles after a few polls of its peer count; this leaves it a margin.
     settle_wait: float = 12.0
 
 

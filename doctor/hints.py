@@ -13,13 +13,10 @@ A hint is a template (`str.format` fields):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from doctor.context import Options
 from doctor.local_stack import log_file, up_command
-
-if TYPE_CHECKING:
-    from doctor.context import Options
 
 COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent", "jaeger")
 # compose/*.yaml: how each component is started, and its container.

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
+from doctor.context import Context
+from doctor.errors import Failed, Skipped, Unreachable
 from doctor.hints import UNREACHABLE, fill
-
-if TYPE_CHECKING:
-    from doctor.context import Context
 
 
 class Status(StrEnum):
@@ -19,22 +17,6 @@ class Status(StrEnum):
     WARN = "WARN"  # nothing broken, but something the check could not see or vouch for
     FAIL = "FAIL"
     SKIP = "SKIP"
-
-
-class Failed(Exception):
-    """Raised by a check's probe: the check fails, the message is its detail."""
-
-
-class Unreachable(Failed):
-    """A component did not answer at all: the check fails with that component's hint."""
-
-    def __init__(self, message: str, component: str | None = None) -> None:
-        super().__init__(message)
-        self.component = component
-
-
-class Skipped(Exception):
-    """Raised by a probe when its check does not apply (e.g. the agent checks in pull mode)."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +29,9 @@ class Outcome:
     warning: bool = False
 
 
-Probe = Callable[["Context"], Outcome]
+Probe = Callable[[Context], Outcome]
 # The components a check reads through, fixed or known only once the topology is (push mode).
-Requires = tuple[str, ...] | Callable[["Context"], tuple[str, ...]]
+Requires = tuple[str, ...] | Callable[[Context], tuple[str, ...]]
 
 
 @dataclass(frozen=True)

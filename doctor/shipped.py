@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doctor.model import Failed
-from telemetry import alert_rules
+from doctor.errors import Failed
+from telemetry import catalog
 
 DEFAULT_MONITORING_DIR = Path(__file__).resolve().parent.parent / "monitoring"
 INSTALLED_DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
 # monitoring/grafana/provisioning/datasources/prometheus.yml (tests/doctor checks they agree).
 DATASOURCE_UID = "testboost-prometheus"
-# The setup guide's preconfigured alerts, from the rules' source (alerts.yml is generated from
-# it and adds HTTP error-rate alerts to these).
-GUIDE_ALERTS: tuple[str, ...] = alert_rules.GUIDE_ALERTS
-SCRAPE_JOB = "testboost-api"
+# The setup guide's preconfigured alerts (alerts.yml adds HTTP error-rate alerts to these).
+GUIDE_ALERTS: tuple[str, ...] = catalog.GUIDE_ALERTS
+SCRAPE_JOB = catalog.API_JOB
 
 
 @dataclass(frozen=True)

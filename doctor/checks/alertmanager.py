@@ -2,8 +2,8 @@
 alerts are routed, and which alerts fire (compared with Prometheus when it is given).
 
 With clustering on (the upstream image's default), a started Alertmanager reports its cluster
-`settling` until its gossip settles: about 10 s alone, at most --cluster.settle-timeout (1 min
-by default). That is not a fault: the cluster check polls it for a while
+`settling` until its gossip settles: a few seconds alone, at most --cluster.settle-timeout.
+That is not a fault: the cluster check polls it for a while
 (`Options.settle_wait`), and if it still settles says so as a warning.
 """
 
@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from doctor.context import Context
-from doctor.model import Check, Failed, Outcome
+from doctor.errors import Failed
+from doctor.model import Check, Outcome
 from doctor.routing import integrations, receivers_for
 
 SEVERITIES = ("critical", "warning")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from doctor.context import Context
 from doctor.contract import exposition_findings
-from doctor.model import Check, Failed, Outcome, Skipped
+from doctor.errors import Failed, Skipped
+from doctor.model import Check, Outcome
 
 ALERT_INBOX = "/api/v1/alerts"  # Alertmanager's webhook posts to its /webhook
 EXPORTER_HEADER = "x-testboost-metrics-exporter"

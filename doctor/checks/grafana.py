@@ -8,7 +8,8 @@ https://grafana.com/docs/grafana/latest/developers/http_api/dashboard/
 from __future__ import annotations
 
 from doctor.context import Context
-from doctor.model import Check, Failed, Outcome
+from doctor.errors import Failed
+from doctor.model import Check, Outcome
 from doctor.shipped import DATASOURCE_UID, load_dashboards
 
 

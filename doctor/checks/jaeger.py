@@ -27,7 +27,8 @@ from typing import Any
 
 from doctor.checks.api import ALERT_INBOX, PUSH, exporter
 from doctor.context import Context
-from doctor.model import Check, Failed, Outcome, Skipped
+from doctor.errors import Failed, Skipped
+from doctor.model import Check, Outcome
 
 JAEGER = "jaeger"
 SERVICES = "/api/services"

@@ -9,16 +9,17 @@ from typing import Any
 from doctor.checks.push import metrics_path
 from doctor.context import Context
 from doctor.contract import Findings, check_present, stored_label_findings
-from doctor.model import Check, Failed, Outcome
+from doctor.errors import Failed
+from doctor.model import Check, Outcome
 from doctor.panels import State, verdict
-from doctor.shipped import GUIDE_ALERTS, SCRAPE_JOB, load_dashboards
-from telemetry.catalog import CATALOG
+from doctor.shipped import GUIDE_ALERTS, load_dashboards
+from telemetry.catalog import API_JOB, CATALOG
 
 LABELS_WINDOW_S = 600  # label names of series seen in the last 10 minutes
 MAX_LISTED = 4  # panels named in a detail; --json has the same line
 # Every series name of the catalog, of the API's job.
 SERIES = '{{__name__=~"{}", job="{}"}}'.format(
-    "|".join(name for family in CATALOG for name in family.series_names), SCRAPE_JOB
+    "|".join(name for family in CATALOG for name in family.series_names), API_JOB
 )
 
 
@@ -29,9 +30,9 @@ def ready(context: Context) -> Outcome:
 
 def target(context: Context) -> Outcome:
     data = context.prometheus("/api/v1/targets", {"state": "active"})
-    targets = [t for t in data.get("activeTargets", []) if t.get("scrapePool") == SCRAPE_JOB]
+    targets = [t for t in data.get("activeTargets", []) if t.get("scrapePool") == API_JOB]
     if not targets:
-        raise Failed(f"no active target in job {SCRAPE_JOB!r}")
+        raise Failed(f"no active target in job {API_JOB!r}")
     parts = []
     for t in targets:
         where = t.get("scrapeUrl", "?")
@@ -54,7 +55,7 @@ def families(context: Context) -> Outcome:
     ]
     stored = {series["metric"]["__name__"] for series in result}
     if not stored:
-        return Outcome(False, f'no catalog series of job="{SCRAPE_JOB}" in Prometheus now')
+        return Outcome(False, f'no catalog series of job="{API_JOB}" in Prometheus now')
     findings, seen = Findings(), 0
     now = time.time()
     for family in CATALOG:
@@ -65,7 +66,7 @@ def families(context: Context) -> Outcome:
         names = context.prometheus(
             "/api/v1/labels",
             {
-                "match[]": f'{series}{{job="{SCRAPE_JOB}"}}',
+                "match[]": f'{series}{{job="{API_JOB}"}}',
                 "start": f"{now - LABELS_WINDOW_S:.0f}",
                 "end": f"{now:.0f}",
             },
@@ -151,7 +152,7 @@ CHECKS = (
     ),
     Check(
         "prometheus",
-        f"target {SCRAPE_JOB} UP",
+        f"target {API_JOB} UP",
         "Open {prometheus}/targets: the testboost-api target must be UP. Start the API, make "
         "its address in prometheus.yml reach it (compose: the testboost-api service on "
         "testboost-network; an API outside Docker: listening beyond 127.0.0.1, on port "

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from doctor.checks.api import PUSH, exporter
 from doctor.context import Context
-from doctor.model import Check, Outcome, Skipped, Unreachable
+from doctor.errors import Skipped, Unreachable
+from doctor.model import Check, Outcome
 from doctor.panels import PRIMED
 
 AGENT = "otlp-agent"
