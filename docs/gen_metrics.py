@@ -13,7 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telemetry.catalog import (  # after the sys.path line: the repo root must be importable
+# After the sys.path line: the repo root must be importable.
+from devstack.generated import write_or_check
+from telemetry.catalog import (
     CATALOG,
     GC_GENERATIONS,
     LLM_ERROR_TYPES,
@@ -167,16 +169,12 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is out of date: run .venv/bin/python docs/gen_metrics.py")
-            return 1
-        print(f"{TARGET.name} matches telemetry/catalog.py")
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(
+        {TARGET: render()},
+        argv,
+        source="telemetry/catalog.py",
+        regenerate=".venv/bin/python docs/gen_metrics.py",
+    )
 
 
 if __name__ == "__main__":

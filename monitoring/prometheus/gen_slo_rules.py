@@ -18,6 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from devstack.generated import write_or_check  # after the sys.path line: needs the repo root
+
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "monitoring" / "slo" / "testboost.yml"
 TARGET = Path(__file__).resolve().parent / "slo-rules.yml"
@@ -59,16 +63,9 @@ def render(spec: Path = SPEC) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is out of date: run `make slo-rules`")
-            return 1
-        print(f"{TARGET.name} matches {SPEC.relative_to(REPO)}")
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(
+        {TARGET: render()}, argv, source=str(SPEC.relative_to(REPO)), regenerate="`make slo-rules`"
+    )
 
 
 if __name__ == "__main__":

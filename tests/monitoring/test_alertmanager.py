@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from alert_rules import ALERTS, PIPELINE_ALERTS, SLO_ERRORS_TOO_FEW, WATCHDOG
 
 from devstack.processes import ensure_alertmanager_assets
-from telemetry.alert_rules import ALERTS, PIPELINE_ALERTS, SLO_ERRORS_TOO_FEW, WATCHDOG
 from tests.support.api_process import free_port
 from tests.support.waiting import until
 

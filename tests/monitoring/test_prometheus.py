@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alert_rules import RUNBOOK_BASE_URL, WATCHDOG
 
 from app.api.routes import alerts, health, sessions
-from telemetry.alert_rules import GUIDE_ALERTS, RUNBOOK_BASE_URL, WATCHDOG
-from telemetry.catalog import UNMATCHED_PATH
+from telemetry.catalog import GUIDE_ALERTS, UNMATCHED_PATH
 
 from .queries import (
     ALERTS_FILE,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import promql_parser as pp
 import pytest
+from alert_rules import API_REQUESTS_RATE
 
-from telemetry.alert_rules import API_REQUESTS_RATE
 from telemetry.catalog import BY_NAME, CATALOG, Kind, MetricFamily, family_for_series
 
 from .queries import (

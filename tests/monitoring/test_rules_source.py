@@ -1,5 +1,6 @@
-"""monitoring/prometheus/alerts.yml is generated from telemetry/alert_rules.py (named thresholds,
-runbook URL base, rules) by monitoring/prometheus/gen_alerts.py, and cannot drift from it."""
+"""monitoring/prometheus/alerts.yml is generated from monitoring/prometheus/alert_rules.py (named
+thresholds, runbook URL base, rules) by monitoring/prometheus/gen_alerts.py, and cannot drift
+from it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import runpy
 import subprocess
 import sys
 
+import alert_rules as source
 import pytest
 import yaml
 
 from devstack.configs import alert_rules as stack_copy
 from devstack.configs import pipeline_alert_rules as pipeline_copy
 from doctor import shipped
-from telemetry import alert_rules as source
-from telemetry.catalog import HTTP_DURATION, WORKFLOW_DURATION
+from telemetry.catalog import GUIDE_ALERTS, HTTP_DURATION, WORKFLOW_DURATION
 
 from .queries import ALERTS_FILE, PIPELINE_ALERTS_FILE
 from .tools import REPO
@@ -65,12 +66,15 @@ def test_check_mode_runs_as_documented() -> None:
         cwd=REPO / "monitoring",  # any directory: the generator finds the repository itself
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "alerts.yml, pipeline-alerts.yml match telemetry/alert_rules.py" in result.stdout
+    assert (
+        "alerts.yml, pipeline-alerts.yml match monitoring/prometheus/alert_rules.py"
+        in result.stdout
+    )
 
 
 def test_the_doctor_checks_the_sources_guide_alerts() -> None:
-    assert shipped.GUIDE_ALERTS is source.GUIDE_ALERTS
-    assert len(source.GUIDE_ALERTS) == 7
+    assert shipped.GUIDE_ALERTS is GUIDE_ALERTS
+    assert len(GUIDE_ALERTS) == 7
 
 
 def test_quantile_thresholds_are_bucket_boundaries() -> None:

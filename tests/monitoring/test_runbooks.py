@@ -7,8 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-
-from telemetry.alert_rules import RUNBOOK_BASE_URL
+from alert_rules import RUNBOOK_BASE_URL
 
 from .queries import alert_rules, pipeline_alert_rules, slo_alert_rules
 from .tools import REPO

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
+from alert_rules import NOT_SCRAPES, RUNBOOK_BASE_URL
 
 from devstack.configs import slo_rules as stack_copy
 from devstack.configs import write_configs
-from telemetry.alert_rules import GUIDE_ALERTS, NOT_SCRAPES, RUNBOOK_BASE_URL
-from telemetry.catalog import HTTP_DURATION
+from telemetry.catalog import GUIDE_ALERTS, HTTP_DURATION
 from tests.support.api_process import free_port
 
 from .queries import SLO_RULES_FILE, alert_rules, slo_alert_rules, slo_recording_rules
@@ -129,7 +129,7 @@ def test_the_spec_names_the_slos_and_their_objectives() -> None:
 
 @pytest.mark.parametrize("slo", slos(), ids=lambda s: s["name"])
 def test_every_sli_aggregates_with_sum_and_never_divides_by_zero(slo: dict[str, Any]) -> None:
-    """As the alerts do (telemetry/alert_rules.py): sum over job/instance and worker
+    """As the alerts do (monitoring/prometheus/alert_rules.py): sum over job/instance and worker
     processes; no traffic in a window gives no sample (`> 0`), never a NaN that would hold
     the 30-day average at NaN for 30 days."""
     events = slo["sli"]["events"]

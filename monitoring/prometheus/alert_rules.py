@@ -1,11 +1,12 @@
 """The alert rules as configuration, the way kubernetes-mixin keeps them: named thresholds, one
 runbook URL base, the recording rule the HTTP alerts share, and every alert, defined once here.
 
-monitoring/prometheus/gen_alerts.py (`make rules`) writes monitoring/prometheus/alerts.yml (and
-the pipeline's own alerts, pipeline-alerts.yml) from this module, and
-tests/monitoring/test_rules_source.py fails when a committed file differs; the doctor and the
-tests import GUIDE_ALERTS from here. To change a threshold: the constant below, `make rules`,
-then the promtool cases around it (docs/maintenance.md).
+gen_alerts.py, beside it (`make rules`), writes monitoring/prometheus/alerts.yml (and the
+pipeline's own alerts, pipeline-alerts.yml) from this module, and
+tests/monitoring/test_rules_source.py fails when a committed file differs. The setup guide's
+seven alert names are telemetry.catalog.GUIDE_ALERTS (the doctor ships without monitoring/).
+To change a threshold: the constant below, `make rules`, then the promtool cases around it
+(docs/maintenance.md).
 
 Rules that hold in both topologies (scrape, or OTLP push through a collector) and with 1 or N
 API replicas:
@@ -23,6 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+# API_JOB: the scrape job whose `up` says whether the API answers.
+from telemetry.catalog import API_JOB, GUIDE_ALERTS
 
 # --- Configuration ----------------------------------------------------------------------------
 
@@ -50,7 +54,6 @@ HTTP_4XX_RATIO = 0.10  # 404 excluded
 HTTP_422_RATIO = 0.05
 AUTH_FAILURES_PER_SECOND = 1  # 401 and 403, /metrics included
 
-API_JOB = "testboost-api"  # the scrape job whose `up` says whether the API answers
 # The pipeline's own scrape jobs (prometheus.yml, scrape.d/otel-collector.yml).
 COLLECTOR_JOB = "otel-collector"  # the collector's prometheus exporter: the pushed series
 WATCHDOG = "Watchdog"  # always fires; Alertmanager routes it to a dead man's switch
@@ -110,7 +113,6 @@ class Alert:
     summary: str
     description: str
     comment: str = ""
-    guide: bool = False  # one of the setup guide's seven
 
     @property
     def runbook_url(self) -> str:
@@ -152,7 +154,6 @@ LLM = Group(
             summary=f"LLM error rate above {percent(LLM_ERROR_RATIO)}",
             description=f"{VALUE_PERCENT} of LLM calls failed over the last 5 minutes "
             f"(threshold {percent(LLM_ERROR_RATIO)}).",
-            guide=True,
         ),
         Alert(
             "LLMRateLimitHit",
@@ -164,7 +165,6 @@ LLM = Group(
             summary="LLM providers are rate-limiting TestBoost",
             description=f"{VALUE} LLM rate limits in the last hour "
             f"(threshold {LLM_RATE_LIMITS_PER_HOUR}/hour).",
-            guide=True,
         ),
     ),
 )
@@ -192,7 +192,6 @@ WORKFLOWS = Group(
             description=f"p95 duration of {label('workflow_type')} workflows is "
             f"{VALUE_DURATION} over the last hour "
             f"(threshold {duration(WORKFLOW_P95_SECONDS)}).",
-            guide=True,
         ),
         Alert(
             "TooManyActiveSessions",
@@ -204,7 +203,6 @@ WORKFLOWS = Group(
             summary=f"More than {ACTIVE_SESSIONS} active sessions",
             description=f"{VALUE} sessions are pending, in progress or paused "
             f"(threshold {ACTIVE_SESSIONS}).",
-            guide=True,
         ),
     ),
 )
@@ -226,7 +224,6 @@ DATABASE = Group(
             summary="Database connection pool nearly exhausted",
             description=f"{VALUE_PERCENT} of the database connection pool is checked out on "
             f"{label('instance')} (threshold {percent(DB_POOL_RATIO)}).",
-            guide=True,
         ),
     ),
 )
@@ -254,7 +251,6 @@ API = Group(
             f"{label('instance')} (job {label('job')}, up = {VALUE}){{{{ else }}}}Service "
             f"discovery finds no API replica (job {label('job')}){{{{ end }}}} for more than "
             "1 minute.",
-            guide=True,
         ),
         Alert(
             "APIReplicasMissing",
@@ -301,7 +297,6 @@ API = Group(
             f"(p95 above {duration(API_P95_SECONDS, True)})",
             description=f"p95 response time of {label('path')} is {VALUE_DURATION} over the "
             f"last 5 minutes (threshold {duration(API_P95_SECONDS)}).",
-            guide=True,
         ),
         Alert(
             "HighHTTP5xxErrorRate",
@@ -501,5 +496,7 @@ RECORDINGS: tuple[Recording, ...] = tuple(
 PIPELINE_ALERTS: tuple[Alert, ...] = tuple(
     r for g in PIPELINE_GROUPS for r in g.rules if isinstance(r, Alert)
 )
-# The setup guide's preconfigured alerts (its table: name, threshold, severity).
-GUIDE_ALERTS: tuple[str, ...] = tuple(a.name for a in ALERTS if a.guide)
+# The setup guide's seven are among them (telemetry.catalog.GUIDE_ALERTS names them for the
+# doctor, which ships without this folder).
+_missing = set(GUIDE_ALERTS) - {a.name for a in ALERTS}
+assert not _missing, f"telemetry.catalog.GUIDE_ALERTS names no alert here: {_missing}"
