@@ -19,7 +19,7 @@ STACK_PORTS = --api-port $(PORT) --prometheus-port $(PROMETHEUS_PORT) \
 TESTBOOST_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:55432/postgres
 export TESTBOOST_TEST_POSTGRES_URL
 
-.PHONY: soak install tools docker run test test-unit lint rules slo-rules stack stack-push stack-down stack-status bench bench-smoke clean
+.PHONY: soak install tools docker run test test-fast lint rules slo-rules stack stack-push stack-down stack-status bench bench-smoke clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -63,20 +63,20 @@ stack-down:
 stack-status: install
 	$(VENV)/bin/testboost stack status
 
-test: install tools docker
+# Everything CI runs (.ci/run): `lint`, then every test, `slow` ones included.
+test: lint tools docker
 	scripts/test-postgres.sh
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app cli telemetry doctor devstack bench
 	$(VENV)/bin/pytest
 
-test-unit: install
-	$(VENV)/bin/pytest tests/unit
+# The edit loop: `lint` (ruff, mypy) and every test that runs in-process on SQLite, without
+# .tools/, Docker or PostgreSQL; tests/conftest.py marks the rest `slow`. `make test` runs all.
+test-fast: lint
+	$(VENV)/bin/pytest -m "not slow"
 
 # Benchmarks (bench/, results in docs/benchmarks.md): instructions per request (callgrind),
-# API variants side by side under wrk, scrape rendering, cardinality/memory; ~14 minutes.
+# API variants side by side under wrk, cardinality/memory, scrape rendering; ~12 minutes.
 # wrk and valgrind come from Debian when missing.
-# More options: `.venv/bin/python -m bench.run --help` (e.g. BENCH_ARGS=--postgres).
+# More options: `.venv/bin/python -m bench.run --help` (e.g. BENCH_ARGS="--phases scrape").
 bench: install
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| echo "wrk unavailable: the harness falls back to a Python load generator" >&2
@@ -84,7 +84,7 @@ bench: install
 		|| echo "valgrind unavailable: the instructions phase is skipped" >&2
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
-# Every phase of `make bench`, tiny (~80 s); tests/bench_smoke runs the same under pytest.
+# Every phase of `make bench`, tiny (~1-2 min); tests/bench_smoke runs the same under pytest.
 bench-smoke: install
 	$(VENV)/bin/python -m bench.run --smoke
 

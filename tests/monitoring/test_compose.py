@@ -223,6 +223,7 @@ def test_thanos_image_is_the_release_the_tests_build() -> None:
     assert STANDINS["TESTBOOST_THANOS_IMAGE"].endswith(f"thanos:{version[1]}")
 
 
+@pytest.mark.tools
 def test_images_are_the_releases_the_tests_build() -> None:
     """The collector image is the release our own build pins; Jaeger's is the v2 release of
     the Go module version that `make tools` builds."""
@@ -252,6 +253,7 @@ def test_export_interval_matches_scrape_interval() -> None:
     assert f"{interval_ms // 1000}s" == prometheus["global"]["scrape_interval"]
 
 
+@pytest.mark.tools
 def test_image_versions_match_the_checked_tools() -> None:
     services = compose_config(BASE, MONITORING, TESTBOOST_API_KEY="k")["services"]
     assert services["prometheus"]["image"] == "prom/prometheus:v2.53.3"
