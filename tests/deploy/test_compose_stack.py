@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.processes import free_port
 from tests.deploy.conftest import Installed
 from tests.deploy.docker import (
     GUIDE,
@@ -32,7 +33,6 @@ from tests.deploy.docker import (
 from tests.deploy.stack import ComposeStack, assert_counts, compose_stack
 from tests.e2e.helpers import SESSIONS, Prometheus, Workload, api_client
 from tests.monitoring.tools import tool_path
-from tests.support.api_process import free_port
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.docker

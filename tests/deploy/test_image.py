@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devstack.processes import free_port
 from tests.deploy.docker import REPO, STANDINS, docker, ok
-from tests.support.api_process import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.processes import free_port
 from tests.deploy.conftest import REPO, Installed
-from tests.support.api_process import free_port
 
 HEAD = max(p.name.split("_", 1)[0] for p in (REPO / "app/migrations/versions").glob("0*.py"))
 

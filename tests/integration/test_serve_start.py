@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from devstack.configs import REPO
-from tests.support.api_process import ApiProcess, free_port
+from devstack.processes import free_port
+from tests.support.api_process import ApiProcess
 
 
 def serve(database_url: str) -> subprocess.CompletedProcess[str]:

@@ -32,7 +32,7 @@ def run_sessions(client: TestClient, count: int) -> None:
 
 
 def test_push_exports_the_catalog_names_and_labels(
-    make_client: AppFactory, receiver: OtlpReceiver
+    receiver: OtlpReceiver, make_client: AppFactory
 ) -> None:
     client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp", export_interval_ms=200))
     run_sessions(client, 2)
@@ -64,7 +64,7 @@ def test_push_exports_the_catalog_names_and_labels(
 
 
 def test_push_mode_metrics_endpoint_stays_up_but_empty(
-    make_client: AppFactory, receiver: OtlpReceiver
+    receiver: OtlpReceiver, make_client: AppFactory
 ) -> None:
     client = make_client(telemetry=TelemetryConfig(metrics_exporter="otlp"))
     response = client.get("/metrics")
@@ -73,7 +73,7 @@ def test_push_mode_metrics_endpoint_stays_up_but_empty(
     assert "testboost_" not in response.text.replace('up{job="testboost-api"}', "")
 
 
-def test_shutdown_flushes_pushed_metrics(make_client: AppFactory, receiver: OtlpReceiver) -> None:
+def test_shutdown_flushes_pushed_metrics(receiver: OtlpReceiver, make_client: AppFactory) -> None:
     client = make_client(
         telemetry=TelemetryConfig(metrics_exporter="otlp", export_interval_ms=60_000)
     )
@@ -93,7 +93,7 @@ def test_sdk_disabled_records_nothing(make_client: AppFactory) -> None:
 
 
 def test_traces_cover_http_sql_llm_and_workflow(
-    make_client: AppFactory, receiver: OtlpReceiver
+    receiver: OtlpReceiver, make_client: AppFactory
 ) -> None:
     client = make_client(telemetry=TelemetryConfig(traces_exporter="otlp"))
     run_sessions(client, 1)
@@ -123,7 +123,7 @@ def test_traces_cover_http_sql_llm_and_workflow(
 
 
 def test_pushed_histograms_carry_exemplars_of_sampled_requests(
-    make_client: AppFactory, receiver: OtlpReceiver
+    receiver: OtlpReceiver, make_client: AppFactory
 ) -> None:
     """Push with traces on: the duration of a sampled request is exemplified by its trace id,
     on the wire as the collector receives it; an unsampled request leaves none."""
@@ -180,6 +180,7 @@ def test_push_over_grpc(make_client: AppFactory, monkeypatch: pytest.MonkeyPatch
             message="a pushed workflow count",
         )
         assert {attrs["workflow_type"] for attrs, _ in points} >= {"impact_analysis"}
+        client.__exit__(None, None, None)  # shut down (a last export) while the receiver runs
 
 
 def test_log_records_carry_the_trace_context(caplog: pytest.LogCaptureFixture) -> None:

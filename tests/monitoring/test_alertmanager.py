@@ -16,8 +16,7 @@ import pytest
 import yaml
 from alert_rules import ALERTS, PIPELINE_ALERTS, SLO_ERRORS_TOO_FEW, WATCHDOG
 
-from devstack.processes import ensure_alertmanager_assets
-from tests.support.api_process import free_port
+from devstack.processes import ensure_alertmanager_assets, free_port
 from tests.support.waiting import until
 
 from .queries import alert_rules, slo_alert_rules

@@ -27,7 +27,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
-from tests.support.api_process import free_port
+from devstack.processes import free_port
 from tests.support.exposition import Exposition
 from tests.support.waiting import until
 

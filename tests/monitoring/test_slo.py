@@ -21,8 +21,8 @@ from alert_rules import NOT_SCRAPES, RUNBOOK_BASE_URL
 
 from devstack.configs import slo_rules as stack_copy
 from devstack.configs import write_configs
+from devstack.processes import free_port
 from telemetry.catalog import GUIDE_ALERTS, HTTP_DURATION
-from tests.support.api_process import free_port
 
 from .queries import SLO_RULES_FILE, alert_rules, slo_alert_rules, slo_recording_rules
 from .tools import REPO, run_tool

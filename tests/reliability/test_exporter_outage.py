@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.api_process import ApiProcess, free_port
+from devstack.processes import free_port
+from tests.support.api_process import ApiProcess
 from tests.support.load import rss_mib, run_load
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.waiting import until

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 
 from devstack.configs import REPO
-from tests.support.api_process import ApiProcess, free_port
+from devstack.processes import free_port
+from tests.support.api_process import ApiProcess
 from tests.support.exposition import Exposition
 from tests.support.waiting import until
 
