@@ -98,7 +98,8 @@ soak: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy app cli telemetry doctor devstack bench
+	$(VENV)/bin/mypy app cli telemetry doctor devstack bench \
+		monitoring/prometheus/*.py docs/gen_metrics.py
 
 rules: install
 	$(VENV)/bin/python monitoring/prometheus/gen_alerts.py  # alerts.yml, pipeline-alerts.yml

@@ -31,7 +31,7 @@ from bench import instructions, load, scrape
 from bench.otlp_sink import OtlpSink
 from bench.serve import VARIANTS, exports
 from devstack.configs import REPO
-from devstack.processes import Process, free_port, wait_ready
+from devstack.processes import free_port, start
 from telemetry.runtime import resident_bytes
 
 PHASES = ("instructions", "throughput", "cardinality", "scrape")
@@ -102,11 +102,11 @@ class Server:
         if cpu is not None:
             argv = ["taskset", "-c", cpu, *argv]
         env = {**env, **VARIANTS[name].env}
-        self.process = Process.spawn(name, argv, env, work / f"{name}.log", REPO)
-        wait_ready(self.process, f"{self.url}/health", time.monotonic() + 60)
+        self.process = start(name, argv, env, work / f"{name}.log", f"{self.url}/health", 60)
 
     def pause(self, sig: signal.Signals = signal.SIGSTOP) -> None:
-        os.killpg(self.process.pid, sig)
+        if self.process.alive():
+            os.killpg(self.process.pid, sig)
 
     def stop(self) -> None:
         self.pause(signal.SIGCONT)

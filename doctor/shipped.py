@@ -1,5 +1,6 @@
 """What this repository ships that the checks compare against: the Grafana dashboards (their
-uids and every PromQL expression), the datasource uid, and the setup guide's seven alerts.
+uids and every PromQL expression) and the datasource uid. (The guide's seven alerts are
+`telemetry.catalog.GUIDE_ALERTS`.)
 
 The dashboards are read from `--monitoring-dir`, else from the copy an installed wheel
 carries (`doctor/dashboards/`, pyproject.toml's force-include), else from the checkout
@@ -16,15 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from doctor.errors import Failed
-from telemetry import catalog
 
 DEFAULT_MONITORING_DIR = Path(__file__).resolve().parent.parent / "monitoring"
 INSTALLED_DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
 # monitoring/grafana/provisioning/datasources/prometheus.yml (tests/doctor checks they agree).
 DATASOURCE_UID = "testboost-prometheus"
-# The setup guide's preconfigured alerts (alerts.yml adds HTTP error-rate alerts to these).
-GUIDE_ALERTS: tuple[str, ...] = catalog.GUIDE_ALERTS
-SCRAPE_JOB = catalog.API_JOB
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, ValidationError
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -61,6 +61,13 @@ def _patterns(value: object) -> object:
     return patterns
 
 
+def _milliseconds(value: object) -> object:
+    """Whole milliseconds, written as digits only (no sign, `_` or decimal point)."""
+    if isinstance(value, str) and not (value.isdigit() and int(value) >= 100):
+        raise ValueError("expected milliseconds >= 100")
+    return value
+
+
 Protocol = Literal["http/protobuf", "grpc"]
 ExemplarFilterName = Literal["always_on", "always_off", "trace_based"]
 Stripped = BeforeValidator(_stripped)
@@ -81,7 +88,7 @@ class TelemetryEnvironment(BaseSettings):
     # Per signal; unset: the one above.
     OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: Annotated[Protocol | None, Choice] = None
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Annotated[Protocol | None, Choice] = None
-    OTEL_METRIC_EXPORT_INTERVAL: Annotated[int, Stripped, Field(ge=100)] = 15_000
+    OTEL_METRIC_EXPORT_INTERVAL: Annotated[int, BeforeValidator(_milliseconds), Stripped] = 15_000
     OTEL_METRICS_EXEMPLAR_FILTER: Annotated[ExemplarFilterName | None, Choice] = None
     # The OpenTelemetry Python instrumentations' convention: requests whose URL matches one of
     # these get no span. The first one set wins, even set empty.

@@ -2,8 +2,8 @@
 
 The engine schedules; the rest is in one module per concern: running a workflow's steps
 (runner.py), the conditional state changes everything goes through (transitions.py), the
-leases' SQL (leases.py), keeping them alive (keeper.py), and taking over orphaned work
-(recovery.py).
+leases' SQL (leases.py) and keeping them alive (keeper.py); the engine itself takes over
+orphaned work (`_sweep`).
 
 Several processes may share the database (`--workers N`, rolling restarts, replicas): each
 engine runs only the sessions whose lease it holds. It claims a session when a request
@@ -30,7 +30,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app.llm.client import LLMClient
 from app.models import Session, SessionStatus, Step
-from app.workflows import leases, recovery
+from app.workflows import leases
 from app.workflows.definitions import WORKFLOWS, SessionType
 from app.workflows.keeper import LeaseKeeper
 from app.workflows.runner import StepRunner
@@ -271,6 +271,19 @@ class WorkflowEngine:
         free = self._max_concurrent - len(busy)
         if free <= 0 or self._stop.is_set():
             return 0
-        return recovery.take_over(
-            self._sessions, self.owner_id, busy=busy, free=free, submit=self.submit
-        )
+        with self._sessions() as db:
+            found = leases.orphans(db, limit=free)
+        taken = 0
+        for session_id, previous in found:
+            if session_id in busy or not self.submit(session_id):
+                continue
+            taken += 1
+            if previous is not None and previous != self.owner_id:
+                log.info(
+                    "Took over session %s from engine %s, which stopped renewing its lease",
+                    session_id,
+                    previous,
+                )
+        if taken:
+            log.info("Resumed %d unfinished session(s)", taken)
+        return taken

@@ -1,5 +1,5 @@
 """The lease keeper: a thread that keeps the leases of the sessions an engine runs alive, and
-has it sweep for orphaned work (app/workflows/recovery.py) every lease period and whenever a
+has it sweep for orphaned work (`WorkflowEngine._sweep`) every lease period and whenever a
 runner frees a slot."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from doctor.contract import Findings, check_present, stored_label_findings
 from doctor.errors import Failed
 from doctor.model import Check, Outcome
 from doctor.panels import State, verdict
-from doctor.shipped import GUIDE_ALERTS, load_dashboards
-from telemetry.catalog import API_JOB, CATALOG
+from doctor.shipped import load_dashboards
+from telemetry.catalog import API_JOB, CATALOG, GUIDE_ALERTS
 
 LABELS_WINDOW_S = 600  # label names of series seen in the last 10 minutes
 MAX_LISTED = 4  # panels named in a detail; --json has the same line

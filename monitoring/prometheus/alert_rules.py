@@ -498,5 +498,5 @@ PIPELINE_ALERTS: tuple[Alert, ...] = tuple(
 )
 # The setup guide's seven are among them (telemetry.catalog.GUIDE_ALERTS names them for the
 # doctor, which ships without this folder).
-_missing = set(GUIDE_ALERTS) - {a.name for a in ALERTS}
-assert not _missing, f"telemetry.catalog.GUIDE_ALERTS names no alert here: {_missing}"
+if _missing := set(GUIDE_ALERTS) - {a.name for a in ALERTS}:
+    raise RuntimeError(f"telemetry.catalog.GUIDE_ALERTS names no alert here: {_missing}")

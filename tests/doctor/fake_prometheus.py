@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from doctor.shipped import SCRAPE_JOB
-from telemetry.catalog import CATALOG
+from telemetry.catalog import API_JOB, CATALOG
 from tests.monitoring.queries import alert_rules
 
 # The Active Sessions panel's query as Grafana runs it (job testboost-api, every instance).
@@ -31,13 +30,13 @@ class Prometheus:
         # expr → the values it answers, one series each ("NaN" as Prometheus writes it).
         self.answers: dict[str, list[str]] = {}
         self.target = {
-            "scrapePool": SCRAPE_JOB,
+            "scrapePool": API_JOB,
             "scrapeUrl": "http://host.docker.internal:8000/metrics",
             "health": "up",
             "lastError": "",
             "lastScrapeDuration": 0.004,
             "scrapeTimeout": "10s",
-            "labels": {"job": SCRAPE_JOB, "instance": "testboost-api"},
+            "labels": {"job": API_JOB, "instance": "testboost-api"},
         }
         self.rules = [
             {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from doctor.model import Status
-from doctor.shipped import GUIDE_ALERTS
+from telemetry.catalog import GUIDE_ALERTS
 from tests.doctor.fake_http import FakeServer
 from tests.doctor.fake_prometheus import ACTIVE_SESSIONS_PANEL, Prometheus
 from tests.doctor.support import by_name, results_for

@@ -14,7 +14,7 @@ import yaml
 
 from devstack.configs import alert_rules as stack_copy
 from devstack.configs import pipeline_alert_rules as pipeline_copy
-from doctor import shipped
+from doctor.checks import prometheus as prometheus_checks
 from telemetry.catalog import GUIDE_ALERTS, HTTP_DURATION, WORKFLOW_DURATION
 
 from .queries import ALERTS_FILE, PIPELINE_ALERTS_FILE
@@ -73,7 +73,7 @@ def test_check_mode_runs_as_documented() -> None:
 
 
 def test_the_doctor_checks_the_sources_guide_alerts() -> None:
-    assert shipped.GUIDE_ALERTS is GUIDE_ALERTS
+    assert prometheus_checks.GUIDE_ALERTS is GUIDE_ALERTS
     assert len(GUIDE_ALERTS) == 7
 
 

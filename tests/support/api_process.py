@@ -44,7 +44,9 @@ class ApiProcess:
         return self
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> float:
-        """Signal the server (SIGKILL after `timeout`); returns how long it took to exit."""
+        """Signal the server's process group, as Ctrl-C does (with --workers N, each worker
+        gets it too); SIGKILL after `timeout`, which the caller sees as returncode -9.
+        Returns how long it took to exit."""
         assert self.server is not None
         return self.server.stop(sig, timeout)
 

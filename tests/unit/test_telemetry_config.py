@@ -54,6 +54,10 @@ def test_blank_means_unset_and_the_process_environment_is_read(
         ({"OTEL_METRIC_EXPORT_INTERVAL": "soon"}, "OTEL_METRIC_EXPORT_INTERVAL"),
         ({"OTEL_SDK_DISABLED": "yes"}, "OTEL_SDK_DISABLED"),
         ({"OTEL_METRIC_EXPORT_INTERVAL": "99"}, "OTEL_METRIC_EXPORT_INTERVAL"),
+        # Whole milliseconds as digits: no sign, separator or fraction.
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "+100"}, "OTEL_METRIC_EXPORT_INTERVAL"),
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "1_000"}, "OTEL_METRIC_EXPORT_INTERVAL"),
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "1000.0"}, "OTEL_METRIC_EXPORT_INTERVAL"),
     ],
 )
 def test_invalid_values(env: dict[str, str], variable: str) -> None:
