@@ -29,6 +29,7 @@ from app.core.redirects import RelativeRedirects
 from app.core.security import LoopbackOnly, require_api_key
 from app.llm.client import LLMClient, make_provider
 from app.models import ACTIVE_STATUSES, Session
+from app.schemas import PROTECTED
 from app.workflows.definitions import SessionType
 from app.workflows.engine import WorkflowEngine
 
@@ -130,8 +131,8 @@ def _active_sessions_reader(settings: Settings) -> tuple[Engine, Callable[[], fl
 def _add_routes(app: FastAPI) -> None:
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
-    app.include_router(sessions.router, dependencies=protected)
-    app.include_router(alerts.router, dependencies=protected)
+    app.include_router(sessions.router, dependencies=protected, responses=PROTECTED)
+    app.include_router(alerts.router, dependencies=protected, responses=PROTECTED)
     add_error_handlers(app)
 
 

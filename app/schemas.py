@@ -12,6 +12,23 @@ from app.core.inputs import NO_NUL, SafeStr, ScalarMap, TextMap, check_text, str
 from app.models import Alert, Session, SessionStatus, StepStatus
 from app.workflows.definitions import Mode, SessionType
 
+# The enums' meaning, in the fields that take them: the enums themselves carry no description.
+SESSION_TYPE = (
+    "The workflow to run, a fixed list of LLM steps: `test_generation` (find untested code and "
+    "write JUnit 5 tests), `maven_maintenance` (dependencies, vulnerabilities, update plan), "
+    "`docker_deployment` (Dockerfile, compose file, health checks), `impact_analysis` (which "
+    "modules and tests recent changes affect, and their risk)."
+)
+MODE = (
+    "`autonomous` runs every step in a row; `interactive` pauses the session after each step "
+    "but the last, until `POST /api/v2/sessions/{id}/resume`; `analysis_only` runs every step "
+    "but asks the LLM for findings only, never for changes."
+)
+STATUS = (
+    "`pending` (waiting for a worker), `in_progress`, `paused`; final: `completed`, `failed` "
+    "(`error` says why), `cancelled`."
+)
+
 # Every string a client sends is a SafeStr, every number finite (app/core/inputs.py), and
 # strings stored in a sized column are no longer than the column.
 Config = ScalarMap
@@ -22,7 +39,10 @@ MAX_CONFIG_BYTES = 16 * 1024
 # The map's own schema drops maxProperties; JSON Schema has no byte size: it is said.
 KEYS: dict[str, Any] = {
     "maxProperties": MAX_CONFIG_KEYS,
-    "description": f"At most {MAX_CONFIG_KEYS} keys and {MAX_CONFIG_BYTES} bytes as JSON",
+    "description": (
+        "Free-form settings passed to every step's prompt: string keys, scalar values; at most "
+        f"{MAX_CONFIG_KEYS} keys and {MAX_CONFIG_BYTES} bytes as JSON"
+    ),
 }
 ALERTNAME_LENGTH = string_length(Alert.alertname)
 # Deeper pages are refused (422) rather than handed to the database as a 64-bit overflow.
@@ -51,55 +71,83 @@ def _config_size(config: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class SessionCreate(Input):
-    session_type: SessionType
-    project_path: SafeStr = Field(min_length=1, max_length=string_length(Session.project_path))
-    mode: Mode = Mode.AUTONOMOUS
+    """A new session: its workflow starts at once."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_type": "test_generation",
+                    "project_path": "/srv/projects/billing",
+                    "mode": "interactive",
+                    "config": {"java_version": 21},
+                }
+            ]
+        }
+    )
+
+    session_type: SessionType = Field(description=SESSION_TYPE)
+    project_path: SafeStr = Field(
+        min_length=1,
+        max_length=string_length(Session.project_path),
+        description="The project the workflow is about, as the LLM is told it",
+    )
+    mode: Mode = Field(default=Mode.AUTONOMOUS, description=MODE)
     config: Config = Field(default_factory=dict, max_length=MAX_CONFIG_KEYS, json_schema_extra=KEYS)
 
     _config_size = field_validator("config")(_config_size)
 
 
 class SessionUpdate(Input):
-    """Fields that may change after creation; the workflow reads them at its next step."""
+    """Fields that may change after creation; the workflow reads them at its next step. A
+    config replaces the whole config."""
 
-    mode: Mode | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [{"mode": "autonomous"}]})
+
+    mode: Mode | None = Field(default=None, description=MODE)
     config: Config | None = Field(default=None, max_length=MAX_CONFIG_KEYS, json_schema_extra=KEYS)
 
     _config_size = field_validator("config")(_config_size)
 
 
 class SessionOut(BaseModel):
+    """A session and where its workflow stands."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: str
-    session_type: SessionType
+    id: str = Field(description="The session's id, in every other session URL")
+    session_type: SessionType = Field(description=SESSION_TYPE)
     project_path: str
-    mode: Mode
-    config: dict[str, Any]
-    status: SessionStatus
-    error: str | None
+    mode: Mode = Field(description=MODE)
+    config: dict[str, Any] = Field(description="Settings passed to every step's prompt")
+    status: SessionStatus = Field(description=STATUS)
+    error: str | None = Field(description="Why the session failed; null otherwise")
     created_at: datetime
     updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: datetime | None = Field(description="When its workflow first ran")
+    finished_at: datetime | None = Field(description="When it reached a final status")
 
 
 class SessionPage(BaseModel):
+    """One page of sessions, newest first."""
+
     items: list[SessionOut]
-    total: int
+    total: int = Field(description="Sessions matching the filters, on every page")
     limit: int
     offset: int
 
 
 class StepOut(BaseModel):
+    """One step of a session's workflow: a prompt to the LLM and its answer."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    position: int
+    position: int = Field(description="0 for the first step")
     name: str
     status: StepStatus
-    output: str | None
-    error: str | None
-    attempts: int
+    output: str | None = Field(description="The LLM's answer, once the step completed")
+    error: str | None = Field(description="Why the step failed")
+    attempts: int = Field(description="LLM calls made for this step, retries included")
     started_at: datetime | None
     finished_at: datetime | None
 
@@ -163,12 +211,16 @@ class WebhookPayload(BaseModel):
 
 
 class WebhookResult(BaseModel):
-    received: int
-    created: int
-    updated: int
+    """What a delivery changed."""
+
+    received: int = Field(description="Alerts in the delivery")
+    created: int = Field(description="Alerts seen for the first time")
+    updated: int = Field(description="Alerts already stored, updated")
 
 
 class AlertOut(BaseModel):
+    """An alert as Alertmanager last delivered it, one per (fingerprint, starts_at)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
@@ -182,12 +234,14 @@ class AlertOut(BaseModel):
     annotations: dict[str, Any]
     generator_url: str | None
     receiver: str | None
-    notifications: int
+    notifications: int = Field(description="Deliveries that carried this alert")
     first_received_at: datetime
     last_received_at: datetime
 
 
 class AlertPage(BaseModel):
+    """One page of alerts, most recently received first."""
+
     items: list[AlertOut]
     total: int
     limit: int
@@ -197,4 +251,50 @@ class AlertPage(BaseModel):
 class Problem(BaseModel):
     """Error body of every 4xx/5xx the API itself produces."""
 
-    detail: str
+    detail: str = Field(description="What went wrong, for a human")
+
+
+class DatabaseCheck(BaseModel):
+    status: Literal["ok", "failing"]
+    latency_ms: float | None = Field(
+        default=None, description="Round trip of the check query; only when `ok`"
+    )
+    error: str | None = Field(
+        default=None, description="The driver's error class; only when `failing`"
+    )
+
+
+class HealthChecks(BaseModel):
+    database: DatabaseCheck
+
+
+class HealthResponse(BaseModel):
+    """Whether the API can serve: `healthy` (200) or `unhealthy` (503)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "healthy", "checks": {"database": {"status": "ok", "latency_ms": 0.4}}}
+            ]
+        }
+    )
+
+    status: Literal["healthy", "unhealthy"]
+    checks: HealthChecks
+
+
+Responses = dict[int | str, dict[str, Any]]
+# Routes behind the API key (app/core/security.py) and the database (app/api/errors.py).
+PROTECTED: Responses = {
+    401: {
+        "model": Problem,
+        "description": "Missing or wrong API key (X-API-Key or Authorization: Bearer)",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "example": "Bearer"}},
+    },
+    503: {
+        "model": Problem,
+        "description": "The database is unreachable; retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "string"}, "example": "5"}},
+    },
+}
+TOO_LARGE: Responses = {413: {"model": Problem, "description": "Body larger than the limit"}}

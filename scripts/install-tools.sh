@@ -6,6 +6,7 @@
 #   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
 #   chromium                      Debian 12 package, installed system-wide: /docs in a real browser
 #   valgrind                      Debian 12 package: callgrind counts instructions (make bench)
+#   jq                            Debian 12 package: docs/api.md's walkthrough (docs tests)
 #   otelcol, jaeger, thanos       built from source by scripts/build-go-tools.sh (Go module proxy)
 #   helm, k8s-validate            the same (tools/k8s): the chart's checks in tests/kubernetes
 #   sloth                         the same (tools/sloth): the SLO rules from monitoring/slo/
@@ -45,23 +46,18 @@ if ! runs prometheus3 || ! runs promtool3; then
   ln -sf "$TOOLS/root-sid/usr/bin/promtool" "$BIN/promtool3"
 fi
 
-# Debian's chromium: the /docs page is checked in a real headless browser
-# (tests/integration/test_docs_page.py, driven by playwright with executable_path).
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "installing chromium (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq chromium >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
-fi
-
-# valgrind: `make bench` counts instructions per request with callgrind, and its smoke run is
-# part of the tests.
-if ! command -v valgrind >/dev/null 2>&1; then
-  echo "installing valgrind (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq valgrind >/dev/null 2>&1 ||
-    { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-fi
+# Debian 12 packages, installed system-wide when missing: chromium (the /docs page in a real
+# headless browser, tests/integration/test_docs_page.py), valgrind (callgrind's instruction
+# counts, `make bench` and its smoke test), jq (docs/api.md's curl walkthrough, run by the docs
+# tests).
+for pkg in chromium valgrind jq; do
+  if ! command -v "$pkg" >/dev/null 2>&1; then
+    echo "installing $pkg (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$pkg" >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }
+  fi
+done
 
 # Our own OpenTelemetry Collector (.tools/bin/otelcol), Jaeger v2 (.tools/bin/jaeger), Thanos
 # (.tools/bin/thanos), Helm, k8s-validate and Sloth, built from pinned manifests with Go; each

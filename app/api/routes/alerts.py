@@ -18,9 +18,9 @@ from app.models import Alert, utcnow
 from app.schemas import (
     ALERTNAME_LENGTH,
     MAX_OFFSET,
+    TOO_LARGE,
     AlertOut,
     AlertPage,
-    Problem,
     WebhookAlert,
     WebhookPayload,
     WebhookResult,
@@ -41,10 +41,14 @@ SQLITE_PAUSE_S = 0.1
 @router.post(
     "/webhook",
     response_model=WebhookResult,
-    responses={413: {"model": Problem, "description": "Body larger than the configured limit"}},
+    responses=TOO_LARGE,
 )
 def receive_webhook(payload: WebhookPayload, db: DbDep) -> WebhookResult:
-    """Store each alert once per (fingerprint, startsAt): a re-sent notification updates the
+    """Alertmanager's webhook receiver (payload version 4): each alert is stored once per
+    (fingerprint, startsAt); a re-sent notification updates it, a resolved one records its end.
+    Point Alertmanager's `webhook_configs` here, with the API key as a bearer token.
+    \f
+    Store each alert once per (fingerprint, startsAt): a re-sent notification updates the
     same row, a resolved one records its end. Replicas of Alertmanager deliver the same alerts
     at once: each row is changed by one atomic upsert, in the same order by every delivery (so
     concurrent transactions never wait on each other in a cycle), committed in batches."""
@@ -120,6 +124,7 @@ def list_alerts(
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> AlertPage:
+    """List the alerts Alertmanager delivered, most recently received first."""
     query = select(Alert)
     if status is not None:
         query = query.where(Alert.status == status)
