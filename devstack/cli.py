@@ -10,18 +10,19 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
 from devstack.configs import StackError
 from devstack.stack import COMPONENTS, Stack, StackConfig
-from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, command, shown, state_file
+from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, shown, state_file
 
 # The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query).
 DEFAULT_PORTS = {
@@ -80,8 +81,12 @@ def register(commands: Any) -> None:
         "them), and exemplars linking latency buckets to them",
     )
     for name, port in DEFAULT_PORTS.items():
+        # No argparse default: over a recorded stack, only a port given is a port asked for.
         up.add_argument(
-            f"--{name}-port", type=int, default=port, metavar="PORT", help=f"{LABELS[name]}'s port"
+            f"--{name}-port",
+            type=int,
+            metavar="PORT",
+            help=f"{LABELS[name]}'s port (default: {port})",
         )
     up.add_argument("--workers", type=int, default=1, help="API worker processes")
     up.add_argument(
@@ -151,44 +156,23 @@ def _api_key(workdir: Path) -> str | None:
 
 def up(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir.resolve()
+    config = _asked(args, workdir)
     recorded = _recorded(workdir)
     if recorded is not None and any(recorded.status().values()):
+        _refuse_other_settings(recorded, config, args)
         return _start_stopped(recorded)
-    mode: Literal["pull", "push"] = "push" if args.push else "pull"
-    # The shell's TESTBOOST_* settings reach the API (e.g. TESTBOOST_LLM_SIM_ERROR_RATIO).
-    api_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.startswith("TESTBOOST_") and k != "TESTBOOST_API_KEY"
-    }
-    config = StackConfig(
-        workdir=workdir,
-        mode=mode,
-        api_port=args.api_port,
-        prometheus_port=args.prometheus_port,
-        alertmanager_port=args.alertmanager_port,
-        otel_collector_port=args.otel_collector_port,
-        jaeger_port=args.jaeger_port,
-        push_via="remote-write" if args.remote_write else "scrape",
-        traces=args.traces,
-        fast=args.fast,
-        api_key=_api_key(workdir),
-        api_env=api_env,
-        workers=args.workers,
-    )
     stack = Stack(config)
     started = time.monotonic()
     first = "1 s" if args.fast else "15 s"
     print(
-        f"Starting the local stack ({mode} mode) in {shown(workdir)}/; it is up once Prometheus "
-        f"has the API's first metrics ({first} scrape interval) ...",
+        f"Starting the local stack ({config.mode} mode) in {shown(workdir)}/; it is up once "
+        f"Prometheus has the API's first metrics ({first} scrape interval) ...",
         flush=True,
     )
     stack.up(timeout=60)
     _record(stack)
     print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
-    for name, url in _ordered(stack.urls):
-        print(f"  {LABELS[name]:<13} {url:<24} {HINTS[name]}")
+    _print_table([[LABELS[name], url, HINTS[name]] for name, url in _ordered(stack.urls)])
     key_file = shown(workdir / "secrets" / API_KEY_SECRET)
     print(f"API key (required on /api/*) is in {key_file}, e.g.")
     print(
@@ -211,6 +195,80 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asked(args: argparse.Namespace, workdir: Path) -> StackConfig:
+    """The stack `up` is asked for."""
+    # The shell's TESTBOOST_* settings reach the API (e.g. TESTBOOST_LLM_SIM_ERROR_RATIO).
+    api_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("TESTBOOST_") and k != "TESTBOOST_API_KEY"
+    }
+    return StackConfig(
+        workdir=workdir,
+        mode="push" if args.push else "pull",
+        push_via="remote-write" if args.remote_write else "scrape",
+        traces=args.traces,
+        fast=args.fast,
+        api_key=_api_key(workdir),
+        api_env=api_env,
+        workers=args.workers,
+        api_port=_port(args, "api"),
+        prometheus_port=_port(args, "prometheus"),
+        alertmanager_port=_port(args, "alertmanager"),
+        otel_collector_port=_port(args, "otel-collector"),
+        jaeger_port=_port(args, "jaeger"),
+    )
+
+
+def _port(args: argparse.Namespace, name: str) -> int:
+    """The port given for component `name` (0: any free one), else its default port."""
+    given = _given_port(args, name)
+    return DEFAULT_PORTS[name] if given is None else given
+
+
+def _given_port(args: argparse.Namespace, name: str) -> int | None:
+    port: int | None = getattr(args, f"{name.replace('-', '_')}_port")
+    return port
+
+
+def _refuse_other_settings(stack: Stack, asked: StackConfig, args: argparse.Namespace) -> None:
+    """`up` over a running stack only starts its stopped components, as recorded: asking for
+    other settings is an error rather than silently not getting them."""
+    recorded = stack.config
+    differ = [
+        (_setting(name, getattr(recorded, name)), _setting(name, getattr(asked, name)))
+        for name in ("mode", "push_via", "traces", "fast", "workers")
+        if getattr(recorded, name) != getattr(asked, name)
+    ]
+    variables = recorded.api_env.keys() | asked.api_env.keys()
+    if changed := sorted(k for k in variables if recorded.api_env.get(k) != asked.api_env.get(k)):
+        differ.append((f"{', '.join(changed)} as set when it started", "as set in this shell"))
+    differ += [
+        (f"{LABELS[name]} on port {stack.ports[name]}", f"on port {port}")
+        for name in DEFAULT_PORTS
+        if (port := _given_port(args, name))  # None or 0: any port will do
+        and name in stack.ports
+        and stack.ports[name] != port
+    ]
+    if differ:
+        runs, asked_for = (", ".join(side) for side in zip(*differ, strict=True))
+        raise StackError(
+            f"the stack in {shown(stack.workdir)} runs {runs}, not {asked_for} as asked; "
+            f"stop it first: `{command('down', stack.workdir)}`"
+        )
+
+
+def _setting(name: str, value: object) -> str:
+    """A StackConfig setting as `up`'s options say it."""
+    if name == "mode":
+        return f"{value} mode"
+    if name == "push_via":
+        return "--remote-write" if value == "remote-write" else "no --remote-write"
+    if name == "workers":
+        return f"--workers {value}"
+    return f"--{name}" if value else f"no --{name}"
+
+
 def _start_stopped(stack: Stack) -> int:
     """`up` on a recorded stack: start the components that stopped, refuse if none did."""
     stopped = [name for name, running in stack.status().items() if not running]
@@ -220,8 +278,9 @@ def _start_stopped(stack: Stack) -> int:
             f": see `{command('status', stack.workdir)}`, stop it with "
             f"`{command('down', stack.workdir)}`"
         )
+    width = max(map(len, stopped))
     for name in stopped:
-        print(f"  {name:<13} was stopped: starting it again", flush=True)
+        print(f"  {name:<{width}}  was stopped: starting it again", flush=True)
         stack.start(name)
         _record(stack)
     print(f"Every component is running again: `{command('status', stack.workdir)}`")
@@ -245,7 +304,7 @@ def restart(args: argparse.Namespace) -> int:
     stack.start(name)
     _record(stack)
     process = stack.processes[name]
-    print(f"  {name:<13} restarted, pid {process.pid}, ready at {stack.ready_url(name)}")
+    print(f"  {name}  restarted, pid {process.pid}, ready at {stack.ready_url(name)}")
     return 0
 
 
@@ -262,13 +321,14 @@ def down(args: argparse.Namespace) -> int:
     if stack is None:
         print(f"No local stack recorded in {shown(state_file(workdir))}: nothing to stop.")
         return 0
-    for name in reversed(list(stack.processes)):
+    names = list(reversed(stack.processes))
+    rows = []
+    for name in names:
         process = stack.processes[name]
         was_running = process.alive()
         process.stop()
-        print(
-            f"  {name:<13} pid {process.pid:<8} {'stopped' if was_running else 'was not running'}"
-        )
+        rows.append([name, f"pid {process.pid}", "stopped" if was_running else "was not running"])
+    _print_table(rows)
     state_file(workdir).unlink()
     print(f"Local stack stopped. Data and logs stay in {shown(workdir)}/.")
     return 0
@@ -284,6 +344,7 @@ def status(args: argparse.Namespace) -> int:
         )
         return 1
     running = stack.status()
+    rows = []
     with httpx.Client(timeout=2.0) as client:
         for name, url in _ordered(stack.urls):
             state = "running" if running[name] else "STOPPED"
@@ -293,9 +354,45 @@ def status(args: argparse.Namespace) -> int:
                 except httpx.HTTPError:
                     ok = False
                 state += ", ready" if ok else ", NOT READY"
-            pid = stack.processes[name].pid
-            print(f"  {name:<13} {state:<18} pid {pid:<8} {url}")
+            rows.append([name, state, f"pid {stack.processes[name].pid}", url])
+    _print_table(rows)
     return 0 if all(running.values()) else 1
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    """Columns as wide as their widest cell, two spaces apart (the last one not padded)."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  " + "  ".join([*cells, row[-1]]))
+
+
+def command(action: str, workdir: Path) -> str:
+    """`testboost stack ACTION` as this shell can run it, with --workdir when not the default."""
+    suffix = "" if workdir == DEFAULT_WORKDIR.resolve() else f" --workdir {shown(workdir)}"
+    return f"{program()} stack {action}{suffix}"
+
+
+def program() -> str:
+    """How to run `testboost` again from here: its name when PATH finds this very entry point,
+    else the entry point's path (relative to the current directory when inside it), e.g.
+    `.venv/bin/testboost` for `make stack`."""
+    script = Path(sys.argv[0])
+    if script.name == "__main__.py":  # python -m cli
+        return f"{_path(Path(sys.executable))} -m {script.parent.name}"
+    on_path = shutil.which(script.name)
+    if on_path and script.exists() and os.path.samefile(on_path, script):
+        return script.name
+    return _path(script)
+
+
+def _path(path: Path) -> str:
+    """`path` relative to the current directory when inside it, symlinks kept (a venv's python
+    is one)."""
+    absolute = Path(os.path.abspath(path))
+    if absolute.is_relative_to(Path.cwd()):
+        return str(absolute.relative_to(Path.cwd()))
+    return str(absolute)
 
 
 def _ordered(urls: dict[str, str]) -> list[tuple[str, str]]:

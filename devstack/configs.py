@@ -38,6 +38,8 @@ FAST = "1s"
 # it holds enough samples, and an alert resolves seconds after its cause is fixed.
 FAST_WINDOW = "15s"
 
+# The top-level `rule_files:` list, its comments included.
+_RULE_FILES = re.compile(r"^rule_files:\n(?:[ \t]+.*\n)*", re.MULTILINE)
 _HOST = re.compile(r"(?:https?://)?([A-Za-z0-9_.-]+:\d+)")
 # Where compose mounts secrets; the stack keeps them in <workdir>/secrets/ instead.
 _SECRET = re.compile(r"(/etc/(?:alertmanager|prometheus)/secrets/)([A-Za-z0-9_.-]+)")
@@ -140,12 +142,22 @@ def list_all_instances(
 
 
 def prometheus_config(
-    ports: Mapping[str, int], fast: bool, alertmanagers: Sequence[str] = ("alertmanager",)
+    ports: Mapping[str, int],
+    fast: bool,
+    alertmanagers: Sequence[str] = ("alertmanager",),
+    rules: bool = True,
 ) -> str:
     """`alertmanagers`: the stack's Alertmanager instances, each a target of the alerting
-    config (Prometheus sends every alert to each of them, as to an HA pair)."""
+    config (Prometheus sends every alert to each of them, as to an HA pair). `rules=False`: no
+    rule files, for the stack's start (Stack.up)."""
     text = rewrite_addresses(PROMETHEUS_CONFIG.read_text(), ports, PROMETHEUS_CONFIG.name)
     text = list_all_instances(text, ports, alertmanagers, PROMETHEUS_CONFIG.name)
+    if not rules:
+        text, count = _RULE_FILES.subn(
+            "rule_files: []  # until the API is scraped (Stack.up)\n", text
+        )
+        if count != 1:
+            raise StackError(f"{PROMETHEUS_CONFIG.name}: no rule_files list; has it changed shape?")
     if fast:
         text = _set_durations(
             text, ("scrape_interval", "evaluation_interval"), FAST, PROMETHEUS_CONFIG.name
@@ -204,18 +216,19 @@ def write_configs(
     scrape_collector: bool,
     alertmanagers: Sequence[str] = ("alertmanager",),
     collector: bool | None = None,
+    rules: bool = True,
 ) -> None:
     """prometheus.yml, alerts.yml, pipeline-alerts.yml and slo-rules.yml (beside it: rule_files
     is relative), scrape.d/ with the collector's pushed-series job when Prometheus scrapes
     them (`scrape_collector`) and its own metrics' job whenever one runs (`collector`, by
     default the same), alertmanager.yml (every Alertmanager instance reads the same one) and
-    the API key file into `workdir`."""
+    the API key file into `workdir`. `rules=False`: prometheus.yml without its rule files."""
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_file = secrets_dir / API_KEY_SECRET
     key_file.touch(mode=0o600)
     key_file.write_text(api_key)
-    (workdir / "prometheus.yml").write_text(prometheus_config(ports, fast, alertmanagers))
+    (workdir / "prometheus.yml").write_text(prometheus_config(ports, fast, alertmanagers, rules))
     (workdir / "alerts.yml").write_text(alert_rules(fast))
     (workdir / "pipeline-alerts.yml").write_text(pipeline_alert_rules(fast))
     (workdir / "slo-rules.yml").write_text(slo_rules())

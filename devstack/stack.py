@@ -17,7 +17,13 @@ from typing import Any, Literal
 
 import httpx
 
-from devstack.configs import REPO, StackError, alertmanager_instances, write_configs
+from devstack.configs import (
+    REPO,
+    StackError,
+    alertmanager_instances,
+    prometheus_config,
+    write_configs,
+)
 from devstack.processes import (
     Process,
     ensure_alertmanager_assets,
@@ -165,6 +171,9 @@ class Stack:
             scrape_collector,
             self.alertmanagers,
             collector="otel-collector" in self.components,
+            # Until Prometheus has scraped the API: `up` is absent or 0 before, which pages
+            # HealthCheckFailed at every start in fast mode (`for: 1s`).
+            rules=False,
         )
         deadline, since = time.monotonic() + timeout, time.time()
         try:
@@ -173,6 +182,7 @@ class Stack:
             for name in self.components:
                 self._wait_ready(name, deadline)
             self._wait_first_data(since, deadline)
+            self._evaluate_rules(deadline)
         except BaseException:
             self.down()
             raise
@@ -490,6 +500,20 @@ class Stack:
                         )
                     time.sleep(0.2)
 
+    def _evaluate_rules(self, deadline: float) -> None:
+        """Give Prometheus its rule files (the committed config as it is) and wait until it
+        has loaded them."""
+        config = prometheus_config(self.ports, self.config.fast, self.alertmanagers)
+        (self.workdir / "prometheus.yml").write_text(config)
+        os.kill(self.processes["prometheus"].pid, signal.SIGHUP)  # Prometheus' reload signal
+        with httpx.Client(base_url=self.urls["prometheus"], timeout=5) as prometheus:
+            while not _rule_groups(prometheus):
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"Prometheus has not loaded its rules in time; see {self.log('prometheus')}"
+                    )
+                time.sleep(0.2)
+
     def _known(self, name: str) -> None:
         if name not in self.components:
             raise StackError(f"no component {name!r} in this stack ({', '.join(self.components)})")
@@ -501,6 +525,13 @@ def _answers(prometheus: httpx.Client, query: str) -> bool:
     except (httpx.HTTPError, ValueError):
         return False
     return body.get("status") == "success" and bool(body["data"]["result"])
+
+
+def _rule_groups(prometheus: httpx.Client) -> bool:
+    try:
+        return bool(prometheus.get("/api/v1/rules").json()["data"]["groups"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False
 
 
 def _api_target(prometheus: httpx.Client) -> str:

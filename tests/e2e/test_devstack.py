@@ -11,8 +11,10 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack import StackError
@@ -27,6 +29,7 @@ from devstack.configs import (
     write_configs,
 )
 from devstack.processes import free_port, start_time
+from tests.e2e.conftest import StackFactory
 from tests.monitoring.tools import REPO, run_tool
 
 PORTS = {
@@ -149,8 +152,11 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("running, ready") == len(COMPONENTS)
 
-        again = run_cli("up", *flags, cwd=tmp_path)
+        again = run_cli("up", "--push", "--traces", "--fast", *flags, cwd=tmp_path)
         assert again.returncode == 1 and "already running" in again.stderr
+        pull = run_cli("up", "--fast", cwd=tmp_path)
+        assert pull.returncode == 1
+        assert "runs push mode, --traces, not pull mode, no --traces as asked" in pull.stderr
     finally:
         down = run_cli("down", cwd=tmp_path)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -188,9 +194,10 @@ def test_cli_hints_keep_the_workdir_and_stopped_components_come_back(tmp_path: P
     up = run_cli("up", "--fast", f"--workdir={workdir}", *flags, cwd=tmp_path)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        hints = re.findall(r"`(testboost stack [^`]+)`", up.stdout)
-        assert hints and all("--workdir elsewhere" in hint for hint in hints), hints
-        status = hints[0].split()[2:]  # as printed: status --workdir elsewhere
+        # As this shell runs the CLI: `<venv python> -m cli stack status --workdir elsewhere`.
+        hints = re.findall(rf"`({re.escape(sys.executable)} -m cli stack [^`]+)`", up.stdout)
+        assert hints and all("--workdir elsewhere" in hint for hint in hints), up.stdout
+        status = hints[0].split()[4:]  # as printed: status --workdir elsewhere
         assert run_cli(*status, cwd=tmp_path).returncode == 0
 
         def pids() -> dict[str, int]:
@@ -201,7 +208,10 @@ def test_cli_hints_keep_the_workdir_and_stopped_components_come_back(tmp_path: P
         os.kill(before["alertmanager"], 9)
         until_stopped = run_cli("status", f"--workdir={workdir}", cwd=tmp_path)
         assert until_stopped.returncode == 1 and "STOPPED" in until_stopped.stdout
-        again = run_cli("up", f"--workdir={workdir}", cwd=tmp_path)
+        push = run_cli("up", "--push", "--fast", f"--workdir={workdir}", cwd=tmp_path)
+        assert push.returncode == 1 and "runs pull mode, not push mode as asked" in push.stderr
+        assert "alertmanager was stopped" not in push.stdout
+        again = run_cli("up", "--fast", f"--workdir={workdir}", cwd=tmp_path)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "alertmanager  was stopped: starting it again" in again.stdout
         assert pids()["alertmanager"] != before["alertmanager"]
@@ -216,3 +226,23 @@ def test_cli_hints_keep_the_workdir_and_stopped_components_come_back(tmp_path: P
     finally:
         down = run_cli("down", f"--workdir={workdir}", cwd=tmp_path)
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.mark.e2e
+def test_a_fast_start_pages_nobody(make_stack: StackFactory) -> None:
+    """Prometheus evaluates its rules once it has scraped the API: with fast mode's `for: 1s`,
+    the absent `up` before that first scrape used to fire HealthCheckFailed at every start.
+    Never firing in Prometheus, it cannot have been sent to Alertmanager."""
+    stack = make_stack()
+    time.sleep(3)  # a few more evaluations at 1 s
+    with httpx.Client(timeout=5) as client:
+        ever_fired = client.get(
+            f"{stack.urls['prometheus']}/api/v1/query",
+            params={"query": 'max_over_time(ALERTS{alertname="HealthCheckFailed"}[5m])'},
+        ).json()["data"]["result"]
+        received = client.get(
+            f"{stack.urls['alertmanager']}/api/v2/alerts",
+            params={"filter": 'alertname="HealthCheckFailed"'},
+        ).json()
+    assert ever_fired == []
+    assert received == []
