@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from devstack.configs import StackError
+from devstack.processes import find_tool, prometheus_pages
 from devstack.stack import COMPONENTS, Stack, StackConfig
 from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, shown, state_file
 
@@ -34,7 +35,6 @@ DEFAULT_PORTS = {
 }
 HINTS = {
     "api": "docs /docs, metrics /metrics, alert inbox /api/v1/alerts",
-    "prometheus": "targets /targets, alerts /alerts",
     "alertmanager": "alerts /#/alerts",
     "otel-collector": "OTLP/HTTP in (/v1/metrics, /v1/traces)",
     "jaeger": "traces /api/traces?service=testboost-api",
@@ -172,7 +172,9 @@ def up(args: argparse.Namespace) -> int:
     stack.up(timeout=60)
     _record(stack)
     print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
-    _print_table([[LABELS[name], url, HINTS[name]] for name, url in _ordered(stack.urls)])
+    # Prometheus: what this build serves (its pages move with the build).
+    hints = {**HINTS, "prometheus": prometheus_pages(find_tool(stack.config.prometheus_binary))}
+    _print_table([[LABELS[name], url, hints[name]] for name, url in _ordered(stack.urls)])
     key_file = shown(workdir / "secrets" / API_KEY_SECRET)
     print(f"API key (required on /api/*) is in {key_file}, e.g.")
     print(

@@ -69,6 +69,23 @@ def ensure_alertmanager_assets(binary: str) -> None:
         ) from None
 
 
+def prometheus_web_assets(binary: str) -> Path | None:
+    """The web UI a Debian prometheus unpacked into .tools/ serves (`--web.local-assets`, by
+    default a fixed system path): its classic pages, under /classic/. Debian's 3.x build ships
+    none (its UI needs a JavaScript build Debian does not do); an upstream build embeds its own."""
+    assets = Path(binary).resolve().parents[1] / "share" / "prometheus" / "web"
+    return assets if (assets / "templates" / "_base.html").is_file() else None
+
+
+def prometheus_pages(binary: str) -> str:
+    """Where this build's targets and alerts pages are, for the stack's printed hints."""
+    if prometheus_web_assets(binary) is not None:
+        return "targets /classic/targets, alerts /classic/alerts"
+    if (Path(binary).resolve().parents[1] / "share" / "prometheus" / "web" / "no-ui").is_dir():
+        return "no web UI in Debian's build: targets /api/v1/targets, alerts /api/v1/alerts"
+    return "targets /targets, alerts /alerts"
+
+
 def _ephemeral_floor() -> int:
     """The lowest port the kernel hands out to `:0` listeners (ip_local_port_range)."""
     try:

@@ -29,6 +29,7 @@ from devstack.processes import (
     ensure_alertmanager_assets,
     find_tool,
     free_port,
+    prometheus_web_assets,
     require_free,
     wait_ready,
 )
@@ -351,8 +352,9 @@ class Stack:
                 f"--workers={self.config.workers}",
             ]
         if name == "prometheus":
+            binary = find_tool(self.config.prometheus_binary)
             argv = [
-                find_tool(self.config.prometheus_binary),
+                binary,
                 f"--config.file={work / 'prometheus.yml'}",
                 f"--storage.tsdb.path={work / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
@@ -361,6 +363,8 @@ class Stack:
             ]
             if self.config.mode == "push" and self.config.push_via == "remote-write":
                 argv.append("--web.enable-remote-write-receiver")  # the collector writes here
+            if (assets := prometheus_web_assets(binary)) is not None:
+                argv.append(f"--web.local-assets={assets}/")
             return [*argv, *self.config.prometheus_args]
         if name in self.alertmanagers:
             binary = find_tool("alertmanager", "prometheus-alertmanager")

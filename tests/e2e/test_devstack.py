@@ -148,6 +148,15 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         assert set(pids) == set(COMPONENTS)
         assert all(start_time(pid) for pid in pids.values())
 
+        # Every Prometheus page the hint names opens (Debian's build: its classic pages, from
+        # the assets beside the binary in .tools/, not the fixed system path).
+        (line,) = [ln for ln in up.stdout.splitlines() if ln.lstrip().startswith("Prometheus")]
+        pages = re.findall(r" (/[\w/]+)", line)
+        assert pages == ["/classic/targets", "/classic/alerts"], line
+        for page, shows in zip(pages, ["testboost-api", "HealthCheckFailed"], strict=True):
+            answer = httpx.get(f"http://127.0.0.1:{ports['prometheus']}{page}")
+            assert answer.status_code == 200 and shows in answer.text, page
+
         status = run_cli("status", cwd=tmp_path)
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("running, ready") == len(COMPONENTS)
