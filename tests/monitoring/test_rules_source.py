@@ -5,8 +5,6 @@ from it."""
 from __future__ import annotations
 
 import runpy
-import subprocess
-import sys
 
 import alert_rules as source
 import pytest
@@ -18,7 +16,7 @@ from doctor.checks import prometheus as prometheus_checks
 from telemetry.catalog import GUIDE_ALERTS, HTTP_DURATION, WORKFLOW_DURATION
 
 from .queries import ALERTS_FILE, PIPELINE_ALERTS_FILE
-from .tools import REPO
+from .tools import REPO, check_generated
 
 GENERATOR = REPO / "monitoring" / "prometheus" / "gen_alerts.py"
 
@@ -57,19 +55,8 @@ def test_the_commented_yaml_is_the_rules_as_data() -> None:
 
 
 def test_check_mode_runs_as_documented() -> None:
-    result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO / "monitoring",  # any directory: the generator finds the repository itself
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (
-        "alerts.yml, pipeline-alerts.yml match monitoring/prometheus/alert_rules.py"
-        in result.stdout
-    )
+    out = check_generated(GENERATOR)
+    assert "alerts.yml, pipeline-alerts.yml match monitoring/prometheus/alert_rules.py" in out
 
 
 def test_the_doctor_checks_the_sources_guide_alerts() -> None:

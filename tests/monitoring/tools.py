@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,3 +41,18 @@ def run_tool(
         cwd=cwd or REPO,
         check=False,
     )
+
+
+def check_generated(generator: Path) -> str:
+    """`generator --check`, run as documented from another directory (a generator finds the
+    repository itself): its output, once it says every file it writes is up to date."""
+    result = subprocess.run(
+        [sys.executable, str(generator), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO / "monitoring",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
