@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -23,7 +22,7 @@ import httpx
 from devstack.configs import StackError
 from devstack.processes import find_tool, prometheus_pages
 from devstack.stack import COMPONENTS, Stack, StackConfig
-from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, shown, state_file
+from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, command, shown, state_file
 
 # The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query).
 DEFAULT_PORTS = {
@@ -367,34 +366,6 @@ def _print_table(rows: list[list[str]]) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         print("  " + "  ".join([*cells, row[-1]]))
-
-
-def command(action: str, workdir: Path) -> str:
-    """`testboost stack ACTION` as this shell can run it, with --workdir when not the default."""
-    suffix = "" if workdir == DEFAULT_WORKDIR.resolve() else f" --workdir {shown(workdir)}"
-    return f"{program()} stack {action}{suffix}"
-
-
-def program() -> str:
-    """How to run `testboost` again from here: its name when PATH finds this very entry point,
-    else the entry point's path (relative to the current directory when inside it), e.g.
-    `.venv/bin/testboost` for `make stack`."""
-    script = Path(sys.argv[0])
-    if script.name == "__main__.py":  # python -m cli
-        return f"{_path(Path(sys.executable))} -m {script.parent.name}"
-    on_path = shutil.which(script.name)
-    if on_path and script.exists() and os.path.samefile(on_path, script):
-        return script.name
-    return _path(script)
-
-
-def _path(path: Path) -> str:
-    """`path` relative to the current directory when inside it, symlinks kept (a venv's python
-    is one)."""
-    absolute = Path(os.path.abspath(path))
-    if absolute.is_relative_to(Path.cwd()):
-        return str(absolute.relative_to(Path.cwd()))
-    return str(absolute)
 
 
 def _ordered(urls: dict[str, str]) -> list[tuple[str, str]]:

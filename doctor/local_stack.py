@@ -12,6 +12,9 @@ needs nothing of devstack.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -93,10 +96,33 @@ def state_file(workdir: Path) -> Path:
 
 
 def command(action: str, workdir: Path) -> str:
-    """`testboost stack ACTION`, with --workdir when it is not the default: a hint the user
-    can paste as it is."""
+    """`testboost stack ACTION` as this shell can run it, with --workdir when not the default."""
     suffix = "" if workdir == DEFAULT_WORKDIR.resolve() else f" --workdir {shown(workdir)}"
-    return f"testboost stack {action}{suffix}"
+    return f"{program()} stack {action}{suffix}"
+
+
+def program() -> str:
+    """How to run `testboost` again from here: its name when PATH finds this very entry point,
+    else the entry point's path (relative to the current directory when inside it), e.g.
+    `.venv/bin/testboost` for `make stack`."""
+    script = Path(sys.argv[0])
+    if script.name == "__main__.py" and script.parent.name == "cli":  # python -m cli
+        return f"{_path(Path(sys.executable))} -m cli"
+    if script.name != "testboost":  # called from another program (tests): the documented name
+        return "testboost"
+    on_path = shutil.which(script.name)
+    if on_path and script.exists() and os.path.samefile(on_path, script):
+        return script.name
+    return _path(script)
+
+
+def _path(path: Path) -> str:
+    """`path` relative to the current directory when inside it, symlinks kept (a venv's python
+    is one)."""
+    absolute = Path(os.path.abspath(path))
+    if absolute.is_relative_to(Path.cwd()):
+        return str(absolute.relative_to(Path.cwd()))
+    return str(absolute)
 
 
 def up_command(workdir: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any, Literal
@@ -170,8 +171,16 @@ def test_the_recorded_stack_is_checked_with_no_url_typed(tmp_path: Path) -> None
 
 
 def no_stack(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`testboost doctor ...` as typed in a shell whose PATH finds it (an activated venv): its
+    hints then name it `testboost`."""
+    path = f"{TESTBOOST.parent}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
-        [str(TESTBOOST), "doctor", *argv], capture_output=True, text=True, timeout=30, cwd=cwd
+        [str(TESTBOOST), "doctor", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        env={**os.environ, "PATH": path},
     )
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack.cli import _record, main, program
+from devstack.cli import _record, main
 from devstack.processes import Process
 from devstack.stack import Stack, StackConfig
+from doctor.local_stack import program
 
 
 @pytest.fixture
@@ -112,3 +113,5 @@ def test_the_program_is_named_as_this_shell_runs_it(
     assert program() == str(script)
     monkeypatch.setattr(sys, "argv", [str(Path("cli", "__main__.py").resolve())])
     assert program().endswith(" -m cli")
+    monkeypatch.setattr(sys, "argv", [".venv/bin/pytest"])  # another program: the usual name
+    assert program() == "testboost"
