@@ -36,7 +36,7 @@ from starlette.routing import BaseRoute
 
 from telemetry import catalog, db, exporters, instance, runtime, tracing
 from telemetry.config import TelemetryConfig, TelemetryConfigError
-from telemetry.exposition import PrometheusTextReader
+from telemetry.exposition import NotedTransform, PrometheusTextReader
 from telemetry.http import HttpTelemetry
 from telemetry.instruments import Instruments, observe
 from telemetry.mapping import route_label_sets
@@ -96,7 +96,8 @@ class Telemetry:
         # scrapes it for `up`, and HealthCheckFailed must keep meaning "the API is down".
         exporter = "disabled" if self.config.disabled else self.config.metrics_exporter
         render = self.pull_reader.render if self.pull_reader is not None else None
-        endpoint = exporters.MetricsEndpoint(render, exporter, metrics_token)
+        hold_s = self.config.new_series_hold_s
+        endpoint = exporters.MetricsEndpoint(render, exporter, metrics_token, hold_s)
         app.add_route("/metrics", endpoint.handle, methods=["GET"], include_in_schema=False)
 
     def observe_db_pool(self, engine: Engine) -> None:
@@ -151,12 +152,12 @@ def _exemplars(config: TelemetryConfig) -> ExemplarFilter:
     return EXEMPLAR_FILTERS[config.exemplar_filter_name]()
 
 
-def _pull_transform(
-    series_start: SeriesStart, workers: WorkerMetrics | None
-) -> exporters.Transform:
+def _pull_transform(series_start: SeriesStart, workers: WorkerMetrics | None) -> NotedTransform:
+    # Several workers: the hold (and its comment) applies to the merge, where each series
+    # starts at its first creation in any worker.
     if workers is None:
-        return series_start.apply
-    return lambda data: series_start.apply(workers.merged(data))
+        return series_start.apply_noted
+    return lambda data: series_start.apply_noted(workers.merged(data))
 
 
 def _push_transform(series_start: SeriesStart, instruments: Instruments) -> exporters.Transform:

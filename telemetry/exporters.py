@@ -7,6 +7,8 @@ exemplars, to a scraper that asks for it first (Prometheus does), the 0.0.4 text
 push (`otlp`): a PeriodicExportingMetricReader, cumulative temporality so Prometheus' rate()
 works on what arrives; /metrics then serves an empty exposition so the scrape job keeps `up`
 meaning "the API answers" without counting anything twice.
+Every answer names the exporter, and the new-series hold (telemetry/series_start.py) that
+`testboost doctor` compares with the scrape interval Prometheus uses, in headers.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ from telemetry.config import TelemetryConfig
 from telemetry.exposition import (
     CONTENT_TYPE,
     OPENMETRICS_CONTENT_TYPE,
+    NotedTransform,
     PrometheusTextReader,
     wants_openmetrics,
 )
+from telemetry.series_start import seconds_text
 
 CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
@@ -62,12 +66,13 @@ NOT_HERE_NOTE = (
     f'# up{{job="{API_JOB}"}} still says whether the API answers.\n'
 ).encode()
 EXPORTER_HEADER = "x-testboost-metrics-exporter"
+HOLD_HEADER = "x-testboost-new-series-hold-seconds"
 HTTP_WHITESPACE = " \t"
 Transform = Callable[[MetricsData | None], MetricsData | None]
 
 
 def prometheus_reader(
-    produce: Transform | None = None, transform: Transform | None = None
+    produce: Transform | None = None, transform: NotedTransform | None = None
 ) -> PrometheusTextReader:
     # No otel_scope_* labels, no target_info: the contract's series carry only its labels.
     return PrometheusTextReader(produce=produce, transform=transform)
@@ -119,14 +124,18 @@ class TransformingExporter(MetricExporter):
 class MetricsEndpoint:
     """GET /metrics: what `render` returns (None: nothing exposed here), in the format the
     scraper's Accept header prefers (`render(True)`: OpenMetrics), gzip when asked, behind a
-    bearer token when one is configured."""
+    bearer token when one is configured; `hold_s`, the new-series hold, in a header."""
 
     def __init__(
-        self, render: Callable[[bool], bytes] | None, exporter: str, token: str | None
+        self,
+        render: Callable[[bool], bytes] | None,
+        exporter: str,
+        token: str | None,
+        hold_s: float = 0.0,
     ) -> None:
         self._render = render
-        self._exporter = exporter
         self._token = token.encode("utf-8") if token else None
+        self._headers = {EXPORTER_HEADER: exporter, HOLD_HEADER: seconds_text(hold_s)}
 
     async def handle(self, request: Request) -> Response:
         if self._token is not None and not self._authorized(request):
@@ -145,7 +154,7 @@ class MetricsEndpoint:
                 content_type = OPENMETRICS_CONTENT_TYPE
             # Collection runs observable callbacks (a DB count): keep it off the event loop.
             body = await run_in_threadpool(self._render, openmetrics)
-        headers = {"Content-Type": content_type, EXPORTER_HEADER: self._exporter}
+        headers = {"Content-Type": content_type, **self._headers}
         if "gzip" in request.headers.get("accept-encoding", ""):
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"

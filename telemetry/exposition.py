@@ -12,6 +12,8 @@ for histograms each `_bucket{...,le="..."} ` prefix, is built once per series an
 the series exists, so a scrape costs a dict lookup and a number per line. Output matches the
 exporter's naming (unit suffix, `_total`), HELP/TYPE lines, cumulative `le` buckets with
 `+Inf`, `_count` and `_sum`, and label value escaping (backslash, double quote, newline).
+The text may start with a comment line for people reading it (`# TestBoost: …`, the
+series-start hold, telemetry/series_start.py): parsers ignore `#` lines other than HELP/TYPE.
 A point's labels are its own attributes, sorted by name; the exporter also pads each point
 with the family's other label names set to "", which Prometheus reads as "absent" anyway.
 The SDK's cardinality overflow point (`otel.metric.overflow=true`) comes out as
@@ -22,7 +24,8 @@ lines with exemplars: a counter family is named without `_total` in its HELP/TYP
 samples keep it), HELP escapes double quotes too, a histogram bucket or a counter sample whose
 point carries an exemplar ends with `# {trace_id="…",span_id="…"} value timestamp` (the newest
 exemplar of that bucket; labels past OpenMetrics' 128 characters left out), and the text ends
-with `# EOF`. Exemplars exist only in this format: the 0.0.4 text is unchanged by them.
+with `# EOF`. Exemplars exist only in this format: the 0.0.4 text is unchanged by them. Its
+grammar has no free comments: the comment line is left out.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from telemetry.mapping import prometheus_name
 __all__ = [
     "CONTENT_TYPE",
     "OPENMETRICS_CONTENT_TYPE",
+    "NotedTransform",
     "PrometheusTextReader",
     "render",
     "wants_openmetrics",
@@ -65,18 +69,20 @@ OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset
 OPENMETRICS = "application/openmetrics-text"
 # OpenMetrics 1.0, Exemplars: label names and values together at most 128 code points.
 EXEMPLAR_LABELS_MAX = 128
+# The collection to format, and a comment line to start the 0.0.4 text with ("": none).
+NotedTransform = Callable[[MetricsData | None], tuple[MetricsData | None, str]]
 
 
 class PrometheusTextReader(MetricReader):
     """A pull MetricReader whose `render()` collects and returns the text exposition.
     `produce`, when given, adds to each collection what the SDK does not hold (the recorded
     families, telemetry/instruments.py); `transform` then rewrites it before it is formatted
-    (the series-start rule, the merge of several workers' collections)."""
+    (the merge of several workers' collections, the series-start rule and its comment)."""
 
     def __init__(
         self,
         cardinality_limits: CardinalityLimits | None = None,
-        transform: Callable[[MetricsData | None], MetricsData | None] | None = None,
+        transform: NotedTransform | None = None,
         produce: Callable[[MetricsData | None], MetricsData | None] | None = None,
     ) -> None:
         # Cumulative for every instrument kind is the SDK's default, and what Prometheus wants.
@@ -104,10 +110,10 @@ class PrometheusTextReader(MetricReader):
         """Collect, transform and format (the 0.0.4 text, or OpenMetrics with exemplars).
         Concurrent scrapes take turns: the cache is not shared between renders."""
         with self._render_lock:
-            data = self.snapshot()
+            data, comment = self.snapshot(), ""
             if self._transform is not None:
-                data = self._transform(data)
-            return render(data, self._cache, openmetrics).encode()
+                data, comment = self._transform(data)
+            return render(data, self._cache, openmetrics, comment).encode()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._latest = None
@@ -151,10 +157,14 @@ def wants_openmetrics(accept: str) -> bool:
 
 
 def render(
-    data: MetricsData | None, cache: SeriesCache | None = None, openmetrics: bool = False
+    data: MetricsData | None,
+    cache: SeriesCache | None = None,
+    openmetrics: bool = False,
+    comment: str = "",
 ) -> str:
+    """The exposition of `data`; the 0.0.4 text starts with `comment` (a `# ` line or "")."""
     cache = cache if cache is not None else SeriesCache()
-    out: list[str] = []
+    out: list[str] = [] if openmetrics or not comment else [comment]
     seen: dict[str, str] = {}  # exposed name -> type, to refuse a second family of that name
     fresh: dict[str, dict[int, tuple[Any, Any]]] = {}
     for resource_metrics in data.resource_metrics if data else ():
