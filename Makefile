@@ -32,9 +32,9 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 
 install: $(VENV)/.installed
 
-# Prometheus 2.53 and 3.5, Alertmanager, promtool, amtool into .tools/, and our
-# OpenTelemetry Collector, Jaeger, Thanos, Helm and Sloth built from source (cached; never
-# committed).
+# Prometheus 2.53 and 3.5 and promtool into .tools/, Alertmanager, amtool, our OpenTelemetry
+# Collector, Jaeger, Thanos, Helm and Sloth built from source (cached; never committed), and
+# the Debian packages the tests use system-wide (chromium, valgrind, jq; listed in README).
 tools:
 	scripts/install-tools.sh
 
@@ -51,10 +51,13 @@ run: install
 # and Jaeger for push) as local processes on 127.0.0.1 only (devstack/), state and logs in
 # var/stack/. Ports: PORT (API, 8000), PROMETHEUS_PORT, ALERTMANAGER_PORT, COLLECTOR_PORT,
 # JAEGER_PORT (the compose ones by default); more options: `testboost stack up --help`.
-stack: install tools
+# Each installs only the binaries its stack runs (pull: no collector, no Jaeger).
+stack: install
+	scripts/install-tools.sh prometheus alertmanager
 	$(VENV)/bin/testboost stack up $(STACK_PORTS)
 
-stack-push: install tools
+stack-push: install
+	scripts/install-tools.sh prometheus alertmanager otelcol jaeger
 	$(VENV)/bin/testboost stack up --push --traces $(STACK_PORTS)
 
 stack-down:

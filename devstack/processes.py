@@ -43,32 +43,6 @@ def find_tool(*names: str) -> str:
     )
 
 
-# Debian's alertmanager reads its templates from this fixed path (no flag moves it).
-ALERTMANAGER_ASSETS = Path("/usr/share/prometheus/alertmanager")
-
-
-def ensure_alertmanager_assets(binary: str) -> None:
-    """An alertmanager unpacked into .tools/ (scripts/install-tools.sh) finds its templates
-    only at ALERTMANAGER_ASSETS, where the Debian package would have put them: link them there
-    when that path is free."""
-    if (ALERTMANAGER_ASSETS / "default.tmpl").exists():
-        return
-    unpacked = Path(binary).resolve().parents[1] / "share" / "prometheus" / "alertmanager"
-    if not (unpacked / "default.tmpl").exists():
-        return  # not a Debian build from .tools: nothing we know how to fix
-    try:
-        ALERTMANAGER_ASSETS.parent.mkdir(parents=True, exist_ok=True)
-        if ALERTMANAGER_ASSETS.is_symlink():  # dangling: into a checkout since removed
-            ALERTMANAGER_ASSETS.unlink()
-        ALERTMANAGER_ASSETS.symlink_to(unpacked, target_is_directory=True)
-    except OSError as exc:
-        raise StackError(
-            f"alertmanager needs its templates at {ALERTMANAGER_ASSETS} ({exc.strerror}); "
-            f"run: sudo mkdir -p {ALERTMANAGER_ASSETS.parent} && "
-            f"sudo ln -s {unpacked} {ALERTMANAGER_ASSETS}"
-        ) from None
-
-
 def prometheus_web_assets(binary: str) -> Path | None:
     """The web UI a Debian prometheus unpacked into .tools/ serves (`--web.local-assets`, by
     default a fixed system path): its classic pages, under /classic/. Debian's 3.x build ships
@@ -99,9 +73,9 @@ _handed_out: set[int] = set()
 
 def free_port() -> int:
     """A loopback port nothing listens on, chosen below the kernel's ephemeral range: a port
-    taken with bind(0) and released could be handed to a component's own `:0` listener (Jaeger
-    opens some) before the component binds it, which failed runs now and then. Never the same
-    port twice in a process."""
+    taken with bind(0) and released could be handed to another program's `:0` listener before
+    the component binds it, which failed runs now and then. Never the same port twice in a
+    process."""
     floor = _ephemeral_floor()
     for _ in range(200):
         port = random.randrange(10000, floor)
@@ -115,18 +89,6 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     raise StackError(f"no free port found between 10000 and {floor}")
-
-
-def require_free(port: int, what: str) -> None:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            raise StackError(
-                f"port {port} ({what}) is already in use on 127.0.0.1: stop what listens there "
-                f"(`ss -ltnp 'sport = :{port}'`) or choose another port"
-            ) from None
 
 
 def _stat(pid: int | str) -> list[str] | None:

@@ -13,8 +13,8 @@
 #   registry    Debian 12's docker-registry, unpacked into .tools/root-registry (the tests run one
 #               on loopback to pull images from, as from a mirror)
 #   stand-ins   testboost-standin/*: the third-party images compose names, at the same
-#               versions, made from that base and what `make tools` installed (Prometheus and
-#               Alertmanager from Debian, our Collector, Jaeger and Thanos builds, PostgreSQL,
+#               versions, made from that base and what `make tools` installed (Prometheus from
+#               Debian, our Alertmanager, Collector, Jaeger and Thanos builds, PostgreSQL,
 #               Python and HAProxy from Debian 12); tests/deploy/standins/*/Dockerfile.
 #               Docker's layer cache rebuilds one only when its Dockerfile or binary changed.
 # The compose files keep the upstream images as defaults; tests choose the stand-ins through
@@ -128,11 +128,10 @@ build() {
   rm -rf "$context"
   printf '%-45s %3d s\n' "testboost-standin/$image" $((SECONDS - start))
 }
-web="$TOOLS/root/usr/share/prometheus"
 build python:3.11-slim python
 build postgres:15 postgres
 build prometheus:v2.53.3 prometheus "$BIN/prometheus" "$BIN/promtool"
-build alertmanager:v0.28.1 alertmanager "$BIN/alertmanager" "$BIN/amtool" "$web/alertmanager:templates"
+build alertmanager:v0.28.1 alertmanager "$BIN/alertmanager" "$BIN/amtool"
 build opentelemetry-collector-contrib:0.165.1 otel-collector "$BIN/otelcol"
 build jaeger:2.13.0 jaeger "$BIN/jaeger"
 build thanos:v0.42.4 thanos "$BIN/thanos"

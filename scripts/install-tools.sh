@@ -3,11 +3,12 @@
 #   prometheus, promtool          Debian 13 "trixie" packages `prometheus`, `promtool` (2.53.x)
 #   prometheus3, promtool3        Debian sid packages `prometheus`, `promtool` (3.5.x, the current
 #                                 long-term release): the end-to-end tests run on both majors
-#   alertmanager, amtool          trixie `prometheus-alertmanager` (0.28.x; binary renamed back)
-#   chromium                      Debian 12 package, installed system-wide: /docs in a real browser
+#   chromium                      Debian 12 package, installed system-wide: /docs and the local
+#                                 stack's pages in a real browser (tests)
 #   valgrind                      Debian 12 package: callgrind counts instructions (make bench)
 #   jq                            Debian 12 package: docs/api.md's walkthrough (docs tests)
-#   otelcol, jaeger, thanos       built from source by scripts/build-go-tools.sh (Go module proxy)
+#   alertmanager, amtool          built from source by scripts/build-go-tools.sh (Go module proxy)
+#   otelcol, jaeger, thanos       the same
 #   helm, k8s-validate            the same (tools/k8s): the chart's checks in tests/kubernetes
 #   sloth                         the same (tools/sloth): the SLO rules from monitoring/slo/
 # Debian 12 cannot run apt against trixie or sid without changing the system's sources, so apt
@@ -16,6 +17,8 @@
 # installed. The binaries are Go programs. The Docker engine, `docker compose` and the images
 # the compose tests run come from scripts/docker.sh (`make docker`).
 # Idempotent: a tool whose .tools/bin entry already runs is not fetched again.
+# Arguments name the tools to install (`make stack`: prometheus alertmanager; each name brings
+# its companion: promtool, promtool3, amtool); none: everything `make test` uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="$PWD/.tools"
@@ -23,24 +26,20 @@ BIN="$TOOLS/bin"
 mkdir -p "$BIN"
 
 runs() { "$BIN/$1" --version >/dev/null 2>&1; }
+WANTED=" $* "
+# wanted NAME: NAME was asked for, or nothing was (everything is).
+wanted() { [ "$WANTED" = "  " ] || [[ $WANTED == *" $1 "* ]]; }
 
 source scripts/debian.sh
 
-missing=0
-for tool in prometheus promtool alertmanager amtool; do
-  runs "$tool" || missing=1
-done
-if [ "$missing" = 1 ]; then
+if wanted prometheus && { ! runs prometheus || ! runs promtool; }; then
   ROOT="$TOOLS/root"
-  fetch trixie "$ROOT" prometheus promtool prometheus-alertmanager
+  fetch trixie "$ROOT" prometheus promtool
   ln -sf "$ROOT/usr/bin/prometheus" "$BIN/prometheus"
   ln -sf "$ROOT/usr/bin/promtool" "$BIN/promtool"
-  ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/prometheus-alertmanager"
-  ln -sf "$ROOT/usr/bin/prometheus-alertmanager" "$BIN/alertmanager"
-  ln -sf "$ROOT/usr/bin/amtool" "$BIN/amtool"
 fi
 
-if ! runs prometheus3 || ! runs promtool3; then
+if wanted prometheus3 && { ! runs prometheus3 || ! runs promtool3; }; then
   fetch sid "$TOOLS/root-sid" prometheus promtool
   ln -sf "$TOOLS/root-sid/usr/bin/prometheus" "$BIN/prometheus3"
   ln -sf "$TOOLS/root-sid/usr/bin/promtool" "$BIN/promtool3"
@@ -51,7 +50,7 @@ fi
 # counts, `make bench` and its smoke test), jq (docs/api.md's curl walkthrough, run by the docs
 # tests).
 for pkg in chromium valgrind jq; do
-  if ! command -v "$pkg" >/dev/null 2>&1; then
+  if wanted "$pkg" && ! command -v "$pkg" >/dev/null 2>&1; then
     echo "installing $pkg (apt)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq "$pkg" >/dev/null 2>&1 ||
@@ -59,10 +58,9 @@ for pkg in chromium valgrind jq; do
   fi
 done
 
-# Our own OpenTelemetry Collector (.tools/bin/otelcol), Jaeger v2 (.tools/bin/jaeger), Thanos
-# (.tools/bin/thanos), Helm, k8s-validate and Sloth, built from pinned manifests with Go; each
-# is rebuilt only when its manifest changed.
-scripts/build-go-tools.sh
+# Alertmanager, our own OpenTelemetry Collector, Jaeger v2, Thanos, Helm, k8s-validate and
+# Sloth, built from pinned manifests with Go; each is rebuilt only when its manifest changed.
+scripts/build-go-tools.sh "$@"
 
 # One line per tool; any tool that does not run fails the script (and so `make test`).
 version_of() {
@@ -76,6 +74,12 @@ version_of() {
 }
 for tool in prometheus promtool prometheus3 promtool3 alertmanager amtool otelcol jaeger thanos \
   helm k8s-validate sloth; do
+  case $tool in # a companion is installed with its tool
+    promtool*) owner=${tool/promtool/prometheus} ;;
+    amtool) owner=alertmanager ;;
+    *) owner=$tool ;;
+  esac
+  wanted "$owner" || continue
   if ! out=$(version_of "$tool"); then
     echo "$tool: does not run from $BIN/$tool" >&2
     printf '%s\n' "$out" >&2

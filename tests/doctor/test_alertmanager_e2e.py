@@ -15,7 +15,6 @@ import pytest
 from devstack.configs import API_KEY_SECRET, alertmanager_config
 from devstack.processes import (
     Process,
-    ensure_alertmanager_assets,
     find_tool,
     free_port,
     wait_ready,
@@ -34,8 +33,7 @@ def clustered_alertmanager(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     ports = {"api": free_port(), "alertmanager": port}
     (tmp_path / "alertmanager.yml").write_text(alertmanager_config(ports, secrets, fast=False))
-    binary = find_tool("alertmanager", "prometheus-alertmanager")
-    ensure_alertmanager_assets(binary)
+    binary = find_tool("alertmanager")
     argv = [
         binary,
         f"--config.file={tmp_path / 'alertmanager.yml'}",

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from alert_rules import ALERTS, PIPELINE_ALERTS, SLO_ERRORS_TOO_FEW, WATCHDOG
 
-from devstack.processes import ensure_alertmanager_assets, free_port
+from devstack.processes import free_port
 from tests.support.waiting import until
 
 from .queries import alert_rules, slo_alert_rules
@@ -164,7 +164,6 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     """The committed alertmanager.yml on a real Alertmanager (its webhook is never reached:
     the test ends before the first group_wait)."""
     binary = tool_path("alertmanager")
-    ensure_alertmanager_assets(binary)
     url = f"http://127.0.0.1:{free_port()}"
     with (tmp_path / "alertmanager.log").open("w") as log:
         process = subprocess.Popen(
