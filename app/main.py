@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -129,6 +130,9 @@ def _active_sessions_reader(settings: Settings) -> tuple[Engine, Callable[[], fl
 
 
 def _add_routes(app: FastAPI) -> None:
+    # A browser opening the bare address (README prints it) lands on the interactive docs;
+    # relative, so it holds behind a path prefix too.
+    app.add_api_route("/", lambda: RedirectResponse("docs"), include_in_schema=False)
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
     app.include_router(sessions.router, dependencies=protected, responses=PROTECTED)

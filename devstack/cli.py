@@ -20,11 +20,13 @@ from typing import Any
 import httpx
 
 from devstack.configs import StackError
+from devstack.ports import component_ports, owner, page, what
 from devstack.processes import find_tool, prometheus_pages
 from devstack.stack import COMPONENTS, Stack, StackConfig
 from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, command, shown, state_file
 
-# The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query).
+# The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query); each
+# component's other ports sit at fixed offsets from these (devstack/ports.py).
 DEFAULT_PORTS = {
     "api": 8000,
     "prometheus": 9090,
@@ -35,8 +37,8 @@ DEFAULT_PORTS = {
 HINTS = {
     "api": "docs /docs, metrics /metrics, alert inbox /api/v1/alerts",
     "alertmanager": "alerts /#/alerts",
-    "otel-collector": "OTLP/HTTP in (/v1/metrics, /v1/traces)",
-    "jaeger": "traces /api/traces?service=testboost-api",
+    "otel-collector": "OTLP/HTTP in (POST /v1/metrics, /v1/traces)",
+    "jaeger": "no UI in this build (the page says why); traces /api/traces?service=testboost-api",
 }
 LABELS = {
     "api": "API",
@@ -85,7 +87,7 @@ def register(commands: Any) -> None:
             f"--{name}-port",
             type=int,
             metavar="PORT",
-            help=f"{LABELS[name]}'s port (default: {port})",
+            help=f"{LABELS[name]}'s port (default: {port}; its other ports follow it)",
         )
     up.add_argument("--workers", type=int, default=1, help="API worker processes")
     up.add_argument(
@@ -173,7 +175,7 @@ def up(args: argparse.Namespace) -> int:
     print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
     # Prometheus: what this build serves (its pages move with the build).
     hints = {**HINTS, "prometheus": prometheus_pages(find_tool(stack.config.prometheus_binary))}
-    _print_table([[LABELS[name], url, hints[name]] for name, url in _ordered(stack.urls)])
+    _print_table(_port_rows(stack, hints))
     key_file = shown(workdir / "secrets" / API_KEY_SECRET)
     print(f"API key (required on /api/*) is in {key_file}, e.g.")
     print(
@@ -244,13 +246,17 @@ def _refuse_other_settings(stack: Stack, asked: StackConfig, args: argparse.Name
     variables = recorded.api_env.keys() | asked.api_env.keys()
     if changed := sorted(k for k in variables if recorded.api_env.get(k) != asked.api_env.get(k)):
         differ.append((f"{', '.join(changed)} as set when it started", "as set in this shell"))
-    differ += [
-        (f"{LABELS[name]} on port {stack.ports[name]}", f"on port {port}")
-        for name in DEFAULT_PORTS
-        if (port := _given_port(args, name))  # None or 0: any port will do
-        and name in stack.ports
-        and stack.ports[name] != port
-    ]
+    for name in DEFAULT_PORTS:
+        port = _given_port(args, name)
+        if not port or name not in stack.ports:  # None or 0: any port will do
+            continue
+        # Its other ports too: a stack recorded before they were pinned has them elsewhere.
+        wanted = component_ports(name, port, stack.alertmanagers)
+        if moved := [n for n, p in wanted.items() if n in stack.ports and stack.ports[n] != p]:
+            label = LABELS[name] if moved[0] == name else moved[0]
+            differ.append(
+                (f"{label} on port {stack.ports[moved[0]]}", f"on port {wanted[moved[0]]}")
+            )
     if differ:
         runs, asked_for = (", ".join(side) for side in zip(*differ, strict=True))
         raise StackError(
@@ -347,7 +353,10 @@ def status(args: argparse.Namespace) -> int:
     running = stack.status()
     rows = []
     with httpx.Client(timeout=2.0) as client:
-        for name, url in _ordered(stack.urls):
+        for name in _ordered(stack.ports):
+            if name not in stack.components:  # another port of the component above
+                rows.append(["", "", "", _address(stack, name), what(name)])
+                continue
             state = "running" if running[name] else "STOPPED"
             if running[name]:
                 try:
@@ -355,7 +364,15 @@ def status(args: argparse.Namespace) -> int:
                 except httpx.HTTPError:
                     ok = False
                 state += ", ready" if ok else ", NOT READY"
-            rows.append([name, state, f"pid {stack.processes[name].pid}", url])
+            rows.append(
+                [
+                    name,
+                    state,
+                    f"pid {stack.processes[name].pid}",
+                    _address(stack, name),
+                    HINTS.get(name, ""),
+                ]
+            )
     _print_table(rows)
     return 0 if all(running.values()) else 1
 
@@ -365,9 +382,39 @@ def _print_table(rows: list[list[str]]) -> None:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  " + "  ".join([*cells, row[-1]]))
+        print(("  " + "  ".join([*cells, row[-1]])).rstrip())
 
 
-def _ordered(urls: dict[str, str]) -> list[tuple[str, str]]:
-    """The API first, as a user reads it: what they call, then what watches it."""
-    return [(name, urls[name]) for name in DEFAULT_PORTS if name in urls]
+def _ordered(ports: dict[str, int]) -> list[str]:
+    """Every port, the API's first, as a user reads it: what they call, then what watches it;
+    each component's main port first, then its others."""
+    return [
+        name
+        for component in DEFAULT_PORTS
+        for name in sorted(
+            (name for name in ports if owner(name) == component), key=lambda n: n != component
+        )
+    ]
+
+
+def _address(stack: Stack, name: str) -> str:
+    """What a browser opens on a port, as a URL; host:port where there is no page to open
+    (the collector's OTLP receivers, gRPC)."""
+    if name == "otel-collector":
+        return f"127.0.0.1:{stack.ports[name]}"
+    if name in stack.components:
+        return stack.urls[name]
+    path = page(name)
+    return (
+        f"http://127.0.0.1:{stack.ports[name]}{path}" if path else f"127.0.0.1:{stack.ports[name]}"
+    )
+
+
+def _port_rows(stack: Stack, hints: dict[str, str]) -> list[list[str]]:
+    """`up`'s table: every port the stack listens on, under its component."""
+    return [
+        [LABELS[name], _address(stack, name), hints[name]]
+        if name in LABELS
+        else ["", _address(stack, name), what(name)]
+        for name in _ordered(stack.ports)
+    ]

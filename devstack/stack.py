@@ -24,13 +24,11 @@ from devstack.configs import (
     prometheus_config,
     write_configs,
 )
+from devstack.ports import check, choose, component_ports
 from devstack.processes import (
     Process,
-    ensure_alertmanager_assets,
     find_tool,
-    free_port,
     prometheus_web_assets,
-    require_free,
     wait_ready,
 )
 from doctor.local_stack import SECTION, Recorded
@@ -46,16 +44,6 @@ READY = {
     "otel-collector": ("otel-collector-health", "/status"),
     "jaeger": ("jaeger-health", "/status"),
 }
-# Ports a component listens on besides its main one (chosen free, kept in the state file).
-EXTRA_PORTS = {
-    "otel-collector": (
-        "otel-collector-grpc",
-        "otel-collector-metrics",
-        "otel-collector-health",
-        "otel-collector-telemetry",
-    ),
-    "jaeger": ("jaeger-otlp", "jaeger-health"),
-}
 COLLECTOR = REPO / "otel-collector"
 # Variables the stack sets for the API; inherited ones would silently change what it tests.
 OWNED_ENV_PREFIXES = ("TESTBOOST_", "OTEL_")
@@ -65,7 +53,8 @@ OWNED_ENV_PREFIXES = ("TESTBOOST_", "OTEL_")
 class StackConfig:
     workdir: Path
     mode: Literal["pull", "push"] = "pull"
-    # 0: pick a free port. Chosen ports are kept across stop()/start().
+    # 0: pick a free port. A component's other ports sit at fixed offsets from this one
+    # (devstack/ports.py). Chosen ports are kept across stop()/start().
     api_port: int = 0
     prometheus_port: int = 0
     alertmanager_port: int = 0
@@ -133,12 +122,17 @@ class Stack:
             if wanted[name] is not None
             for instance in (self.alertmanagers if name == "alertmanager" else (name,))
         )
-        self.ports = {name: wanted.get(name) or free_port() for name in self.components}
-        for name in self.components:
-            self.ports.update({extra: free_port() for extra in EXTRA_PORTS.get(name, ())})
-        if self.clustered:
-            # Each instance's gossip port (TCP and UDP, loopback).
-            self.ports.update({f"{name}-cluster": free_port() for name in self.alertmanagers})
+        # Every port each component listens on, by name (devstack/ports.py).
+        self.ports: dict[str, int] = {}
+        for name, port in wanted.items():
+            if port is not None:
+                self.ports.update(
+                    component_ports(name, port, self.alertmanagers)
+                    if port
+                    else choose(name, self.ports.values(), self.alertmanagers)
+                )
+        if config.push_via == "remote-write":
+            self.ports.pop("otel-collector-metrics", None)  # the overlay drops its exporter
         self.processes: dict[str, Process] = {}
 
     # --- public surface -------------------------------------------------------------------
@@ -159,9 +153,7 @@ class Stack:
     def up(self, timeout: float = 60) -> None:
         """Start every component, wait until each answers its readiness check and Prometheus
         holds the API's first metrics; on any failure, stop what was started and raise."""
-        for name in self.components:
-            if getattr(self.config, f"{name.replace('-', '_')}_port", 0):
-                require_free(self.ports[name], name)
+        check(self.ports)
         self.workdir.mkdir(parents=True, exist_ok=True)
         scrape_collector = self.config.mode == "push" and self.config.push_via == "scrape"
         write_configs(
@@ -367,8 +359,7 @@ class Stack:
                 argv.append(f"--web.local-assets={assets}/")
             return [*argv, *self.config.prometheus_args]
         if name in self.alertmanagers:
-            binary = find_tool("alertmanager", "prometheus-alertmanager")
-            ensure_alertmanager_assets(binary)
+            binary = find_tool("alertmanager")
             argv = [
                 binary,
                 f"--config.file={work / 'alertmanager.yml'}",  # one config for all instances
@@ -408,7 +399,8 @@ class Stack:
             env.update(
                 OTELCOL_OTLP_HTTP_ENDPOINT=local["otel-collector"],
                 OTELCOL_OTLP_GRPC_ENDPOINT=local["otel-collector-grpc"],
-                OTELCOL_PROMETHEUS_ENDPOINT=local["otel-collector-metrics"],
+                # Unused with remote write (no port): any valid address will do.
+                OTELCOL_PROMETHEUS_ENDPOINT=local.get("otel-collector-metrics", "127.0.0.1:9"),
                 OTELCOL_REMOTE_WRITE_URL=f"{self.urls['prometheus']}/api/v1/write",
                 # No Jaeger in this stack: the traces pipeline has nowhere to go, and no trace
                 # is sent (the API's OTEL_TRACES_EXPORTER is none).
@@ -425,11 +417,12 @@ class Stack:
         elif name == "jaeger":
             env.update(
                 JAEGER_OTLP_GRPC_ENDPOINT=local["jaeger-otlp"],
-                JAEGER_OTLP_HTTP_ENDPOINT="127.0.0.1:0",
+                JAEGER_OTLP_HTTP_ENDPOINT=local["jaeger-otlp-http"],
                 JAEGER_QUERY_HTTP_ENDPOINT=local["jaeger"],
-                JAEGER_QUERY_GRPC_ENDPOINT="127.0.0.1:0",
+                JAEGER_QUERY_GRPC_ENDPOINT=local["jaeger-query-grpc"],
                 JAEGER_HEALTH_ENDPOINT=local["jaeger-health"],
-                JAEGER_TELEMETRY_LEVEL="none",
+                JAEGER_UI_ASSETS=str(REPO / "devstack" / "jaeger-ui"),  # what this build lacks
+                JAEGER_TELEMETRY_LEVEL="none",  # and so no port for its own metrics
             )
         return env
 

@@ -4,6 +4,7 @@ processes."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -28,7 +29,8 @@ from devstack.configs import (
     SLO_RULES,
     write_configs,
 )
-from devstack.processes import free_port, start_time
+from devstack.ports import choose
+from devstack.processes import free_port, group_members, start_time
 from tests.e2e.conftest import StackFactory
 from tests.monitoring.tools import REPO, run_tool
 
@@ -120,6 +122,25 @@ def test_an_unknown_address_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
 # --- the CLI ----------------------------------------------------------------------------------
 
 
+def listening_ports(pids: list[int]) -> set[int]:
+    """What the OS says processes `pids` (and the rest of their process groups) listen on:
+    TCP sockets in LISTEN, UDP sockets bound and unconnected."""
+    inodes = set()
+    for pid in pids:
+        for member in group_members(pid, start_time(pid) or 0):
+            for fd in Path(f"/proc/{member}/fd").iterdir():
+                with contextlib.suppress(OSError):  # closed since listed
+                    if (target := os.readlink(fd)).startswith("socket:["):
+                        inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table, listening in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == listening and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}
     return subprocess.run(
@@ -135,18 +156,23 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.e2e
 def test_cli_up_status_down(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in COMPONENTS}
+    # Free ports whose offsets (devstack/ports.py) are free too.
+    ports = {name: choose(name, taken=())[name] for name in COMPONENTS}
     flags = [f"--{name}-port={port}" for name, port in ports.items()]
     up = run_cli("up", "--push", "--traces", "--fast", *flags, cwd=tmp_path)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        for name in COMPONENTS:
-            assert f"http://127.0.0.1:{ports[name]}" in up.stdout
+        for name in COMPONENTS:  # pages as URLs; the collector's OTLP receiver is none
+            scheme = "" if name == "otel-collector" else "http://"
+            assert f" {scheme}127.0.0.1:{ports[name]} " in up.stdout
         assert "var/stack/secrets/testboost-api-key" in up.stdout
         state = json.loads((tmp_path / "var" / "stack" / "state.json").read_text())
         pids = {name: info["pid"] for name, info in state["processes"].items()}
         assert set(pids) == set(COMPONENTS)
         assert all(start_time(pid) for pid in pids.values())
+        # Every port any of them listens on is pinned, recorded and printed; none is `:0`.
+        printed = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", up.stdout)}
+        assert listening_ports(list(pids.values())) == set(state["ports"].values()) == printed
 
         # Every Prometheus page the hint names opens (Debian's build: its classic pages, from
         # the assets beside the binary in .tools/, not the fixed system path).
@@ -160,6 +186,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         status = run_cli("status", cwd=tmp_path)
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("running, ready") == len(COMPONENTS)
+        assert {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", status.stdout)} == printed
 
         again = run_cli("up", "--push", "--traces", "--fast", *flags, cwd=tmp_path)
         assert again.returncode == 1 and "already running" in again.stderr

@@ -58,3 +58,11 @@ def test_session_types_and_modes_are_explained(document: dict[str, Any]) -> None
         missing = [v.value for v in values if f"`{v.value}`" not in description]
         assert not missing, (field, missing)
     assert "/resume" in fields["mode"]["description"]
+
+
+def test_the_bare_address_leads_to_the_docs(client: TestClient) -> None:
+    # README prints the bare address: a browser opening it lands on the interactive docs.
+    answer = client.get("/", follow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["location"] == "docs"
+    assert "swagger-ui" in client.get("/").text
+    assert "/" not in client.get("/openapi.json").json()["paths"]

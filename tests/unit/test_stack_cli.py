@@ -3,18 +3,20 @@ real components: what `up` refuses, what `status` prints, and the commands its h
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack.cli import _record, main
-from devstack.processes import Process
+from devstack.cli import HINTS, _port_rows, _record, main
+from devstack.processes import Process, free_port
 from devstack.stack import Stack, StackConfig
-from doctor.local_stack import program
+from doctor.local_stack import program, state_file
 
 
 @pytest.fixture
@@ -76,19 +78,103 @@ def test_up_refuses_a_changed_testboost_variable(
     )
 
 
-def test_status_columns_line_up(recorded: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_refuses_a_recorded_port_its_offset_does_not_give(
+    recorded: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stack recorded before the ports were pinned has its other ports elsewhere."""
+    state = json.loads(state_file(recorded.workdir).read_text())
+    state["ports"]["otel-collector-health"] = health = recorded.ports["otel-collector"] + 100
+    state_file(recorded.workdir).write_text(json.dumps(state))
+    port = recorded.ports["otel-collector"]
+    assert main(["up", "--push", "--traces", f"--otel-collector-port={port}"]) == 1
+    assert f"runs otel-collector-health on port {health}, not on port {port + 3} as asked" in (
+        capsys.readouterr().err
+    )
+
+
+def test_status_shows_every_port_in_aligned_columns(
+    recorded: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     main(["status"])  # 1: nothing answers its readiness check
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == [
+    components = [line for line in lines if not line.startswith("   ")]
+    assert [line.split()[0] for line in components] == [
         "api",
         "prometheus",
         "alertmanager",
         "otel-collector",
         "jaeger",
     ]
-    for column in (r"running", r"pid \d", r"http://"):
-        starts = {re.search(column, line).start() for line in lines}  # type: ignore[union-attr]
-        assert len(starts) == 1, (column, lines)
+    shown = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", "\n".join(lines))]
+    assert sorted(shown) == sorted(recorded.ports.values())
+
+    def starts(pattern: str, lines: list[str]) -> set[int]:
+        return {match.start() for line in lines if (match := re.search(pattern, line))}
+
+    assert len(starts(r"running", components)) == len(starts(r"pid \d", components)) == 1, lines
+    assert len(starts(r"(http://)?127\.0", lines)) == 1, lines  # every address, one column
+    # Pages as URLs; the collector's OTLP receiver and gRPC ports as host:port.
+    not_pages = [
+        "otel-collector",
+        "otel-collector-grpc",
+        "jaeger-query-grpc",
+        "jaeger-otlp",
+        "jaeger-otlp-http",
+    ]
+    bare = re.findall(r"(?<!//)127\.0\.0\.1:(\d+)", "\n".join(lines))
+    assert sorted(map(int, bare)) == sorted(recorded.ports[name] for name in not_pages)
+
+
+def test_up_prints_every_port_under_its_component() -> None:
+    stack = Stack(
+        StackConfig(
+            workdir=Path("unused"),
+            mode="push",
+            traces=True,
+            api_port=8000,
+            prometheus_port=9090,
+            alertmanager_port=9093,
+            otel_collector_port=4318,
+            jaeger_port=16686,
+        )
+    )
+    rows = _port_rows(stack, {**HINTS, "prometheus": "targets /targets"})
+    assert [row[:2] for row in rows] == [
+        ["API", "http://127.0.0.1:8000"],
+        ["Prometheus", "http://127.0.0.1:9090"],
+        ["Alertmanager", "http://127.0.0.1:9093"],
+        ["Collector", "127.0.0.1:4318"],  # OTLP in: no page
+        ["", "127.0.0.1:4317"],
+        ["", "http://127.0.0.1:4319/metrics"],
+        ["", "http://127.0.0.1:4320/metrics"],
+        ["", "http://127.0.0.1:4321/status"],
+        ["Jaeger", "http://127.0.0.1:16686"],
+        ["", "127.0.0.1:16685"],
+        ["", "127.0.0.1:16687"],
+        ["", "127.0.0.1:16688"],
+        ["", "http://127.0.0.1:16689/status"],
+    ]
+    assert all(row[2] for row in rows)  # every port says what it is
+
+
+def test_up_names_a_taken_derived_port_and_its_flag_before_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "otel-collector")}
+    flags = [f"--{name}-port={port}" for name, port in ports.items()]
+    taken = ports["otel-collector"] + 2
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", taken))
+        listener.listen()
+        assert main(["up", "--push", *flags]) == 1
+    assert capsys.readouterr().err == (
+        f"error: port {taken} (otel-collector-telemetry = --otel-collector-port +2) is already "
+        f"in use on 127.0.0.1: stop what listens there (`ss -ltnp 'sport = :{taken}'`) or move "
+        "it with --otel-collector-port\n"
+    )
+    assert not state_file(tmp_path / "var" / "stack").exists()
+    assert not (tmp_path / "var" / "stack" / "logs").exists()  # nothing was started
 
 
 def test_the_program_is_named_as_this_shell_runs_it(
