@@ -10,7 +10,9 @@ Jaeger its traces go to (the stack's, with --stack, when it runs one). A check i
 URL of its component was not given, it does not apply (the agent's in pull mode), or a
 component it needs is down: that component's first check failed, and names the fix once. WARN
 is not a failure. Exit code 0 when no check failed, 1 when one did, 2 when the doctor could
-not run (nothing recorded where --stack points).
+not run (nothing recorded where --stack points). The fixes name what works in the topology
+checked: the local stack with --stack, Kubernetes when the doctor runs in a pod, else compose;
+`--topology` says it otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from doctor.model import Check, Result, Status
 from doctor.report import as_json, table, use_colour
 from doctor.runner import run_all
 from doctor.shipped import DEFAULT_MONITORING_DIR
+from doctor.topology import Topology, detect
 from telemetry.config import DEFAULT_SERVICE_NAME
 
 DEFAULT_URLS = {
@@ -147,6 +150,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "with --fast)",
     )
     parser.add_argument(
+        "--topology",
+        type=Topology,
+        choices=list(Topology),
+        default=None,
+        help="where the stack runs, for the fixes to name its commands and pages (default: "
+        "local with --stack, kubernetes when KUBERNETES_SERVICE_HOST is set, i.e. in a pod, "
+        "else compose)",
+    )
+    parser.add_argument(
         "--timeout",
         type=_seconds,
         default=5.0,
@@ -208,6 +220,7 @@ def options_from(args: argparse.Namespace) -> Options:
         or (stack.export_interval if stack else DEFAULT_EXPORT_INTERVAL),
         api_key=pick(args.api_key, stack.api_key if stack else None, env("TESTBOOST_API_KEY")),
         stack=stack.workdir if stack else None,
+        topology=args.topology or detect(stack is not None, os.environ),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from doctor.errors import Failed, Unreachable
+from doctor.topology import Topology
 from telemetry.config import DEFAULT_SERVICE_NAME
 
 COMPONENTS = ("api", "prometheus", "alertmanager", "grafana", "otlp-agent", "jaeger")
@@ -37,6 +38,9 @@ class Options:
     api_key: str | None = None
     # The local stack's workdir when the doctor read one (--stack): hints name its commands.
     stack: Path | None = None
+    # Where the fixes point (doctor/topology.py); None: the local stack with `stack`, else
+    # compose.
+    topology: Topology | None = None
     # Jaeger's query API (compose: :16686), when the API's traces go there.
     jaeger: str | None = None
     # The API's service.name (OTEL_SERVICE_NAME), as Jaeger lists it.

@@ -3,13 +3,13 @@ through; `run()` gives a `Result`. doctor/runner.py runs a list of them, one cau
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from doctor.context import Context
 from doctor.errors import Failed, Skipped, Unreachable
-from doctor.hints import UNREACHABLE, fill
+from doctor.hints import UNREACHABLE, Hint, fill
 
 
 class Status(StrEnum):
@@ -27,6 +27,8 @@ class Outcome:
     passed: bool
     detail: str
     warning: bool = False
+    # What the fix needs that only the probe found (a value to set), as fields of its hint.
+    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 Probe = Callable[[Context], Outcome]
@@ -38,9 +40,9 @@ Requires = tuple[str, ...] | Callable[[Context], tuple[str, ...]]
 class Check:
     component: str  # "api", "prometheus", "alertmanager", "grafana" or "otlp-agent"
     name: str
-    # The fix, one line, from the setup guide's troubleshooting: a template of doctor/hints.py,
-    # filled in with the URLs given.
-    hint: str
+    # The fix, one line, from the setup guide's troubleshooting: a template of doctor/hints.py
+    # (or one per topology), filled in with the URLs given.
+    hint: Hint
     probe: Probe
     # Components whose URL the check needs (SKIP without one); None: its own component's.
     # () lets the probe decide, raising Skipped.
@@ -82,7 +84,8 @@ class Check:
             outcome = Outcome(False, str(exc))
         if outcome.passed:
             return Result(self, Status.WARN if outcome.warning else Status.PASS, outcome.detail)
-        return Result(self, Status.FAIL, outcome.detail, fill(self.hint, context.options))
+        hint = fill(self.hint, context.options, outcome.fields)
+        return Result(self, Status.FAIL, outcome.detail, hint)
 
 
 @dataclass(frozen=True)

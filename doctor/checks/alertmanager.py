@@ -172,7 +172,7 @@ CHECKS = (
         "alertmanager",
         "alerts reaching Alertmanager",
         "Prometheus fires alerts Alertmanager never got: check alerting.alertmanagers in "
-        "prometheus.yml and {log_prometheus}; compare {prometheus}/alerts with "
+        "prometheus.yml and {log_prometheus}; compare {prometheus_alerts} with "
         "{alertmanager}/#/alerts.",
         firing,
     ),

@@ -10,6 +10,8 @@ from doctor.model import Check, Outcome
 
 ALERT_INBOX = "/api/v1/alerts"  # Alertmanager's webhook posts to its /webhook
 EXPORTER_HEADER = "x-testboost-metrics-exporter"
+# How long a new series shows 0 before its first value (telemetry/series_start.py), in seconds.
+HOLD_HEADER = "x-testboost-new-series-hold-seconds"
 PUSH = "otlp"
 OFF = ("none", "disabled")
 
@@ -63,6 +65,19 @@ def exporter(context: Context) -> str | None:
         return _metrics(context)[0]
     except Failed:  # Unreachable included
         return None
+
+
+def new_series_hold(context: Context) -> float | None:
+    """The API's new-series hold in seconds, from its /metrics header; None when the API does
+    not send it (older than the header). Fails like `_metrics` when /metrics does not answer."""
+    _metrics(context)
+    value = context.get("api", "/metrics").headers.get(HOLD_HEADER)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise Failed(f"{HOLD_HEADER}: {value!r} is not a number of seconds") from None
 
 
 def metrics(context: Context) -> Outcome:

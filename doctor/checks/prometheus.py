@@ -13,6 +13,7 @@ from doctor.errors import Failed
 from doctor.model import Check, Outcome
 from doctor.panels import State, verdict
 from doctor.shipped import load_dashboards
+from doctor.topology import Topology
 from telemetry.catalog import API_JOB, CATALOG, GUIDE_ALERTS
 
 LABELS_WINDOW_S = 600  # label names of series seen in the last 10 minutes
@@ -28,9 +29,20 @@ def ready(context: Context) -> Outcome:
     return Outcome(response.status_code == 200, f"HTTP {response.status_code}")
 
 
-def target(context: Context) -> Outcome:
+def active_targets(context: Context, job: str) -> list[dict[str, Any]]:
+    """Prometheus' active targets of `job`: by their job label, since the scrape pool is named
+    after the job only in a prometheus.yml (the Prometheus Operator names it
+    serviceMonitor/<namespace>/<name>/<endpoint>)."""
     data = context.prometheus("/api/v1/targets", {"state": "active"})
-    targets = [t for t in data.get("activeTargets", []) if t.get("scrapePool") == API_JOB]
+    return [
+        t
+        for t in data.get("activeTargets", [])
+        if (t.get("labels") or {}).get("job", t.get("scrapePool")) == job
+    ]
+
+
+def target(context: Context) -> Outcome:
+    targets = active_targets(context, API_JOB)
     if not targets:
         raise Failed(f"no active target in job {API_JOB!r}")
     parts = []
@@ -153,47 +165,85 @@ CHECKS = (
     Check(
         "prometheus",
         f"target {API_JOB} UP",
-        "Open {prometheus}/targets: the testboost-api target must be UP. Start the API, make "
-        "its address in prometheus.yml reach it (compose: the testboost-api service on "
-        "testboost-network; an API outside Docker: listening beyond 127.0.0.1, on port "
-        "{api_port}), or give Prometheus the metrics token (credentials_file).",
+        {
+            Topology.COMPOSE: "Open {prometheus_targets}: the testboost-api target must be UP. "
+            "Start the API ({start_api}), make its address in prometheus.yml reach it (the "
+            "testboost-api service on testboost-network; an API outside Docker: "
+            "host.docker.internal, the API listening beyond 127.0.0.1, on port {api_port}), or "
+            "give Prometheus the metrics token (credentials_file).",
+            Topology.LOCAL: "`curl -s {prometheus_targets}` (Debian's Prometheus 2.53 shows it "
+            "at {prometheus}/classic/targets, 3.5 has no web UI): the testboost-api target "
+            "must be UP. The stack points it at the API's port {api_port}: {start_api} starts "
+            "what stopped; {log_api} and {log_prometheus} say why a scrape fails.",
+            Topology.KUBERNETES: "Open {prometheus_targets}: each API pod must be an UP "
+            "testboost-api target. `kubectl -n testboost get servicemonitor,endpoints`: your "
+            "Prometheus must select the ServiceMonitor (serviceMonitor.labels, e.g. its release "
+            "label), the Service must have ready pods, and with metricsToken.enabled both read "
+            "the same Secret (docs/kubernetes.md).",
+        },
         target,
         requires=("api",),
     ),
     Check(
         "prometheus",
         "catalog families stored",
-        "Query testboost_active_sessions at {prometheus}/graph. Pull: the target must be UP. "
-        "Push: check OTEL_EXPORTER_OTLP_ENDPOINT and the collector's delivery to Prometheus.",
+        "`curl -s '{prometheus}/api/v1/query?query=testboost_active_sessions'` must show the "
+        "API's series. Pull: the target must be UP. Push: check OTEL_EXPORTER_OTLP_ENDPOINT "
+        "and the collector's delivery to Prometheus.",
         families,
         requires=metrics_path,
     ),
     Check(
         "prometheus",
         "rules loaded and healthy",
-        "`promtool check rules monitoring/prometheus/alerts.yml`; rule_files in prometheus.yml "
-        "must name alerts.yml; reload Prometheus, then {prometheus}/rules shows each rule.",
+        {
+            Topology.COMPOSE: "`promtool check rules monitoring/prometheus/alerts.yml`; "
+            "rule_files in prometheus.yml must name alerts.yml; reload Prometheus, then "
+            "{prometheus_rules} shows each rule.",
+            Topology.LOCAL: "`promtool check rules monitoring/prometheus/alerts.yml`; the stack "
+            "loads the rules once Prometheus scrapes the API ({start_prometheus}, "
+            "{log_prometheus}); `curl -s {prometheus_rules}` shows each rule.",
+            Topology.KUBERNETES: "`promtool check rules monitoring/prometheus/alerts.yml`; "
+            "your Prometheus' ruleSelector must select the chart's PrometheusRule "
+            "(prometheusRule.labels; `kubectl -n testboost get prometheusrule`); "
+            "{prometheus_rules} shows each rule.",
+        },
         rules,
     ),
     Check(
         "prometheus",
         "the seven guide alerts",
-        "Mount monitoring/prometheus/alerts.yml as /etc/prometheus/alerts.yml and reload; "
-        "{prometheus}/alerts lists the alerts loaded.",
+        {
+            Topology.COMPOSE: "Mount monitoring/prometheus/alerts.yml as "
+            "/etc/prometheus/alerts.yml and reload; {prometheus_rules} lists the alerts loaded.",
+            Topology.LOCAL: "The stack loads this checkout's monitoring/prometheus/alerts.yml "
+            "(`make rules` writes it): restart it, {restart_stack}; `curl -s "
+            "{prometheus_rules}` lists the alerts loaded.",
+            Topology.KUBERNETES: "`helm upgrade` the chart from this checkout (its "
+            "PrometheusRule carries alerts.yml); {prometheus_rules} lists the alerts loaded.",
+        },
         alerts,
     ),
     Check(
         "prometheus",
         "Alertmanager configured",
-        "alerting.alertmanagers in prometheus.yml must reach Alertmanager ({alertmanager} from "
-        "this host; its compose service name from a container); `curl -s "
-        "{prometheus}/api/v1/alertmanagers` lists the ones Prometheus found.",
+        {
+            Topology.COMPOSE: "alerting.alertmanagers in prometheus.yml must reach Alertmanager "
+            "({alertmanager} from this host; its compose service name from a container); `curl "
+            "-s {prometheus}/api/v1/alertmanagers` lists the ones Prometheus found.",
+            Topology.LOCAL: "The stack's prometheus.yml sends to its Alertmanager "
+            "({alertmanager}): {start_alertmanager} starts what stopped; `curl -s "
+            "{prometheus}/api/v1/alertmanagers` lists the ones Prometheus found.",
+            Topology.KUBERNETES: "Your Prometheus object's spec.alerting must name "
+            "Alertmanager's Service (`kubectl get prometheus -A -o yaml`); `curl -s "
+            "{prometheus}/api/v1/alertmanagers` lists the ones Prometheus found.",
+        },
         alertmanagers,
     ),
     Check(
         "prometheus",
         "dashboard queries return data",
-        "Grafana shows no data there: run the query at {prometheus}/graph. Not scraped: see "
+        "Grafana shows no data there: {run_query}. Not scraped: see "
         "the target and families checks; observations but NaN: the histogram's _bucket series "
         'must reach Prometheus, le="+Inf" included (docs/troubleshooting.md).',
         dashboards,

@@ -14,6 +14,12 @@ newest sample may be an export interval old, plus delivery: more than two interv
 DELIVERY_SLACK_S means nothing arrives. A collector that Prometheus scrapes (its prometheus
 exporter) keeps series fresh as long as it holds them, even when the API stopped pushing:
 that is why the agent's health and `up` of the API target are checked too.
+
+Only pushed series count (`PUSHED_AGE`). Both paths label the API's series job="testboost-api"
+(the collector keeps the API's job), but a scraped series has the `up` of its target, same job
+and instance (the target's address), while a pushed one's instance is the API's
+service.instance.id (`<host>:<port>/<slot>`), which no target has. A pull run that wrote into
+the same Prometheus data leaves series visible for 5 minutes: never taken for pushed ones.
 """
 
 from __future__ import annotations
@@ -23,9 +29,13 @@ from doctor.context import Context
 from doctor.errors import Skipped, Unreachable
 from doctor.model import Check, Outcome
 from doctor.panels import PRIMED
+from telemetry.catalog import API_JOB
 
 AGENT = "otlp-agent"
 DELIVERY_SLACK_S = 5.0  # batching in the agent, remote write, a slow export
+# Seconds since the newest pushed sample. `unless` outside timestamp(): of anything but a plain
+# selector, timestamp() gives the evaluation time.
+PUSHED_AGE = f'time() - max(timestamp({PRIMED}{{job="{API_JOB}"}}) unless on (job, instance) up)'
 
 
 def _push_mode(context: Context) -> bool | None:
@@ -71,7 +81,7 @@ def freshness(context: Context) -> Outcome:
     if push is None and context.url(AGENT) is None:
         raise Skipped("push mode unknown: no answer from the API's /metrics, no --otlp-agent")
     interval = context.options.export_interval
-    data = context.prometheus("/api/v1/query", {"query": f"time() - max(timestamp({PRIMED}))"})
+    data = context.prometheus("/api/v1/query", {"query": PUSHED_AGE})
     result = data.get("result") or []
     every = f"export interval {interval:g} s"
     not_delivering = "the agent or the API's exporter is not delivering"

@@ -35,8 +35,21 @@ class Prometheus:
             "health": "up",
             "lastError": "",
             "lastScrapeDuration": 0.004,
+            "scrapeInterval": "15s",
             "scrapeTimeout": "10s",
             "labels": {"job": API_JOB, "instance": "testboost-api"},
+        }
+        # Push mode's: the collector's exporter, whose pushed series keep their job and
+        # instance (honor_labels).
+        self.collector = {
+            "scrapePool": "otel-collector",
+            "scrapeUrl": "http://otel-collector:8889/metrics",
+            "health": "up",
+            "lastError": "",
+            "lastScrapeDuration": 0.002,
+            "scrapeInterval": "15s",
+            "scrapeTimeout": "10s",
+            "labels": {"job": "otel-collector", "instance": "otel-collector:8889"},
         }
         self.rules = [
             {
@@ -70,7 +83,9 @@ class Prometheus:
     def routes(self) -> dict[str, Any]:
         return {
             "/-/ready": (200, "Prometheus Server is Ready.\n"),
-            "/api/v1/targets": ok({"activeTargets": [self.target], "droppedTargets": []}),
+            "/api/v1/targets": ok(
+                {"activeTargets": [self.target, self.collector], "droppedTargets": []}
+            ),
             "/api/v1/query": self.query,
             "/api/v1/labels": self.labels,
             "/api/v1/rules": ok({"groups": [{"name": "testboost", "rules": self.rules}]}),

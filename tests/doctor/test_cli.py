@@ -78,7 +78,7 @@ def test_every_option_says_what_it_is_and_its_default() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     options = [a for a in parser._actions if a.dest != "help"]
-    assert len(options) == 17
+    assert len(options) == 18
     for action in options:
         assert action.help and "(default: " in action.help, action.option_strings
 

@@ -27,6 +27,7 @@ from tests.support.waiting import until
 API_KEY = "doctor-e2e-key"
 HEADERS = {"X-API-Key": API_KEY}
 TARGET = "target testboost-api UP"
+INTERVAL = "scrape interval within the API's new-series hold"
 FAMILIES = f"{len(CATALOG)}/{len(CATALOG)} families"
 AGENT = "otel-collector"
 TRACES = ("jaeger", "the API's traces arrive")
@@ -164,6 +165,7 @@ def test_doctor_passes_then_names_the_stopped_piece(tmp_path: Path) -> None:
             ("prometheus", TARGET),
             ("prometheus", "catalog families stored"),
             ("prometheus", "dashboard queries return data"),
+            ("prometheus", INTERVAL),
             ("otlp-agent", "pushed samples fresh"),
         }
         assert the_cause(document)["hint"] == down
@@ -213,10 +215,12 @@ def test_doctor_checks_the_push_path(
         run_workflows(stack)
         document = healthy(stack, *push)
         unchecked = ("grafana", "jaeger")  # no Grafana here; this stack sends no traces
-        assert {c["status"] for c in document["checks"] if c["component"] not in unchecked} == {
-            "PASS"
-        }
+        checked = [c for c in document["checks"] if c["component"] not in unchecked]
+        assert {c["status"] for c in checked if c["check"] != INTERVAL} == {"PASS"}
         details = {(c["component"], c["check"]): c["detail"] for c in document["checks"]}
+        # Remote write: no scrape of the collector to compare the API's hold with.
+        interval = {"scrape": "PASS", "remote-write": "SKIP"}[via]
+        assert statuses(document)[("prometheus", INTERVAL)] == interval, details
         assert details[("api", "/metrics reachable")].startswith("push mode (OTLP)")
         assert details[("api", "catalog families and labels")].startswith("push mode")
         assert details[("prometheus", "catalog families stored")] == FAMILIES

@@ -5,6 +5,7 @@ one; after --stack, the local stack's commands and logs instead of compose's."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,14 @@ import pytest
 from doctor.checks import CHECKS
 from doctor.cli import run_checks
 from doctor.context import Options
-from doctor.hints import UNREACHABLE, fill
+from doctor.hints import UNREACHABLE, Hint, fill
 from doctor.model import Result, Status
 from doctor.shipped import DATASOURCE_UID, load_dashboards
+from doctor.topology import Topology, detect
 from tests.doctor.fake_prometheus import ACTIVE_SESSIONS_PANEL, Prometheus
 from tests.doctor.test_cli import closed_port_url, run_main
 from tests.doctor.test_prometheus_alertmanager_checks import Alertmanager
-from tests.doctor.test_push_checks import AGE, servers
+from tests.doctor.test_push_checks import AGE, api, servers
 
 # Every port a hint used to hard-code: the compose ports, Grafana's, the Collector's health and
 # Jaeger's query API.
@@ -40,15 +42,18 @@ MOVED_URLS = (
     MOVED.otlp_agent,
     MOVED.jaeger,
 )
-TEMPLATES = {
+TEMPLATES: dict[str, Hint] = {
     **{f"{c.component} {c.name}": c.hint for c in CHECKS},
     **{f"{component} unreachable": hint for component, hint in UNREACHABLE.items()},
 }
+# The fields a probe adds to its fix (the scrape interval check's).
+FOUND = {"interval_ms": "60000", "job": "otel-collector"}
 
 
+@pytest.mark.parametrize("where", list(Topology))
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
-def test_every_hint_names_the_urls_given_and_no_default_port(name: str) -> None:
-    hint = fill(TEMPLATES[name], MOVED)
+def test_every_hint_names_the_urls_given_and_no_default_port(name: str, where: Topology) -> None:
+    hint = fill(TEMPLATES[name], replace(MOVED, topology=where), FOUND)
     assert not DEFAULT_PORT.search(hint), hint
     assert any(url in hint for url in MOVED_URLS), hint
     assert "{" not in hint and "URL>" not in hint, hint
@@ -69,8 +74,9 @@ def test_the_target_hint_names_the_compose_address_and_the_api_port() -> None:
 
 def test_a_component_not_given_is_a_placeholder_not_a_default() -> None:
     for name, template in TEMPLATES.items():
-        hint = fill(template, Options())
-        assert not DEFAULT_PORT.search(hint), (name, hint)
+        for where in Topology:
+            hint = fill(template, Options(topology=where), FOUND)
+            assert not DEFAULT_PORT.search(hint), (name, hint)
     assert "`curl -i <api URL>/health`" in fill(UNREACHABLE["api"], Options())
 
 
@@ -118,7 +124,8 @@ def broken_everywhere(gates: bool) -> dict[str, dict[str, Any]]:
     routes: dict[str, dict[str, Any]] = {
         "api": {
             "/health": (200, {"status": "healthy"}),
-            "/metrics": (200, "", {"x-testboost-metrics-exporter": "otlp"}),
+            # A hold shorter than two scrapes of the collector (every 15 s).
+            "/metrics": (200, "", api("otlp", hold="1")["/metrics"][2]),
             "/api/v1/alerts": (401, {"detail": "missing or invalid API key"}),
         },
         "otlp-agent": {"/status": (200, {"healthy": True})},
@@ -201,3 +208,63 @@ def test_every_component_down_names_its_url_in_the_fix() -> None:
     for component, given in url.items():
         assert any(f"`curl -i {given}" in fix for fix in fixes), component
     assert not DEFAULT_PORT.search(out)
+
+
+def target_hint(**options: Any) -> str:
+    (target,) = [c for c in CHECKS if c.name == "target testboost-api UP"]
+    return fill(target.hint, replace(MOVED, **options))
+
+
+def test_the_local_stacks_fixes_name_its_prometheus_api_not_dockers(tmp_path: Path) -> None:
+    """The issue: on the local stack, the target fix spoke of host.docker.internal and of a
+    /targets page Debian's Prometheus does not serve (2.53: /classic/, 3.5: no UI)."""
+    hint = target_hint(stack=tmp_path)
+    assert "docker" not in hint.lower() and f"{MOVED.prometheus}/targets" not in hint
+    assert f"`curl -s {MOVED.prometheus}/api/v1/targets`" in hint
+    assert f"{MOVED.prometheus}/classic/targets" in hint
+    assert f"`testboost stack up --workdir {tmp_path}`" in hint
+    for check in CHECKS:
+        local = fill(check.hint, replace(MOVED, stack=tmp_path), FOUND)
+        assert f"{MOVED.prometheus}/graph" not in local, check.name
+
+
+def test_kubernetes_fixes_name_kubectl_and_the_charts_objects() -> None:
+    hint = target_hint(topology=Topology.KUBERNETES)
+    assert "`kubectl -n testboost get servicemonitor,endpoints`" in hint
+    assert "docker" not in hint.lower()
+    assert "`kubectl -n testboost logs deployment/testboost`" in fill(
+        UNREACHABLE["api"], replace(MOVED, topology=Topology.KUBERNETES)
+    )
+
+
+def test_compose_fixes_name_the_services_and_docker() -> None:
+    hint = target_hint()
+    assert "the testboost-api service on testboost-network" in hint
+    assert "host.docker.internal" in hint
+    assert "compose `up -d testboost-api`" in hint
+
+
+@pytest.mark.parametrize(
+    ("stack", "environ", "expected"),
+    [
+        (True, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, Topology.LOCAL),
+        (False, {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, Topology.KUBERNETES),
+        (False, {"KUBERNETES_SERVICE_HOST": ""}, Topology.COMPOSE),
+        (False, {}, Topology.COMPOSE),
+    ],
+)
+def test_the_topology_detected(stack: bool, environ: dict[str, str], expected: Topology) -> None:
+    assert detect(stack, environ) is expected
+
+
+def test_topology_given_overrides_what_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from doctor.cli import add_arguments, options_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert options_from(parser.parse_args([])).topology is Topology.KUBERNETES
+    given = parser.parse_args(["--topology", "compose"])
+    assert options_from(given).topology is Topology.COMPOSE

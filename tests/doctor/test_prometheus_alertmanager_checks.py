@@ -76,7 +76,7 @@ def change(prometheus: Prometheus, alertmanager: Alertmanager, case: str) -> Non
     if case == "target down":
         prometheus.target.update(health="down", lastError="server returned HTTP status 401")
     elif case == "no target":
-        prometheus.target["scrapePool"] = "other"
+        prometheus.target.update(scrapePool="other", labels={"job": "other", "instance": "x"})
     elif case == "histogram without buckets":
         prometheus.stored.discard("testboost_http_request_duration_seconds_bucket")
     elif case == "rule in error":

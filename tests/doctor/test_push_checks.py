@@ -10,13 +10,17 @@ from typing import Any
 
 import pytest
 
+from doctor.checks.push import PUSHED_AGE
 from doctor.model import Result, Status
 from tests.doctor.fake_http import FakeServer
 from tests.doctor.fake_prometheus import Prometheus
 from tests.doctor.support import by_name, results_for, unreachable_hint
 
 AGENT, FRESH = "agent answers", "pushed samples fresh"
-AGE = "time() - max(timestamp(testboost_llm_calls_total))"
+AGE = PUSHED_AGE
+# What the check asked before it selected the pushed series: any series of the name, a pull
+# run's left in Prometheus' data included.
+ANY_AGE = "time() - max(timestamp(testboost_llm_calls_total))"
 VMAGENT = {"/health": (200, "OK")}
 # The Collector's healthcheckv2 on :13133/status (otel-collector/config.yaml), as our build
 # answers it.
@@ -28,11 +32,13 @@ COLLECTOR = {
 }
 
 
-def api(exporter: str) -> dict[str, Any]:
-    return {
-        "/health": (200, {"status": "healthy"}),
-        "/metrics": (200, "# nothing here\n", {"x-testboost-metrics-exporter": exporter}),
-    }
+def api(exporter: str, hold: str | None = "45") -> dict[str, Any]:
+    """An API exporting by `exporter`, with a new-series hold of `hold` seconds (None: an API
+    too old to say it)."""
+    headers = {"x-testboost-metrics-exporter": exporter}
+    if hold is not None:
+        headers["x-testboost-new-series-hold-seconds"] = hold
+    return {"/health": (200, {"status": "healthy"}), "/metrics": (200, "# nothing\n", headers)}
 
 
 def closed_port_url() -> str:
@@ -51,10 +57,11 @@ def push_checks(
     agent: dict[str, Any] | None = VMAGENT,
     agent_path: str = "/health",
     age: str | None = "0.7",
+    fake: Prometheus | None = None,
     **options: Any,
 ) -> dict[str, Result]:
-    prometheus = Prometheus()
-    prometheus.answers[AGE] = [] if age is None else [age]
+    prometheus = fake or Prometheus()
+    prometheus.answers.setdefault(AGE, [] if age is None else [age])
     with servers(api(exporter), prometheus.routes(), agent or {}) as (api_url, prom_url, agent_url):
         given = {"api": api_url, "prometheus": prom_url, "timeout": 2}
         if agent is not None:
@@ -133,6 +140,18 @@ def test_samples_gone_stale_in_prometheus_fail_too() -> None:
     assert result.status is Status.FAIL
     assert result.detail.startswith("no pushed testboost_llm_calls_total in Prometheus now")
     assert result.detail.endswith("the agent or the API's exporter is not delivering")
+
+
+def test_a_pull_runs_leftover_series_are_not_taken_for_pushed_ones() -> None:
+    """The issue: the collector killed, Prometheus still shows a pull run's series of the same
+    name (208 s old, within its 5 min lookback); only the pushed series count, and there are
+    none. test_push_selection.py runs PUSHED_AGE on real PromQL."""
+    prometheus = Prometheus()
+    prometheus.answers[ANY_AGE] = ["208"]
+    prometheus.answers[AGE] = []
+    result = push_checks(fake=prometheus)[FRESH]
+    assert result.status is Status.FAIL
+    assert result.detail.startswith("no pushed testboost_llm_calls_total in Prometheus now")
 
 
 def test_pull_mode_skips_the_push_path() -> None:

@@ -59,6 +59,7 @@ def test_prometheus_down_is_one_failure_and_the_checks_reading_it_are_skipped() 
         "prometheus the seven guide alerts",
         "prometheus Alertmanager configured",
         "prometheus dashboard queries return data",
+        "prometheus scrape interval within the API's new-series hold",
         "otlp-agent pushed samples fresh",
     }
     assert {(r.status, r.detail, r.hint) for r in skipped.values()} == {
@@ -81,9 +82,9 @@ def test_prometheus_down_in_the_table_and_json_names_the_one_cause() -> None:
     assert code == json_code == 1
     *_, counts, cause = text.splitlines()
     # Warned: push mode, no --otlp-agent; skipped: Prometheus', Grafana's and Jaeger's.
-    assert counts == "9 passed, 1 warned, 1 failed, 12 skipped — FAILED: prometheus ready"
+    assert counts == "9 passed, 1 warned, 1 failed, 13 skipped — FAILED: prometheus ready"
     assert cause.startswith(f"cause: prometheus is down ({url['prometheus']} unreachable: ")
-    assert cause.endswith(f"), 7 check(s) skipped; fix: {fix}")
+    assert cause.endswith(f"), 8 check(s) skipped; fix: {fix}")
     assert text.count(f"fix: {fix}") == 2  # under the failed check, and in the summary
     document = json.loads(out)
     assert document["ok"] is False
@@ -93,10 +94,10 @@ def test_prometheus_down_in_the_table_and_json_names_the_one_cause() -> None:
         "component": "prometheus",
         "check": "ready",
         "hint": fix,
-        "skipped": 7,
+        "skipped": 8,
     }
     by_cause = [c for c in document["checks"] if c["cause"] == "prometheus"]
-    assert len(by_cause) == 7 and {c["status"] for c in by_cause} == {"SKIP"}
+    assert len(by_cause) == 8 and {c["status"] for c in by_cause} == {"SKIP"}
     assert {c["cause"] for c in document["checks"] if c not in by_cause} == {None}
 
 
@@ -157,6 +158,7 @@ def test_api_down_skips_prometheus_view_of_it() -> None:
         "prometheus target testboost-api UP",
         "prometheus catalog families stored",
         "prometheus dashboard queries return data",
+        "prometheus scrape interval within the API's new-series hold",
         "otlp-agent pushed samples fresh",
     }
 
