@@ -109,7 +109,8 @@ rules: install
 
 # monitoring/prometheus/slo-rules.yml from the Sloth spec monitoring/slo/testboost.yml, by the
 # Sloth `make tools` builds (docs/slo.md); tests/monitoring/test_slo.py fails when it drifts.
-slo-rules: install tools
+slo-rules: install
+	scripts/install-tools.sh sloth
 	$(VENV)/bin/python monitoring/prometheus/gen_slo_rules.py
 
 clean:

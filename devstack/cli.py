@@ -173,9 +173,7 @@ def up(args: argparse.Namespace) -> int:
     stack.up(timeout=60)
     _record(stack)
     print(f"Up in {time.monotonic() - started:.1f} s, Prometheus scraping the API:")
-    # Prometheus: what this build serves (its pages move with the build).
-    hints = {**HINTS, "prometheus": prometheus_pages(find_tool(stack.config.prometheus_binary))}
-    _print_table(_port_rows(stack, hints))
+    _print_table(_port_rows(stack, _hints(stack)))
     key_file = shown(workdir / "secrets" / API_KEY_SECRET)
     print(f"API key (required on /api/*) is in {key_file}, e.g.")
     print(
@@ -351,6 +349,7 @@ def status(args: argparse.Namespace) -> int:
         )
         return 1
     running = stack.status()
+    hints = _hints(stack)
     rows = []
     with httpx.Client(timeout=2.0) as client:
         for name in _ordered(stack.ports):
@@ -370,11 +369,16 @@ def status(args: argparse.Namespace) -> int:
                     state,
                     f"pid {stack.processes[name].pid}",
                     _address(stack, name),
-                    HINTS.get(name, ""),
+                    hints.get(name, ""),
                 ]
             )
     _print_table(rows)
     return 0 if all(running.values()) else 1
+
+
+def _hints(stack: Stack) -> dict[str, str]:
+    """What each component serves; Prometheus' pages move with its build."""
+    return {**HINTS, "prometheus": prometheus_pages(find_tool(stack.config.prometheus_binary))}
 
 
 def _print_table(rows: list[list[str]]) -> None:

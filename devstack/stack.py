@@ -123,14 +123,14 @@ class Stack:
             for instance in (self.alertmanagers if name == "alertmanager" else (name,))
         )
         # Every port each component listens on, by name (devstack/ports.py).
+        # Those asked for first, so that ports chosen for the others (port 0) avoid them all.
         self.ports: dict[str, int] = {}
         for name, port in wanted.items():
-            if port is not None:
-                self.ports.update(
-                    component_ports(name, port, self.alertmanagers)
-                    if port
-                    else choose(name, self.ports.values(), self.alertmanagers)
-                )
+            if port:
+                self.ports.update(component_ports(name, port, self.alertmanagers))
+        for name, port in wanted.items():
+            if port == 0:
+                self.ports.update(choose(name, self.ports.values(), self.alertmanagers))
         if config.push_via == "remote-write":
             self.ports.pop("otel-collector-metrics", None)  # the overlay drops its exporter
         self.processes: dict[str, Process] = {}

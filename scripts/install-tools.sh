@@ -26,6 +26,14 @@ BIN="$TOOLS/bin"
 mkdir -p "$BIN"
 
 runs() { "$BIN/$1" --version >/dev/null 2>&1; }
+KNOWN=(prometheus prometheus3 alertmanager chromium valgrind jq otelcol jaeger thanos helm
+  k8s-validate sloth)
+for name in "$@"; do
+  if [[ " ${KNOWN[*]} " != *" $name "* ]]; then
+    echo "install-tools: unknown tool $name (known: ${KNOWN[*]})" >&2
+    exit 2
+  fi
+done
 WANTED=" $* "
 # wanted NAME: NAME was asked for, or nothing was (everything is).
 wanted() { [ "$WANTED" = "  " ] || [[ $WANTED == *" $1 "* ]]; }

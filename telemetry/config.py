@@ -26,6 +26,7 @@ TESTBOOST_METRICS_DIR = "TESTBOOST_METRICS_DIR"
 # own docs pages (with their assets) are not work anyone asked the API for, and the scrapes
 # alone would be most of the traces.
 DEFAULT_EXCLUDED_URLS = (
+    "^/$",  # leads to /docs
     "^/metrics$",
     "^/health$",
     "^/docs$",

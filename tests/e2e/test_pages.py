@@ -42,6 +42,7 @@ NOT_PAGES = {
     "http://127.0.0.1:28000": "doctor's example of a URL given on the command line",
     "http://127.0.0.1:1": "doctor's example of an unreachable address",
 }
+JAEGER_PAGE = "Jaeger (local stack): query API"  # devstack/jaeger-ui/index.html's title
 URL = re.compile(r"https?://127\.0\.0\.1:\d+[^\s`'\"<>)\]|]*")
 PATH = re.compile(r"(?<=[\s(`])(/[\w#?=&./-]*)")
 # What an error page says, in the words of each tool: a 404, Debian's missing assets, the
@@ -163,6 +164,10 @@ def test_every_printed_and_documented_url_opens_a_page(stack: Stack) -> None:
         by_url.setdefault(printed.url, []).append(printed.where)
     wheres = {w for ws in by_url.values() for w in ws}
     assert {"stack up", "stack status", "doctor --stack"} <= wheres, wheres
+    for where in ("stack up", "stack status"):  # every component's page, in both
+        shown = {p.url for p in stack.printed if p.where == where}
+        mains = {f"http://127.0.0.1:{stack.ports[n]}" for n in COMPONENTS if n != "otel-collector"}
+        assert mains <= shown, (where, mains - shown)
 
     for old in SHOTS.glob("*.png"):
         old.unlink()
@@ -180,6 +185,11 @@ def test_every_printed_and_documented_url_opens_a_page(stack: Stack) -> None:
                 problem = open_page(page, url, SHOTS / f"{index:02d}.png")
                 if problem:
                     broken.append(f"{url} ({', '.join(sorted(set(wheres_of)))}): {problem}")
+            # What a broken page looks like is caught: a 404, and a UI path Jaeger answers
+            # with its root page (it serves index.html for any path it does not know).
+            api, jaeger = (f"http://127.0.0.1:{stack.ports[n]}" for n in ("api", "jaeger"))
+            for url in (f"{api}/no-such-page", f"{jaeger}/search"):
+                assert open_page(page, url, SHOTS / "broken.png"), url
         finally:
             browser.close()
     (SHOTS / "index.json").write_text(json.dumps(sorted(by_url), indent=1))
@@ -206,6 +216,8 @@ def open_page(page: object, url: str, shot: Path) -> str | None:
         return None
     if not text.strip():
         return "blank page"
+    if page.title() == JAEGER_PAGE and urlsplit(url).path not in ("", "/"):
+        return "Jaeger's root page, for a path of its missing UI"
     if match := ERROR_TEXT.search(text):
         return f"shows {match.group(0)!r}"
     return None
