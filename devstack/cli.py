@@ -82,10 +82,12 @@ def register(commands: Any) -> None:
         "them), and exemplars linking latency buckets to them",
     )
     for name, port in DEFAULT_PORTS.items():
-        # No argparse default: over a recorded stack, only a port given is a port asked for.
+        # No default (SUPPRESS: absent unless given, and no "(default: None)" in --help): over
+        # a recorded stack, only a port given is a port asked for.
         up.add_argument(
             f"--{name}-port",
             type=int,
+            default=argparse.SUPPRESS,
             metavar="PORT",
             help=f"{LABELS[name]}'s port (default: {port}; its other ports follow it)",
         )
@@ -228,7 +230,7 @@ def _port(args: argparse.Namespace, name: str) -> int:
 
 
 def _given_port(args: argparse.Namespace, name: str) -> int | None:
-    port: int | None = getattr(args, f"{name.replace('-', '_')}_port")
+    port: int | None = getattr(args, f"{name.replace('-', '_')}_port", None)
     return port
 
 

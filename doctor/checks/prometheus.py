@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from doctor.checks.push import metrics_path
+from doctor.checks.push import metrics_path, push_mode
 from doctor.context import Context
 from doctor.contract import Findings, check_present, stored_label_findings
 from doctor.errors import Failed
@@ -22,6 +22,14 @@ MAX_LISTED = 4  # panels named in a detail; --json has the same line
 SERIES = '{{__name__=~"{}", job="{}"}}'.format(
     "|".join(name for family in CATALOG for name in family.series_names), API_JOB
 )
+# The series of the path checked, when the API says which: scraped ones share job and instance
+# with their target's `up`; pushed ones carry the API's own instance id, which no target has.
+# So a leftover of the other topology in Prometheus' data vouches for nothing.
+PATH_SERIES = {
+    True: f"{SERIES} unless on (job, instance) up",
+    False: f"{SERIES} and on (job, instance) up",
+    None: SERIES,
+}
 
 
 def ready(context: Context) -> Outcome:
@@ -61,10 +69,10 @@ def target(context: Context) -> Outcome:
 def families(context: Context) -> Outcome:
     """Every catalog family stored with its labels. Only the API's series count: in both
     topologies they carry job="testboost-api" (the collector keeps the API's job), and the
-    runtime families have standard names (process_*) that Prometheus' own job exposes too."""
-    result = context.prometheus("/api/v1/query", {"query": f"group by (__name__) ({SERIES})"})[
-        "result"
-    ]
+    runtime families have standard names (process_*) that Prometheus' own job exposes too;
+    and only those of the path the API uses (PATH_SERIES)."""
+    query = f"group by (__name__) ({PATH_SERIES[push_mode(context)]})"
+    result = context.prometheus("/api/v1/query", {"query": query})["result"]
     stored = {series["metric"]["__name__"] for series in result}
     if not stored:
         return Outcome(False, f'no catalog series of job="{API_JOB}" in Prometheus now')

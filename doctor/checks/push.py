@@ -38,7 +38,7 @@ DELIVERY_SLACK_S = 5.0  # batching in the agent, remote write, a slow export
 PUSHED_AGE = f'time() - max(timestamp({PRIMED}{{job="{API_JOB}"}}) unless on (job, instance) up)'
 
 
-def _push_mode(context: Context) -> bool | None:
+def push_mode(context: Context) -> bool | None:
     """True: the API pushes; False: it does not; None: unknown (the API was not asked, or
     did not answer)."""
     found = exporter(context)
@@ -48,11 +48,11 @@ def _push_mode(context: Context) -> bool | None:
 def metrics_path(context: Context) -> tuple[str, ...]:
     """What the API's series reach Prometheus through: the agent too when the API pushes (or
     when that is unknown and an agent was given, as `agent` takes it)."""
-    return ("api",) if _push_mode(context) is False else ("api", AGENT)
+    return ("api",) if push_mode(context) is False else ("api", AGENT)
 
 
 def agent(context: Context) -> Outcome:
-    push = _push_mode(context)
+    push = push_mode(context)
     url = context.url(AGENT)
     if url is None:
         if push:
@@ -75,7 +75,7 @@ def agent(context: Context) -> Outcome:
 
 
 def freshness(context: Context) -> Outcome:
-    push = _push_mode(context)
+    push = push_mode(context)
     if push is False:
         raise Skipped("pull mode: Prometheus scrapes the API")
     if push is None and context.url(AGENT) is None:

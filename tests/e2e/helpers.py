@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +21,7 @@ from app.workflows.definitions import SessionType
 from devstack import Stack
 from telemetry.catalog import CATALOG, Kind, MetricFamily
 from tests.monitoring.queries import alert_rules
+from tests.monitoring.tools import REPO
 from tests.support.fake_llm import FakeLLM, Reply
 from tests.support.waiting import until
 
@@ -72,6 +77,21 @@ class Prometheus:
 
     def close(self) -> None:
         self.http.close()
+
+
+def testboost(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`testboost ARGS` run in `cwd` from this checkout, with none of this shell's TESTBOOST_*
+    or OTEL_* variables (they would reach the stack's API)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def api_client(stack: Stack, *, key: bool = True) -> httpx.Client:

@@ -32,7 +32,8 @@ from devstack.configs import (
 from devstack.ports import choose
 from devstack.processes import free_port, group_members, start_time
 from tests.e2e.conftest import StackFactory
-from tests.monitoring.tools import REPO, run_tool
+from tests.e2e.helpers import testboost
+from tests.monitoring.tools import run_tool
 
 PORTS = {
     "api": 18000,
@@ -142,16 +143,7 @@ def listening_ports(pids: list[int]) -> set[int]:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", "stack", *args],
-        cwd=cwd,
-        env={**env, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    return testboost("stack", *args, cwd=cwd)
 
 
 @pytest.mark.e2e

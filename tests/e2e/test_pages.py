@@ -8,11 +8,8 @@ a screenshot per page is kept in var/test-artifacts/pages/, and none may show an
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from devstack.processes import free_port
+from tests.e2e.helpers import testboost
 from tests.monitoring.tools import REPO
 
 pytestmark = pytest.mark.e2e
@@ -75,19 +72,6 @@ def urls_in(text: str, where: str) -> list[Printed]:
     return found
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=cwd,
-        env={**env, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @dataclass
 class Stack:
     ports: dict[str, int]
@@ -100,12 +84,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A push stack with traces (every component), used as a newcomer would: up, a session
     through the API, status, doctor."""
     cwd = tmp_path_factory.mktemp("pages")
-    ports = {name: free_port() for name in COMPONENTS}
-    up = cli(
-        "stack", "up", "--push", "--traces", *[f"--{n}-port={p}" for n, p in ports.items()], cwd=cwd
-    )
+    # Port 0: the stack picks each component's ports, its offset ones free too.
+    anywhere = [f"--{name}-port=0" for name in COMPONENTS]
+    up = testboost("stack", "up", "--push", "--traces", *anywhere, cwd=cwd)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        ports = json.loads((cwd / "var" / "stack" / "state.json").read_text())["ports"]
         key = (cwd / "var" / "stack" / "secrets" / "testboost-api-key").read_text().strip()
         created = httpx.post(
             f"http://127.0.0.1:{ports['api']}/api/v2/sessions",
@@ -113,9 +97,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             json={"session_type": "test_generation", "project_path": "/demo"},
         )
         assert created.status_code == 201, created.text
-        status = cli("stack", "status", cwd=cwd)
+        status = testboost("stack", "status", cwd=cwd)
         assert status.returncode == 0, status.stdout + status.stderr
-        doctor = cli("doctor", "--stack", cwd=cwd)
+        doctor = testboost("doctor", "--stack", cwd=cwd)
         outputs = {"stack up": up, "stack status": status, "doctor --stack": doctor}
         SHOTS.mkdir(parents=True, exist_ok=True)
         (SHOTS / "printed.txt").write_text(
@@ -124,7 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         printed = [p for where, out in outputs.items() for p in urls_in(out.stdout, where)]
         yield Stack(ports, key, printed)
     finally:
-        cli("stack", "down", cwd=cwd)
+        testboost("stack", "down", cwd=cwd)
 
 
 def documented(ports: dict[str, int]) -> list[Printed]:

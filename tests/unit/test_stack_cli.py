@@ -201,3 +201,11 @@ def test_the_program_is_named_as_this_shell_runs_it(
     assert program().endswith(" -m cli")
     monkeypatch.setattr(sys, "argv", [".venv/bin/pytest"])  # another program: the usual name
     assert program() == "testboost"
+
+
+def test_help_shows_every_default_and_no_none(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["up", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text
+    assert "API's port (default: 8000; its other ports follow it)" in text
