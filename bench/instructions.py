@@ -523,7 +523,7 @@ def section(result: dict[str, Any]) -> str:
         f"ranges from the lowest to the highest; {result['seconds']:.0f} s.",
         "",
     ]
-    verdicts = [
+    verdicts: list[tuple[str, str, bool | None]] = [
         (
             f"`{name}` adds {rows[name]['added'] / 1000:+,.0f} k",
             f"≤ {goal // 1000} k",
@@ -532,19 +532,21 @@ def section(result: dict[str, Any]) -> str:
         for name, goal in GOALS.items()
         if "added" in rows.get(name, {})
     ]
-    if rows.get("floor", {}).get("added", 0) > 0 and "pull" in rows:
+    floor = rows.get("floor", {}).get("added")
+    if floor is not None and "added" in rows.get("pull", {}):
         # Layouts move every variant alike: against the floor of the same run the goal holds.
-        times = rows["pull"]["added"] / rows["floor"]["added"]
+        times = rows["pull"]["added"] / floor if floor > 0 else None
         verdicts.append(
             (
-                f"`pull` adds {times:.1f} times what the floor adds",
+                f"`pull` adds {times:.1f} times what the floor adds"
+                if times is not None
+                else f"the floor adds {floor / 1000:+,.0f} k, below the layouts' noise",
                 f"≤ {FLOOR_GOAL:g} times",
-                times <= FLOOR_GOAL,
+                None if times is None else times <= FLOOR_GOAL,
             )
         )
-    lines += [
-        f"- {what}: goal {goal}, {'met' if met else 'NOT met'}." for what, goal, met in verdicts
-    ]
+    outcome = {True: "met", False: "NOT met", None: "not measurable in this run"}
+    lines += [f"- {what}: goal {goal}, {outcome[met]}." for what, goal, met in verdicts]
     if "collections" in result:
         c = result["collections"]
         lines += [

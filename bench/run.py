@@ -45,7 +45,7 @@ FULL = {
 }  # fmt: skip
 SMOKE = {
     "rounds": 1, "seconds": 1.0, "warmup": 1.0, "latency_rounds": 1, "junk_requests": 2000,
-    "series": [100, 1000], "scrape_runs": 1, "requests": 10, "layouts": 2, "exports": 1,
+    "series": [100, 1000], "scrape_runs": 1, "requests": 40, "layouts": 2, "exports": 1,
     "collection_series": 100, "collections": 1,
 }  # fmt: skip
 VERSIONS = ("fastapi", "starlette", "uvicorn", "opentelemetry-sdk", "prometheus-client")

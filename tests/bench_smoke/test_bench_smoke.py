@@ -33,9 +33,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
     rows = report["instructions"]["rows"]
     assert list(rows) == ["off", "floor", "pull", "pull-traces", "push", "pfi", "otel-stock"]
     assert rows["off"]["ratio"] == 1.0
-    # At N = 10 a memory layout moves a count by more than pull or the floor add (~30 k),
-    # and now and then one by far more (`off` +300 k once in CI): two layouts, and only the
-    # large differences are certain here.
+    # A memory layout moves a count by about as much as pull or the floor add (~30 k): at
+    # N = 10 one layout moved `off` by 300 k (twice in CI), at N = 40 the spread is ~50 k.
+    # Only the large differences are certain here; every verdict is printed, measurable or not.
     assert all(row["ir"] > 3_000_000 for row in rows.values()), rows
     assert rows["otel-stock"]["added"] > rows["pfi"]["added"] > 150_000, rows
     assert rows["pull-traces"]["added"] > 100_000, rows["pull-traces"]

@@ -79,7 +79,7 @@ class Prometheus:
         self.http.close()
 
 
-def testboost(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_testboost(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`testboost ARGS` run in `cwd` from this checkout, with none of this shell's TESTBOOST_*
     or OTEL_* variables (they would reach the stack's API)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESTBOOST_", "OTEL_"))}

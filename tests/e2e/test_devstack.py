@@ -32,7 +32,7 @@ from devstack.configs import (
 from devstack.ports import choose
 from devstack.processes import free_port, group_members, start_time
 from tests.e2e.conftest import StackFactory
-from tests.e2e.helpers import testboost
+from tests.e2e.helpers import run_testboost
 from tests.monitoring.tools import run_tool
 
 PORTS = {
@@ -143,7 +143,7 @@ def listening_ports(pids: list[int]) -> set[int]:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return testboost("stack", *args, cwd=cwd)
+    return run_testboost("stack", *args, cwd=cwd)
 
 
 @pytest.mark.e2e

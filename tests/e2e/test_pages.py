@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.e2e.helpers import testboost
+from tests.e2e.helpers import run_testboost
 from tests.monitoring.tools import REPO
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +86,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cwd = tmp_path_factory.mktemp("pages")
     # Port 0: the stack picks each component's ports, its offset ones free too.
     anywhere = [f"--{name}-port=0" for name in COMPONENTS]
-    up = testboost("stack", "up", "--push", "--traces", *anywhere, cwd=cwd)
+    up = run_testboost("stack", "up", "--push", "--traces", *anywhere, cwd=cwd)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         ports = json.loads((cwd / "var" / "stack" / "state.json").read_text())["ports"]
@@ -97,9 +97,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             json={"session_type": "test_generation", "project_path": "/demo"},
         )
         assert created.status_code == 201, created.text
-        status = testboost("stack", "status", cwd=cwd)
+        status = run_testboost("stack", "status", cwd=cwd)
         assert status.returncode == 0, status.stdout + status.stderr
-        doctor = testboost("doctor", "--stack", cwd=cwd)
+        doctor = run_testboost("doctor", "--stack", cwd=cwd)
         outputs = {"stack up": up, "stack status": status, "doctor --stack": doctor}
         SHOTS.mkdir(parents=True, exist_ok=True)
         (SHOTS / "printed.txt").write_text(
@@ -108,7 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         printed = [p for where, out in outputs.items() for p in urls_in(out.stdout, where)]
         yield Stack(ports, key, printed)
     finally:
-        testboost("stack", "down", cwd=cwd)
+        run_testboost("stack", "down", cwd=cwd)
 
 
 def documented(ports: dict[str, int]) -> list[Printed]:
