@@ -4,8 +4,6 @@ interval), and in pull mode's text format a first comment line saying why counte
 
 from __future__ import annotations
 
-import pytest
-
 from telemetry import TelemetryConfig
 from tests.conftest import AppFactory
 from tests.support.exposition import Exposition
@@ -42,13 +40,6 @@ def test_nothing_held_no_comment(make_client: AppFactory) -> None:
     response = client.get("/metrics")
     assert response.headers[HOLD_HEADER] == "0"
     assert response.text.startswith("# HELP ")
-
-
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> OtlpReceiver:
-    with OtlpReceiver() as server:
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.endpoint)
-        yield server
 
 
 def test_push_mode_names_its_hold(receiver: OtlpReceiver, make_client: AppFactory) -> None:

@@ -12,14 +12,6 @@ from tests.support.otlp_receiver import GrpcOtlpReceiver, OtlpReceiver
 from tests.support.waiting import session_in, until
 
 
-@pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> OtlpReceiver:
-    with OtlpReceiver() as server:
-        # The exporters read the standard endpoint variable themselves.
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.endpoint)
-        yield server
-
-
 def run_sessions(client: TestClient, count: int) -> None:
     ids = [
         client.post(
