@@ -20,20 +20,11 @@ from typing import Any
 import httpx
 
 from devstack.configs import StackError
-from devstack.ports import component_ports, owner, page, what
+from devstack.ports import DEFAULT_PORTS, component_ports, owner, page, what
 from devstack.processes import find_tool, prometheus_pages
 from devstack.stack import COMPONENTS, Stack, StackConfig
 from doctor.local_stack import API_KEY_SECRET, DEFAULT_WORKDIR, command, shown, state_file
 
-# The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query); each
-# component's other ports sit at fixed offsets from these (devstack/ports.py).
-DEFAULT_PORTS = {
-    "api": 8000,
-    "prometheus": 9090,
-    "alertmanager": 9093,
-    "otel-collector": 4318,
-    "jaeger": 16686,
-}
 HINTS = {
     "api": "docs /docs, metrics /metrics, alert inbox /api/v1/alerts",
     "alertmanager": "alerts /#/alerts",
@@ -65,25 +56,29 @@ def register(commands: Any) -> None:
         "recorded stack that stopped) and print its URLs.",
         formatter_class=formatter,
     )
+    # The settings have no default in the namespace (SUPPRESS: absent unless given, and no
+    # "(default: None)" in --help): over a running stack, only what is given is asked for, so a
+    # bare `up` starts again what stopped, as recorded (StackConfig holds the defaults).
     up.add_argument(
         "--push",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="push OTLP to our OpenTelemetry Collector, which Prometheus scrapes",
     )
     up.add_argument(
         "--remote-write",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="with --push: the collector remote-writes into Prometheus instead",
     )
     up.add_argument(
         "--traces",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="traces to the collector and Jaeger (without --push the collector carries only "
         "them), and exemplars linking latency buckets to them",
     )
     for name, port in DEFAULT_PORTS.items():
-        # No default (SUPPRESS: absent unless given, and no "(default: None)" in --help): over
-        # a recorded stack, only a port given is a port asked for.
         up.add_argument(
             f"--{name}-port",
             type=int,
@@ -91,9 +86,17 @@ def register(commands: Any) -> None:
             metavar="PORT",
             help=f"{LABELS[name]}'s port (default: {port}; its other ports follow it)",
         )
-    up.add_argument("--workers", type=int, default=1, help="API worker processes")
     up.add_argument(
-        "--fast", action="store_true", help="1 s intervals and `for` (to see alerts fire quickly)"
+        "--workers",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="API worker processes (default: 1)",
+    )
+    up.add_argument(
+        "--fast",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="1 s intervals and `for` (to see alerts fire quickly)",
     )
     up.add_argument(
         "--foreground", action="store_true", help="stay attached; Ctrl-C stops the stack"
@@ -166,7 +169,7 @@ def up(args: argparse.Namespace) -> int:
         return _start_stopped(recorded)
     stack = Stack(config)
     started = time.monotonic()
-    first = "1 s" if args.fast else "15 s"
+    first = "1 s" if config.fast else "15 s"
     print(
         f"Starting the local stack ({config.mode} mode) in {shown(workdir)}/; it is up once "
         f"Prometheus has the API's first metrics ({first} scrape interval) ...",
@@ -199,28 +202,40 @@ def up(args: argparse.Namespace) -> int:
 
 
 def _asked(args: argparse.Namespace, workdir: Path) -> StackConfig:
-    """The stack `up` is asked for."""
-    # The shell's TESTBOOST_* settings reach the API (e.g. TESTBOOST_LLM_SIM_ERROR_RATIO).
-    api_env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.startswith("TESTBOOST_") and k != "TESTBOOST_API_KEY"
-    }
+    """The stack `up` is asked for: what is given, StackConfig's defaults for the rest."""
     return StackConfig(
         workdir=workdir,
-        mode="push" if args.push else "pull",
-        push_via="remote-write" if args.remote_write else "scrape",
-        traces=args.traces,
-        fast=args.fast,
+        mode="push" if _given(args, "push") else "pull",
+        push_via="remote-write" if _given(args, "remote_write") else "scrape",
+        traces=_given(args, "traces"),
+        fast=_given(args, "fast"),
         api_key=_api_key(workdir),
-        api_env=api_env,
-        workers=args.workers,
+        api_env=_api_env(),
+        workers=getattr(args, "workers", 1),
         api_port=_port(args, "api"),
         prometheus_port=_port(args, "prometheus"),
         alertmanager_port=_port(args, "alertmanager"),
         otel_collector_port=_port(args, "otel-collector"),
         jaeger_port=_port(args, "jaeger"),
     )
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    given: bool = getattr(args, flag, False)
+    return given
+
+
+def _api_env() -> dict[str, str]:
+    """The shell's TESTBOOST_* settings, which reach the API (e.g. TESTBOOST_LLM_SIM_ERROR_RATIO),
+    but for its key (a file of the stack's) and the tests' own (the Makefile exports
+    TESTBOOST_TEST_POSTGRES_URL)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("TESTBOOST_")
+        and k != "TESTBOOST_API_KEY"
+        and not k.startswith("TESTBOOST_TEST_")
+    }
 
 
 def _port(args: argparse.Namespace, name: str) -> int:
@@ -236,15 +251,15 @@ def _given_port(args: argparse.Namespace, name: str) -> int | None:
 
 def _refuse_other_settings(stack: Stack, asked: StackConfig, args: argparse.Namespace) -> None:
     """`up` over a running stack only starts its stopped components, as recorded: asking for
-    other settings is an error rather than silently not getting them."""
+    other settings (an option given, a TESTBOOST_* variable set) is an error rather than
+    silently not getting them; what is not given is as recorded."""
     recorded = stack.config
     differ = [
         (_setting(name, getattr(recorded, name)), _setting(name, getattr(asked, name)))
-        for name in ("mode", "push_via", "traces", "fast", "workers")
-        if getattr(recorded, name) != getattr(asked, name)
+        for name, flag in SETTING_FLAGS.items()
+        if hasattr(args, flag) and getattr(recorded, name) != getattr(asked, name)
     ]
-    variables = recorded.api_env.keys() | asked.api_env.keys()
-    if changed := sorted(k for k in variables if recorded.api_env.get(k) != asked.api_env.get(k)):
+    if changed := sorted(k for k, v in asked.api_env.items() if recorded.api_env.get(k) != v):
         differ.append((f"{', '.join(changed)} as set when it started", "as set in this shell"))
     for name in DEFAULT_PORTS:
         port = _given_port(args, name)
@@ -263,6 +278,16 @@ def _refuse_other_settings(stack: Stack, asked: StackConfig, args: argparse.Name
             f"the stack in {shown(stack.workdir)} runs {runs}, not {asked_for} as asked; "
             f"stop it first: `{command('down', stack.workdir)}`"
         )
+
+
+# The StackConfig settings `up` takes, by the flag that sets each.
+SETTING_FLAGS = {
+    "mode": "push",
+    "push_via": "remote_write",
+    "traces": "traces",
+    "fast": "fast",
+    "workers": "workers",
+}
 
 
 def _setting(name: str, value: object) -> str:
@@ -379,8 +404,13 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _hints(stack: Stack) -> dict[str, str]:
-    """What each component serves; Prometheus' pages move with its build."""
-    return {**HINTS, "prometheus": prometheus_pages(find_tool(stack.config.prometheus_binary))}
+    """What each component serves; Prometheus' pages move with its build (its HTTP API, which
+    every build serves, when the binary is gone from under a running stack)."""
+    try:
+        pages = prometheus_pages(find_tool(stack.config.prometheus_binary))
+    except StackError:
+        pages = "targets /api/v1/targets, alerts /api/v1/alerts"
+    return {**HINTS, "prometheus": pages}
 
 
 def _print_table(rows: list[list[str]]) -> None:

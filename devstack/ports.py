@@ -5,12 +5,21 @@ binds a port the OS picks (`:0`)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from devstack.configs import StackError
-from devstack.processes import free_port
+from devstack.processes import free_port, is_free
+
+# The setup guide's ports, and compose's for the collector (OTLP/HTTP) and Jaeger (query): each
+# component's main port when its flag is not given.
+DEFAULT_PORTS = {
+    "api": 8000,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "otel-collector": 4318,
+    "jaeger": 16686,
+}
 
 
 class Listener(NamedTuple):
@@ -42,9 +51,6 @@ _BY_NAME = {
     for component, listeners in LISTENERS.items()
     for listener in listeners
 }
-# Ports chosen for components asked on port 0, so that two stacks of one process never share
-# one (free_port() knows only the main ports it hands out).
-_chosen: set[int] = set()
 
 
 def component_ports(
@@ -88,11 +94,11 @@ def choose(
     component: str, taken: Collection[int], alertmanagers: Sequence[str] = ("alertmanager",)
 ) -> dict[str, int]:
     """Ports for a component asked on port 0: a free main port whose other ports are free too
-    and not in `taken`."""
+    and not in `taken` (free_port never hands any of them out again)."""
+    offsets = list(component_ports(component, 0, alertmanagers).values())
     for _ in range(100):
-        ports = component_ports(component, free_port(), alertmanagers)
-        if all(p not in taken and p not in _chosen and _free(p) for p in ports.values()):
-            _chosen.update(ports.values())
+        ports = component_ports(component, free_port(offsets), alertmanagers)
+        if not set(ports.values()) & set(taken):
             return ports
     raise StackError(f"no free ports found for {component}")
 
@@ -111,7 +117,7 @@ def check(ports: Mapping[str, int]) -> None:
                 f"{_flag(seen[port])} or {_flag(name)}"
             )
         seen[port] = name
-        if not _free(port):
+        if not is_free(port):
             raise StackError(
                 f"port {port} ({where}) is already in use on 127.0.0.1: stop what listens there "
                 f"(`ss -ltnp 'sport = :{port}'`) or move it with {_flag(name)}"
@@ -128,13 +134,3 @@ def _where(name: str, ports: Mapping[str, int]) -> str:
     if name == main or main not in ports:
         return name
     return f"{name} = {_flag(name)} {ports[name] - ports[main]:+d}"
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

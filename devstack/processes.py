@@ -47,7 +47,7 @@ def prometheus_web_assets(binary: str) -> Path | None:
     """The web UI a Debian prometheus unpacked into .tools/ serves (`--web.local-assets`, by
     default a fixed system path): its classic pages, under /classic/. Debian's 3.x build ships
     none (its UI needs a JavaScript build Debian does not do); an upstream build embeds its own."""
-    assets = Path(binary).resolve().parents[1] / "share" / "prometheus" / "web"
+    assets = _web_dir(binary)
     return assets if (assets / "templates" / "_base.html").is_file() else None
 
 
@@ -55,9 +55,14 @@ def prometheus_pages(binary: str) -> str:
     """Where this build's targets and alerts pages are, for the stack's printed hints."""
     if prometheus_web_assets(binary) is not None:
         return "targets /classic/targets, alerts /classic/alerts"
-    if (Path(binary).resolve().parents[1] / "share" / "prometheus" / "web" / "no-ui").is_dir():
+    if (_web_dir(binary) / "no-ui").is_dir():
         return "no web UI in Debian's build: targets /api/v1/targets, alerts /api/v1/alerts"
     return "targets /targets, alerts /alerts"
+
+
+def _web_dir(binary: str) -> Path:
+    """Where Debian's package, unpacked into .tools/, puts the web assets of `binary`."""
+    return Path(binary).resolve().parents[1] / "share" / "prometheus" / "web"
 
 
 def _ephemeral_floor() -> int:
@@ -71,24 +76,34 @@ def _ephemeral_floor() -> int:
 _handed_out: set[int] = set()
 
 
-def free_port() -> int:
+def free_port(offsets: Sequence[int] = (0,)) -> int:
     """A loopback port nothing listens on, chosen below the kernel's ephemeral range: a port
     taken with bind(0) and released could be handed to another program's `:0` listener before
-    the component binds it, which failed runs now and then. Never the same port twice in a
-    process."""
+    the component binds it, which failed runs now and then. With `offsets`, the ports at those
+    offsets from it are free and below that range too (a component's other ports). Never the
+    same port twice in a process."""
     floor = _ephemeral_floor()
+    low, high = 10000 - min(offsets), floor - max(offsets)
     for _ in range(200):
-        port = random.randrange(10000, floor)
-        if port in _handed_out:
+        port = random.randrange(low, high)
+        wanted = [port + offset for offset in offsets]
+        if any(p in _handed_out or not is_free(p) for p in wanted):
             continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
+        _handed_out.update(wanted)
         return port
-    raise StackError(f"no free port found between 10000 and {floor}")
+    raise StackError(f"no free port found between {low} and {high}")
+
+
+def is_free(port: int) -> bool:
+    """Nothing listens on loopback `port` (one in TIME_WAIT is free: the components, as
+    servers do, bind with SO_REUSEADDR)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _stat(pid: int | str) -> list[str] | None:

@@ -24,7 +24,7 @@ from devstack.configs import (
     prometheus_config,
     write_configs,
 )
-from devstack.ports import check, choose, component_ports
+from devstack.ports import DEFAULT_PORTS, check, choose, component_ports
 from devstack.processes import (
     Process,
     find_tool,
@@ -263,7 +263,23 @@ class Stack:
             jaeger=self.urls.get("jaeger"),
             metrics_token=environment.get("TESTBOOST_METRICS_TOKEN") or None,
             export_interval=float(environment["OTEL_METRIC_EXPORT_INTERVAL"]) / 1000,
+            up_options=" ".join(self.up_options()),
         )
+
+    def up_options(self) -> list[str]:
+        """`testboost stack up`'s options that start this stack again as it runs (what `down`
+        then a bare `up` would not): the doctor's fix that restarts it repeats them."""
+        config = self.config
+        options = ["--push"] if config.mode == "push" else []
+        options += ["--remote-write"] if config.push_via == "remote-write" else []
+        options += ["--traces"] if config.traces else []
+        options += ["--fast"] if config.fast else []
+        options += [f"--workers {config.workers}"] if config.workers != 1 else []
+        return options + [
+            f"--{name}-port {self.ports[name]}"
+            for name, default in DEFAULT_PORTS.items()
+            if name in self.ports and self.ports[name] != default
+        ]
 
     @classmethod
     def from_state(cls, state: dict[str, Any], api_key: str | None = None) -> Stack:

@@ -220,6 +220,7 @@ def options_from(args: argparse.Namespace) -> Options:
         or (stack.export_interval if stack else DEFAULT_EXPORT_INTERVAL),
         api_key=pick(args.api_key, stack.api_key if stack else None, env("TESTBOOST_API_KEY")),
         stack=stack.workdir if stack else None,
+        stack_up_options=stack.up_options if stack else "",
         topology=args.topology or detect(stack is not None, os.environ),
     )
 

@@ -38,6 +38,8 @@ class Options:
     api_key: str | None = None
     # The local stack's workdir when the doctor read one (--stack): hints name its commands.
     stack: Path | None = None
+    # Its `stack up` options as recorded (Recorded.up_options): a restart's fix repeats them.
+    stack_up_options: str = ""
     # Where the fixes point (doctor/topology.py); None: the local stack with `stack`, else
     # compose.
     topology: Topology | None = None

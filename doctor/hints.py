@@ -136,7 +136,8 @@ def fields(options: Options) -> dict[str, str]:
         for page in ("targets", "rules", "alerts"):
             values[f"prometheus_{page}"] = f"{prometheus}/{page}"
         values["run_query"] = f"run the query at {prometheus}/graph"
-    values["restart_stack"] = f"`{command('down', workdir)}`, then `{up_command(workdir)}`"
+    again = up_command(workdir, options.stack_up_options)
+    values["restart_stack"] = f"`{command('down', workdir)}`, then `{again}`"
     values["api_port"] = _port(options.api) or "<api port>"
     values["trace_service"] = options.trace_service
     return values

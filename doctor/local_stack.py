@@ -57,6 +57,7 @@ class Recorded:
     jaeger: str | None  # with traces: Jaeger's query API
     metrics_token: str | None
     export_interval: float  # seconds, the API's OTEL_METRIC_EXPORT_INTERVAL
+    up_options: str = ""  # `stack up`'s options that start it again as it runs ("--push ...")
 
     def to_state(self) -> dict[str, Any]:
         """The section the stack writes into state.json (the key stays in its file)."""
@@ -78,6 +79,7 @@ def read(workdir: Path) -> Recorded:
     try:
         section = json.loads(path.read_text())[SECTION]
         section.setdefault("jaeger", None)  # recorded before the doctor checked Jaeger
+        section.setdefault("up_options", "")  # recorded before its fixes repeated them
         expected = {f.name for f in fields(Recorded)} - {"workdir", "api_key"}
         if set(section) != expected:
             raise ValueError(f"fields {sorted(section)}, expected {sorted(expected)}")
@@ -125,10 +127,11 @@ def _path(path: Path) -> str:
     return str(absolute)
 
 
-def up_command(workdir: Path) -> str:
-    """`testboost stack up`, with --workdir when not the default: it starts again whatever
-    component of the recorded stack stopped."""
-    return command("up", workdir.resolve())
+def up_command(workdir: Path, options: str = "") -> str:
+    """`testboost stack up`, with --workdir when not the default: bare, it starts again whatever
+    component of the recorded stack stopped; after `down`, `options` (Recorded.up_options)
+    start the same stack again."""
+    return command("up", workdir.resolve()) + (f" {options}" if options else "")
 
 
 def log_file(workdir: Path, process: str) -> str:

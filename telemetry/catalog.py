@@ -38,6 +38,12 @@ LLM_BUCKETS: tuple[float, ...] = (
 # the default service.name, which the collector turns into `job`, in push mode.
 API_JOB = "testboost-api"
 
+# What every /metrics answer says of the API in its headers (the doctor reads them): how it
+# exports its metrics, and how long a new series shows 0 before its first value
+# (telemetry/series_start.py), in seconds.
+EXPORTER_HEADER = "x-testboost-metrics-exporter"
+HOLD_HEADER = "x-testboost-new-series-hold-seconds"
+
 # The exposed suffix of each unit the catalog uses (telemetry.mapping.prometheus_name adds it).
 UNIT_SUFFIXES = {"s": "_seconds", "By": "_bytes"}
 GC_GENERATIONS = ("0", "1", "2")

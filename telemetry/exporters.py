@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from telemetry.catalog import API_JOB
+from telemetry.catalog import API_JOB, EXPORTER_HEADER, HOLD_HEADER
 from telemetry.config import TelemetryConfig
 from telemetry.exposition import (
     CONTENT_TYPE,
@@ -65,8 +65,6 @@ NOT_HERE_NOTE = (
     "# or OTEL_SDK_DISABLED=true turns them off). This endpoint stays up so that\n"
     f'# up{{job="{API_JOB}"}} still says whether the API answers.\n'
 ).encode()
-EXPORTER_HEADER = "x-testboost-metrics-exporter"
-HOLD_HEADER = "x-testboost-new-series-hold-seconds"
 HTTP_WHITESPACE = " \t"
 Transform = Callable[[MetricsData | None], MetricsData | None]
 

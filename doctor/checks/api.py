@@ -7,11 +7,9 @@ from doctor.context import Context
 from doctor.contract import exposition_findings
 from doctor.errors import Failed, Skipped
 from doctor.model import Check, Outcome
+from telemetry.catalog import EXPORTER_HEADER, HOLD_HEADER
 
 ALERT_INBOX = "/api/v1/alerts"  # Alertmanager's webhook posts to its /webhook
-EXPORTER_HEADER = "x-testboost-metrics-exporter"
-# How long a new series shows 0 before its first value (telemetry/series_start.py), in seconds.
-HOLD_HEADER = "x-testboost-new-series-hold-seconds"
 PUSH = "otlp"
 OFF = ("none", "disabled")
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import re
 
-from doctor.checks.api import HOLD_HEADER, OFF, PUSH, exporter, new_series_hold
+from doctor.checks.api import OFF, PUSH, exporter, new_series_hold
 from doctor.checks.prometheus import active_targets
 from doctor.context import Context
 from doctor.errors import Failed, Skipped
 from doctor.model import Check, Outcome
 from doctor.topology import Topology
-from telemetry.catalog import API_JOB
+from telemetry.catalog import API_JOB, HOLD_HEADER
 
 COLLECTOR_JOB = "otel-collector"
 SCRAPES = 2  # the hold must cover one scrape, plus one late
@@ -79,9 +79,9 @@ CHECKS = (
             "`up -d testboost-api`; or scrape as often as the API exports (scrape_interval in "
             "prometheus.yml). `curl -si {api}/metrics` shows the hold.",
             Topology.LOCAL: "The stack sets the scrape interval and the API's "
-            "OTEL_METRIC_EXPORT_INTERVAL together: restart it, {restart_stack}, or give the "
-            "API OTEL_METRIC_EXPORT_INTERVAL={interval_ms} (job {job}'s scrape interval, in "
-            "ms). `curl -si {api}/metrics` shows the hold.",
+            "OTEL_METRIC_EXPORT_INTERVAL together (job {job} is scraped every "
+            "{interval_ms} ms): restart it, {restart_stack}. `curl -si {api}/metrics` shows "
+            "the hold.",
             Topology.KUBERNETES: "Set OTEL_METRIC_EXPORT_INTERVAL={interval_ms} (job {job}'s "
             "scrape interval, in ms) on the API (the chart's extraEnv), then `helm upgrade`; or "
             "scrape as often as the API exports (serviceMonitor.interval). `curl -si "

@@ -15,6 +15,8 @@ from doctor.checks.prometheus import PATH_SERIES
 from doctor.checks.push import PUSHED_AGE
 from tests.monitoring.tools import run_tool
 
+pytestmark = pytest.mark.tools  # promtool, from .tools/
+
 PULLED = 'testboost_llm_calls_total{job="testboost-api", instance="127.0.0.1:8000"}'
 PULLED_UP = 'up{job="testboost-api", instance="127.0.0.1:8000"}'
 PUSHED = 'testboost_llm_calls_total{job="testboost-api", instance="host:8000/0"}'

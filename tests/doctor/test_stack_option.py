@@ -19,6 +19,7 @@ from devstack import Stack, StackConfig
 from devstack.configs import write_configs
 from doctor.cli import add_arguments, options_from
 from doctor.context import Options
+from doctor.hints import fields
 from tests.doctor.fake_http import FakeServer
 from tests.doctor.fake_prometheus import Prometheus
 from tests.doctor.test_cli import TESTBOOST, run_main
@@ -87,6 +88,18 @@ def test_a_fast_push_stack_gives_its_collector_and_export_interval(tmp_path: Pat
     assert found.otlp_agent == f"http://127.0.0.1:{health}/status"
     assert found.otlp_agent == stack.ready_url("otel-collector")  # devstack's own rule
     assert found.export_interval == 1.0
+
+
+def test_a_restart_fix_starts_the_same_stack_again(tmp_path: Path) -> None:
+    """`down` then a bare `up` would start a pull stack on the default ports: the fix repeats
+    the recorded options."""
+    stack = record(tmp_path / "stack", mode="push", fast=True, traces=True)
+    found = options("--stack", str(tmp_path / "stack"))
+    ports = " ".join(f"--{name}-port {stack.ports[name]}" for name in ("api", "prometheus"))
+    assert found.stack_up_options.startswith(f"--push --traces --fast {ports} "), found
+    restart = fields(found)["restart_stack"]
+    assert f"stack down --workdir {stack.workdir}`, then `" in restart
+    assert f"stack up --workdir {stack.workdir} --push --traces --fast --api-port " in restart
 
 
 def test_flags_given_override_what_the_stack_records(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 `stack status` and `doctor --stack` print, and those README.md and docs/ give with the
 address 127.0.0.1 in their text (docs/verification.md: `localhost` URLs are the Compose
 stack's, whose upstream images cannot run here; URLs in command blocks are run by the docs
-tests). Each is opened in headless Chromium (Debian's) as a user holding the API key would;
-a screenshot per page is kept in var/test-artifacts/pages/, and none may show an error."""
+tests). Each is opened in headless Chromium (Debian's) as a browser opens it, with the API
+key only where `stack up` says the API requires it (/api/*); a screenshot per page is kept
+in var/test-artifacts/pages/, and none may show an error."""
 
 from __future__ import annotations
 
@@ -18,21 +19,16 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from devstack.ports import DEFAULT_PORTS
+from devstack.stack import COMPONENTS
 from tests.e2e.helpers import run_testboost
 from tests.monitoring.tools import REPO
 
 pytestmark = pytest.mark.e2e
 
 SHOTS = REPO / "var" / "test-artifacts" / "pages"
-COMPONENTS = ("api", "prometheus", "alertmanager", "otel-collector", "jaeger")
 # The docs write the default ports; the stack under test runs on free ones.
-DEFAULT_PORTS = {
-    8000: "api",
-    9090: "prometheus",
-    9093: "alertmanager",
-    4318: "otel-collector",
-    16686: "jaeger",
-}
+COMPONENT_AT = {port: name for name, port in DEFAULT_PORTS.items()}
 # URLs of the docs that are not pages of the local stack, each with why.
 NOT_PAGES = {
     "http://127.0.0.1:3000": "Grafana: compose only (AGPL, not run here: docs/verification.md)",
@@ -125,7 +121,7 @@ def documented(ports: dict[str, int]) -> list[Printed]:
                 or printed.url.startswith(tuple(NOT_PAGES))
             ):
                 continue
-            component = DEFAULT_PORTS.get(parts.port or 0)
+            component = COMPONENT_AT.get(parts.port or 0)
             assert component, f"{printed.where}: {printed.url} is no port of the local stack"
             moved = parts._replace(netloc=f"127.0.0.1:{ports[component]}")
             found.append(Printed(urlunsplit(moved), printed.where))
@@ -161,11 +157,13 @@ def test_every_printed_and_documented_url_opens_a_page(stack: Stack) -> None:
             executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
         )
         try:
-            page = browser.new_page(
-                viewport={"width": 1280, "height": 800},
-                extra_http_headers={"X-API-Key": stack.key},  # as curl -H would send it
-            )
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             for index, (url, wheres_of) in enumerate(sorted(by_url.items())):
+                # As a browser opens a page: no key, but where `stack up` says the API wants
+                # one ("required on /api/*"), sent as its curl example sends it.
+                parts = urlsplit(url)
+                keyed = parts.port == stack.ports["api"] and parts.path.startswith("/api/")
+                page.set_extra_http_headers({"X-API-Key": stack.key} if keyed else {})
                 problem = open_page(page, url, SHOTS / f"{index:02d}.png")
                 if problem:
                     broken.append(f"{url} ({', '.join(sorted(set(wheres_of)))}): {problem}")

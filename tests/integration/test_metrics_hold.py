@@ -5,12 +5,12 @@ interval), and in pull mode's text format a first comment line saying why counte
 from __future__ import annotations
 
 from telemetry import TelemetryConfig
+from telemetry.catalog import HOLD_HEADER
 from tests.conftest import AppFactory
 from tests.support.exposition import Exposition
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.waiting import session_in
 
-HOLD_HEADER = "x-testboost-new-series-hold-seconds"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 

@@ -43,12 +43,32 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]
 def test_up_refuses_other_settings_than_the_recorded_stacks(
     recorded: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["up", "--traces"]) == 1
+    assert main(["up", "--traces", "--fast", "--workers", "2"]) == 1
     error = capsys.readouterr().err
     assert error == (
-        "error: the stack in var/stack runs push mode, not pull mode as asked; "
-        "stop it first: `.venv/bin/testboost stack down`\n"
+        "error: the stack in var/stack runs no --fast, --workers 1, not --fast, --workers 2 as "
+        "asked; stop it first: `.venv/bin/testboost stack down`\n"
     )
+
+
+def test_up_refuses_push_mode_over_a_recorded_pull_stack(
+    recorded: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = json.loads(state_file(recorded.workdir).read_text())
+    state["mode"] = "pull"
+    state_file(recorded.workdir).write_text(json.dumps(state))
+    assert main(["up", "--push", "--traces"]) == 1
+    assert "runs pull mode, not push mode as asked; stop it first" in capsys.readouterr().err
+
+
+def test_a_bare_up_takes_the_recorded_settings(
+    recorded: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the doctor's "start it again" fix runs: no option, so nothing asked differs; nor
+    do the tests' variables the Makefile exports (they never reach the API)."""
+    monkeypatch.setenv("TESTBOOST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@db/x")
+    assert main(["up"]) == 1
+    assert "a local stack is already running" in capsys.readouterr().err
 
 
 def test_up_refuses_a_port_other_than_the_recorded_one(
@@ -209,3 +229,4 @@ def test_help_shows_every_default_and_no_none(capsys: pytest.CaptureFixture[str]
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text
     assert "API's port (default: 8000; its other ports follow it)" in text
+    assert "API worker processes (default: 1)" in text
