@@ -182,9 +182,9 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
 
         again = run_cli("up", "--push", "--traces", "--fast", *flags, cwd=tmp_path)
         assert again.returncode == 1 and "already running" in again.stderr
-        pull = run_cli("up", "--fast", cwd=tmp_path)
-        assert pull.returncode == 1
-        assert "runs push mode, --traces, not pull mode, no --traces as asked" in pull.stderr
+        other = run_cli("up", "--traces", "--workers", "2", cwd=tmp_path)
+        assert other.returncode == 1
+        assert "runs --workers 1, not --workers 2 as asked" in other.stderr
     finally:
         down = run_cli("down", cwd=tmp_path)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -239,7 +239,8 @@ def test_cli_hints_keep_the_workdir_and_stopped_components_come_back(tmp_path: P
         push = run_cli("up", "--push", "--fast", f"--workdir={workdir}", cwd=tmp_path)
         assert push.returncode == 1 and "runs pull mode, not push mode as asked" in push.stderr
         assert "alertmanager was stopped" not in push.stdout
-        again = run_cli("up", "--fast", f"--workdir={workdir}", cwd=tmp_path)
+        # Bare, as the doctor's fix prints it: the recorded settings (--fast, the ports).
+        again = run_cli("up", f"--workdir={workdir}", cwd=tmp_path)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "alertmanager  was stopped: starting it again" in again.stdout
         assert pids()["alertmanager"] != before["alertmanager"]
