@@ -101,11 +101,16 @@ class StackConfig:
         self.prometheus_args = tuple(self.prometheus_args)  # a list when read from state
 
 
+def new_api_key() -> str:
+    """Hex: never a leading '-', which the CLIs the key is handed to would take for an option."""
+    return secrets.token_hex(24)
+
+
 class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.workdir = config.workdir
-        self.api_key = config.api_key or secrets.token_urlsafe(24)
+        self.api_key = config.api_key or new_api_key()
         wanted = {
             "api": config.api_port,
             "prometheus": config.prometheus_port,

@@ -12,7 +12,8 @@ component it needs is down: that component's first check failed, and names the f
 is not a failure. Exit code 0 when no check failed, 1 when one did, 2 when the doctor could
 not run (nothing recorded where --stack points). The fixes name what works in the topology
 checked: the local stack with --stack, Kubernetes when the doctor runs in a pod, else compose;
-`--topology` says it otherwise.
+`--topology` says it otherwise. A credential that begins with '-' is given with '='
+(`--api-key=-k…`) or through its environment variable: argparse takes it for an option.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def compose_stack(
     env = environment(COMPOSE_PROJECT_NAME=PROJECT, **STANDINS)
     _remove(files, env)
     ok(docker("network", "create", NETWORK))  # the guide's first step
-    key = secrets.token_urlsafe(24)
+    key = secrets.token_hex(24)  # as docs/setup.md makes it
     try:
         with fake_llm(host=gateway()) as fake:
             settings = {"TESTBOOST_LLM_BASE_URL": fake.base_url, **LLM_ENV}

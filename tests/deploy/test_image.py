@@ -30,7 +30,7 @@ def image() -> Iterator[str]:
 
 def test_the_image_serves_health_with_only_the_key(image: str) -> None:
     port = free_port()
-    key = secrets.token_urlsafe(16)
+    key = secrets.token_hex(16)
     container = ok(
         docker("run", "-d", "-e", f"TESTBOOST_API_KEY={key}", "-p", f"127.0.0.1:{port}:8000", image)
     ).strip()
@@ -69,7 +69,7 @@ def test_the_image_runs_as_the_chart_runs_it(image: str) -> None:
     workers (their shared metrics directory goes under /tmp). SQLite in /tmp stands in for
     the PostgreSQL the chart requires."""
     port = free_port()
-    key = secrets.token_urlsafe(16)
+    key = secrets.token_hex(16)
     container = ok(
         docker(
             "run",

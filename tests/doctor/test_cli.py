@@ -222,3 +222,17 @@ def test_module_entry_point_runs() -> None:
 
 def test_options_default_to_nothing_checked() -> None:
     assert Options().api is None and main is not None
+
+
+def test_a_credential_that_begins_with_a_dash_is_given_with_equals() -> None:
+    """token_urlsafe keys begin with '-' once in 64; argparse reads `--api-key -k…` as two
+    options (a CI run failed so), and the description says to write `--api-key=-k…`."""
+    import argparse
+
+    from doctor.cli import DESCRIPTION, add_arguments, options_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = options_from(parser.parse_args(["--api-key=-k3y", "--metrics-token=-t0k"]))
+    assert (options.api_key, options.metrics_token) == ("-k3y", "-t0k")
+    assert DESCRIPTION is not None and "--api-key=-k" in DESCRIPTION

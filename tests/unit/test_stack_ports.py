@@ -10,6 +10,7 @@ import pytest
 from devstack import StackError
 from devstack.ports import check, choose, component_ports
 from devstack.processes import free_port
+from devstack.stack import new_api_key
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,10 @@ def test_ports_chosen_for_port_0_are_free_and_never_handed_out_twice() -> None:
     second = choose("jaeger", taken=first.values())
     check({**first, **{f"{name}-2": port for name, port in second.items()}})
     assert not set(first.values()) & set(second.values())
+
+
+def test_generated_keys_never_look_like_an_option() -> None:
+    """token_urlsafe keys began with '-' once in 64, and `doctor --api-key KEY` failed on them."""
+    keys = {new_api_key() for _ in range(1000)}
+    assert len(keys) == 1000
+    assert all(len(key) == 48 and not key.startswith("-") for key in keys)
