@@ -287,6 +287,7 @@ def test_a_prometheus_replica_killed_mid_traffic_leaves_no_gap_and_no_double_cou
         killed_view = f'up{{job="testboost-api", replica="prometheus-a"}}{window}'
         alone = raw(client, killed_view, end, dedup=False)
         merged = raw(client, f'up{{job="testboost-api"}}{window}', end)
+        both = raw(client, f'up{{job="testboost-api"}}{window}', end, dedup=False)
         params = {
             "query": 'sum(up{job="testboost-api"})',
             "start": f"{start:.3f}",
@@ -296,7 +297,8 @@ def test_a_prometheus_replica_killed_mid_traffic_leaves_no_gap_and_no_double_cou
         (graph,) = client.get("/api/v1/query_range", params=params).json()["data"]["result"]
     assert widest_gap(alone) >= OUTAGE_S, "the kill made no hole: the test proves nothing"
     gap = widest_gap(merged)
-    assert gap < 4 * SCRAPE_S, f"a {gap} s gap in the global view (killed at {killed})"
+    # Seen once, in a run sharing the 2 cores: the message keeps what explains it.
+    assert gap < 4 * SCRAPE_S, f"a {gap} s gap in the global view (killed at {killed}): {both}"
     points = [float(v) for _t, v in graph["values"]]
     assert len(points) == int((end - start) // SCRAPE_S) + 1, "a point missing"
     assert set(points) == {REPLICAS}, points  # neither missing nor counted twice
