@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -59,22 +60,13 @@ def register(commands: Any) -> None:
     # The settings have no default in the namespace (SUPPRESS: absent unless given, and no
     # "(default: None)" in --help): over a running stack, only what is given is asked for, so a
     # bare `up` starts again what stopped, as recorded (StackConfig holds the defaults).
-    up.add_argument(
-        "--push",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="push OTLP to our OpenTelemetry Collector, which Prometheus scrapes",
+    switch = functools.partial(up.add_argument, action="store_true", default=argparse.SUPPRESS)
+    switch("--push", help="push OTLP to our OpenTelemetry Collector, which Prometheus scrapes")
+    switch(
+        "--remote-write", help="with --push: the collector remote-writes into Prometheus instead"
     )
-    up.add_argument(
-        "--remote-write",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="with --push: the collector remote-writes into Prometheus instead",
-    )
-    up.add_argument(
+    switch(
         "--traces",
-        action="store_true",
-        default=argparse.SUPPRESS,
         help="traces to the collector and Jaeger (without --push the collector carries only "
         "them), and exemplars linking latency buckets to them",
     )
@@ -92,12 +84,7 @@ def register(commands: Any) -> None:
         default=argparse.SUPPRESS,
         help="API worker processes (default: 1)",
     )
-    up.add_argument(
-        "--fast",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="1 s intervals and `for` (to see alerts fire quickly)",
-    )
+    switch("--fast", help="1 s intervals and `for` (to see alerts fire quickly)")
     up.add_argument(
         "--foreground", action="store_true", help="stay attached; Ctrl-C stops the stack"
     )
